@@ -1,0 +1,431 @@
+//! The configuration tree: one typed section per concern, loaded from YAML with every key
+//! documented, unknown keys rejected, and every error naming the file, line and key.
+//!
+//! `config/pixgate.yaml` is the documented default and is compiled into the binary
+//! ([`DEFAULT_YAML`]), so `pixgate` runs with no file at all.
+
+mod locate;
+pub mod units;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+pub use units::{ByteSize, Dur};
+
+use crate::image::format::OutputFormat;
+
+/// The default configuration, byte for byte the file `config/pixgate.yaml`.
+pub const DEFAULT_YAML: &str = include_str!("../../config/pixgate.yaml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the proxy listens on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Where requests are forwarded.
+    pub origin: OriginConfig,
+    /// Which images are re-encoded, into what, at which quality and effort.
+    pub images: ImagesConfig,
+    /// Limits that protect the process from expensive or hostile input.
+    pub limits: LimitsConfig,
+    /// Process-level settings (threads, shutdown).
+    pub server: ServerConfig,
+    /// The admin listener (`/metrics`). Off unless `listen` is set.
+    pub admin: AdminConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            origin: OriginConfig::default(),
+            images: ImagesConfig::default(),
+            limits: LimitsConfig::default(),
+            server: ServerConfig::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+/// The upstream website.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OriginConfig {
+    /// `http://host:port` of the origin, or `builtin:demo` for the embedded demo origin.
+    /// Default `builtin:demo`.
+    pub url: String,
+    /// Host header sent to the origin. Default: keep the client's Host header.
+    pub host: Option<String>,
+    /// TCP connect timeout. Default `5s`.
+    pub connect_timeout: Dur,
+    /// Timeout for each read from the origin (header or body chunk). Default `30s`.
+    pub read_timeout: Dur,
+    /// How long an idle pooled origin connection is kept. Default `60s`.
+    pub idle_timeout: Dur,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        OriginConfig {
+            url: "builtin:demo".into(),
+            host: None,
+            connect_timeout: Dur::secs(5),
+            read_timeout: Dur::secs(30),
+            idle_timeout: Dur::secs(60),
+        }
+    }
+}
+
+/// When a request is examined as a possible image.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectMode {
+    /// GET requests whose path has an image extension, no extension, or whose Accept header
+    /// names an image type explicitly (what browsers send for `<img>`). The bytes decide.
+    Hinted,
+    /// Every GET request is examined; the bytes decide. Costs one extra code path per GET.
+    AllGet,
+}
+
+/// Output formats and encoder settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// Output formats pixgate may produce, in order of preference. `avif` and `webp` are used
+    /// when the client's Accept names them; `jpeg` and `png` enable re-encoding within the
+    /// source's own family (mozjpeg / oxipng). Default `[avif, webp, jpeg, png]`.
+    pub formats: Vec<OutputFormat>,
+    /// Which GET requests are examined. Default `hinted`.
+    pub detect: DetectMode,
+    /// AVIF (ravif / rav1e) settings.
+    pub avif: AvifConfig,
+    /// WebP (libwebp) settings.
+    pub webp: WebpConfig,
+    /// JPEG (mozjpeg) settings.
+    pub jpeg: JpegConfig,
+    /// PNG (oxipng) settings.
+    pub png: PngConfig,
+    /// Add an `X-Pixgate` response header naming the outcome (format or fallback reason).
+    /// Default `true`.
+    pub debug_header: bool,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            formats: vec![
+                OutputFormat::Avif,
+                OutputFormat::Webp,
+                OutputFormat::Jpeg,
+                OutputFormat::Png,
+            ],
+            detect: DetectMode::Hinted,
+            avif: AvifConfig::default(),
+            webp: WebpConfig::default(),
+            jpeg: JpegConfig::default(),
+            png: PngConfig::default(),
+            debug_header: true,
+        }
+    }
+}
+
+/// AVIF encoder settings.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AvifConfig {
+    /// Quality 1–100. Default `60`.
+    pub quality: u8,
+    /// rav1e speed 1 (slowest, smallest) – 10 (fastest). Default `8`.
+    pub speed: u8,
+}
+impl Default for AvifConfig {
+    fn default() -> Self {
+        AvifConfig {
+            quality: 60,
+            speed: 8,
+        }
+    }
+}
+
+/// WebP encoder settings.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebpConfig {
+    /// Quality 1–100. Default `78`.
+    pub quality: u8,
+    /// libwebp method 0 (fastest) – 6 (smallest). Default `4`.
+    pub method: u8,
+}
+impl Default for WebpConfig {
+    fn default() -> Self {
+        WebpConfig {
+            quality: 78,
+            method: 4,
+        }
+    }
+}
+
+/// JPEG encoder settings.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JpegConfig {
+    /// Quality 1–100. Default `80`.
+    pub quality: u8,
+    /// Progressive scans (smaller, slightly slower). Default `true`.
+    pub progressive: bool,
+}
+impl Default for JpegConfig {
+    fn default() -> Self {
+        JpegConfig {
+            quality: 80,
+            progressive: true,
+        }
+    }
+}
+
+/// PNG encoder settings.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PngConfig {
+    /// oxipng optimisation level 0 (fastest) – 6 (smallest). Default `1`.
+    pub level: u8,
+}
+impl Default for PngConfig {
+    fn default() -> Self {
+        PngConfig { level: 1 }
+    }
+}
+
+/// Limits applied before and during a transform.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Larger origin bodies are streamed through untouched. Default `32MiB`.
+    pub max_source_bytes: ByteSize,
+    /// Images declaring more pixels (width × height, read from the header before decoding)
+    /// are sent untouched. Default `50000000` (50 MP).
+    pub max_source_pixels: u64,
+    /// Images wider or taller than this are sent untouched. Default `16384`.
+    pub max_source_dimension: u32,
+    /// A transform running longer than this is abandoned and the original is sent. Default `15s`.
+    pub transform_timeout: Dur,
+    /// A request waiting longer than this for a transform slot gets the original. Default `3s`.
+    pub queue_timeout: Dur,
+    /// Transforms running at once (each on its own blocking thread). Default `2`.
+    pub max_concurrent_transforms: usize,
+}
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_source_bytes: ByteSize::mib(32),
+            max_source_pixels: 50_000_000,
+            max_source_dimension: 16_384,
+            transform_timeout: Dur::secs(15),
+            queue_timeout: Dur::secs(3),
+            max_concurrent_transforms: 2,
+        }
+    }
+}
+
+/// Process settings handed to pingora.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Worker threads of the proxy service. Default `2`.
+    pub threads: usize,
+    /// On SIGTERM, keep serving this long before shutting down. Default `5s`.
+    pub grace_period: Dur,
+}
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            threads: 2,
+            grace_period: Dur::secs(5),
+        }
+    }
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address for `/metrics` (Prometheus text format). Default: off.
+    pub listen: Option<SocketAddr>,
+}
+
+/// A configuration problem, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File name (or `<embedded default>`).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `limits.max_source_bytes`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: ", self.file, l)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "key `{}`: {}", self.key, self.message)
+        }
+    }
+}
+
+/// All problems found in one file (validation reports every one at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and validates a YAML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Config::from_yaml(&text, &name)
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Result<Config, ConfigErrors> {
+        Config::from_yaml(DEFAULT_YAML, "<embedded config/pixgate.yaml>")
+    }
+
+    /// Parses and validates YAML text; `file` is used in error messages.
+    pub fn from_yaml(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let cfg: Config = match serde_path_to_error::deserialize(de) {
+            Ok(c) => c,
+            Err(e) => {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                let line = inner.location().map(|l| l.line());
+                let mut message = inner.to_string();
+                // serde_yaml appends " at line X column Y"; the prefix already says where.
+                if let Some(i) = message.find(" at line ") {
+                    message.truncate(i);
+                }
+                let key = if key == "." { String::new() } else { key };
+                return Err(ConfigErrors(vec![ConfigError {
+                    file: file.to_string(),
+                    line: line.or_else(|| locate::line_of(text, &key)),
+                    key,
+                    message,
+                }]));
+            }
+        };
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(
+                problems
+                    .into_iter()
+                    .map(|(key, message)| ConfigError {
+                        file: file.to_string(),
+                        line: locate::line_of(text, &key),
+                        key,
+                        message,
+                    })
+                    .collect(),
+            ))
+        }
+    }
+
+    /// Checks values that types alone cannot; returns `(key, problem)` for every problem.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let mut range = |key: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                p.push((
+                    key.to_string(),
+                    format!("must be between {lo} and {hi}, got {v}"),
+                ));
+            }
+        };
+        let i = &self.images;
+        range("images.avif.quality", i.avif.quality.into(), 1, 100);
+        range("images.avif.speed", i.avif.speed.into(), 1, 10);
+        range("images.webp.quality", i.webp.quality.into(), 1, 100);
+        range("images.webp.method", i.webp.method.into(), 0, 6);
+        range("images.jpeg.quality", i.jpeg.quality.into(), 1, 100);
+        range("images.png.level", i.png.level.into(), 0, 6);
+        let l = &self.limits;
+        range(
+            "limits.max_concurrent_transforms",
+            l.max_concurrent_transforms as u64,
+            1,
+            256,
+        );
+        range(
+            "limits.max_source_dimension",
+            l.max_source_dimension.into(),
+            1,
+            65_535,
+        );
+        range("limits.max_source_pixels", l.max_source_pixels, 1, 1 << 32);
+        range(
+            "limits.max_source_bytes",
+            l.max_source_bytes.get(),
+            1,
+            1 << 32,
+        );
+        range("server.threads", self.server.threads as u64, 1, 1024);
+        if l.transform_timeout.get().is_zero() {
+            p.push((
+                "limits.transform_timeout".into(),
+                "must be greater than 0".into(),
+            ));
+        }
+        let mut seen = Vec::new();
+        for f in &i.formats {
+            if seen.contains(f) {
+                p.push((
+                    "images.formats".into(),
+                    format!("`{}` is listed twice", f.name()),
+                ));
+            }
+            seen.push(*f);
+        }
+        if let Err(e) = crate::proxy::origin::OriginTarget::parse(&self.origin.url) {
+            p.push(("origin.url".into(), e));
+        }
+        if let Some(a) = self.admin.listen {
+            if a == self.listen {
+                p.push(("admin.listen".into(), "must differ from `listen`".into()));
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests;

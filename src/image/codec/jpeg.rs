@@ -1,0 +1,35 @@
+//! JPEG via mozjpeg (trellis quantisation, optimised Huffman, optional progressive scans).
+
+use crate::config::JpegConfig;
+use image::DynamicImage;
+use mozjpeg::{ColorSpace, Compress};
+
+/// Encodes Luma8 as grayscale JPEG and anything else as YCbCr 4:2:0.
+pub fn encode(img: &DynamicImage, c: JpegConfig) -> Result<Vec<u8>, String> {
+    let (cs, owned);
+    let pixels: &[u8] = match img {
+        DynamicImage::ImageLuma8(g) => {
+            cs = ColorSpace::JCS_GRAYSCALE;
+            g.as_raw()
+        }
+        DynamicImage::ImageRgb8(rgb) => {
+            cs = ColorSpace::JCS_RGB;
+            rgb.as_raw()
+        }
+        other => {
+            cs = ColorSpace::JCS_RGB;
+            owned = other.to_rgb8();
+            owned.as_raw()
+        }
+    };
+    let mut comp = Compress::new(cs);
+    comp.set_size(img.width() as usize, img.height() as usize);
+    comp.set_quality(f32::from(c.quality));
+    if c.progressive {
+        comp.set_progressive_mode();
+    }
+    comp.set_optimize_coding(true);
+    let mut started = comp.start_compress(Vec::new()).map_err(|e| e.to_string())?;
+    started.write_scanlines(pixels).map_err(|e| e.to_string())?;
+    started.finish().map_err(|e| e.to_string())
+}

@@ -1,0 +1,60 @@
+//! Encoders, one file per format, all taking upright sRGB 8-bit pixels and returning bytes.
+//! Codec panics (mozjpeg reports libjpeg errors that way) are caught here and become errors.
+
+pub mod avif;
+pub mod jpeg;
+pub mod png;
+pub mod webp;
+
+use super::format::OutputFormat;
+use crate::config::ImagesConfig;
+use image::DynamicImage;
+
+/// Quality and effort for one encode.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodeSettings {
+    /// AVIF quality and speed.
+    pub avif: crate::config::AvifConfig,
+    /// WebP quality and method.
+    pub webp: crate::config::WebpConfig,
+    /// JPEG quality and progressive flag.
+    pub jpeg: crate::config::JpegConfig,
+    /// oxipng level.
+    pub png: crate::config::PngConfig,
+}
+
+impl From<&ImagesConfig> for EncodeSettings {
+    fn from(c: &ImagesConfig) -> Self {
+        EncodeSettings {
+            avif: c.avif,
+            webp: c.webp,
+            jpeg: c.jpeg,
+            png: c.png,
+        }
+    }
+}
+
+/// Encodes `img` (Luma8, Rgb8 or Rgba8) into `format`.
+pub fn encode(
+    img: &DynamicImage,
+    format: OutputFormat,
+    s: &EncodeSettings,
+) -> Result<Vec<u8>, String> {
+    let run = || match format {
+        OutputFormat::Jpeg => jpeg::encode(img, s.jpeg),
+        OutputFormat::Png => png::encode(img, s.png),
+        OutputFormat::Webp => webp::encode(img, s.webp),
+        OutputFormat::Avif => avif::encode(img, s.avif),
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(r) => r,
+        Err(p) => Err(format!(
+            "{} encoder panicked: {}",
+            format.name(),
+            p.downcast_ref::<String>()
+                .map(String::as_str)
+                .or(p.downcast_ref::<&str>().copied())
+                .unwrap_or("?")
+        )),
+    }
+}

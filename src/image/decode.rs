@@ -1,0 +1,107 @@
+//! Decoding: pixels out of the source, upright (EXIF orientation applied) and in sRGB (an
+//! embedded RGB ICC profile is converted away), normalised to 8-bit Luma, RGB or RGBA. Nothing
+//! from the source's metadata survives this step, which is how metadata gets stripped.
+
+use super::format::SourceFormat;
+use super::probe::{to_image_format, Probe};
+use super::Reason;
+use image::{DynamicImage, ImageDecoder};
+use std::io::Cursor;
+
+/// Decoded, upright, sRGB pixels.
+#[derive(Debug)]
+pub struct Decoded {
+    /// `Luma8`, `Rgb8` or `Rgba8`; `Rgba8` only when some pixel is not fully opaque.
+    pub image: DynamicImage,
+    /// True when the image has real transparency.
+    pub has_alpha: bool,
+    /// True when an ICC profile was converted to sRGB.
+    pub color_converted: bool,
+}
+
+/// Decodes `data`, whose header was already checked by [`super::probe::probe`].
+pub fn decode(data: &[u8], probe: &Probe) -> Result<Decoded, Reason> {
+    let mut reader =
+        image::ImageReader::with_format(Cursor::new(data), to_image_format(probe.format));
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(probe.width);
+    limits.max_image_height = Some(probe.height);
+    // 16-bit RGBA is 8 bytes a pixel; leave room for the decoder's own buffers.
+    limits.max_alloc = Some(u64::from(probe.width) * u64::from(probe.height) * 8 + (64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|_| Reason::Undecodable)?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let icc = decoder.icc_profile().ok().flatten();
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
+        image::ImageError::Limits(_) => Reason::TooManyPixels,
+        _ => Reason::Undecodable,
+    })?;
+    img.apply_orientation(orientation);
+    let img = normalise(img);
+    let (image, color_converted) = match icc {
+        Some(icc) if probe.format != SourceFormat::Gif => to_srgb(img, &icc),
+        _ => (img, false),
+    };
+    let has_alpha = image.as_rgba8().is_some();
+    Ok(Decoded {
+        image,
+        has_alpha,
+        color_converted,
+    })
+}
+
+/// 8-bit Luma / RGB / RGBA, dropping an alpha channel that is fully opaque.
+fn normalise(img: DynamicImage) -> DynamicImage {
+    match img {
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => img,
+        DynamicImage::ImageLuma16(_) => DynamicImage::ImageLuma8(img.into_luma8()),
+        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgb32F(_) => {
+            DynamicImage::ImageRgb8(img.into_rgb8())
+        }
+        other if !other.has_alpha() => DynamicImage::ImageRgb8(other.into_rgb8()),
+        other => {
+            let rgba = other.into_rgba8();
+            if rgba.pixels().all(|p| p.0[3] == 255) {
+                DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(rgba).into_rgb8())
+            } else {
+                DynamicImage::ImageRgba8(rgba)
+            }
+        }
+    }
+}
+
+/// Converts RGB(A) pixels from an embedded profile to sRGB. Gray and CMYK profiles are left
+/// alone (the decoder already produced device RGB for CMYK); an unreadable profile is ignored,
+/// which is what browsers do.
+fn to_srgb(img: DynamicImage, icc: &[u8]) -> (DynamicImage, bool) {
+    use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
+    let Ok(profile) = ColorProfile::new_from_slice(icc) else {
+        return (img, false);
+    };
+    if profile.color_space != DataColorSpace::Rgb {
+        return (img, false);
+    }
+    let srgb = ColorProfile::new_srgb();
+    let layout = match &img {
+        DynamicImage::ImageRgb8(_) => Layout::Rgb,
+        DynamicImage::ImageRgba8(_) => Layout::Rgba,
+        _ => return (img, false),
+    };
+    let Ok(t) = profile.create_transform_8bit(layout, &srgb, layout, TransformOptions::default())
+    else {
+        return (img, false);
+    };
+    let mut out = img.clone();
+    let ok = match (&img, &mut out) {
+        (DynamicImage::ImageRgb8(s), DynamicImage::ImageRgb8(d)) => t.transform(s, d).is_ok(),
+        (DynamicImage::ImageRgba8(s), DynamicImage::ImageRgba8(d)) => t.transform(s, d).is_ok(),
+        _ => false,
+    };
+    if ok {
+        (out, true)
+    } else {
+        (img, false)
+    }
+}

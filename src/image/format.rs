@@ -1,0 +1,186 @@
+//! Image formats, detected from bytes: one table of capabilities instead of scattered
+//! `if format == ...` checks.
+
+use serde::{Deserialize, Serialize};
+
+/// A source format recognised from its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceFormat {
+    /// JPEG / JFIF / EXIF (`FF D8 FF`).
+    Jpeg,
+    /// PNG (including APNG).
+    Png,
+    /// GIF87a / GIF89a.
+    Gif,
+    /// WebP (RIFF....WEBP).
+    Webp,
+    /// AVIF (ISO-BMFF `ftyp` with an avif/avis brand).
+    Avif,
+}
+
+/// How many bytes [`sniff`] needs to decide.
+pub const SNIFF_LEN: usize = 32;
+
+/// Detects an image format from the first bytes of a body. Returns `None` for anything that is
+/// not one of the formats pixgate handles (HTML, SVG, ICO, truncated headers...).
+pub fn sniff(b: &[u8]) -> Option<SourceFormat> {
+    if b.len() >= 3 && b[..3] == [0xFF, 0xD8, 0xFF] {
+        return Some(SourceFormat::Jpeg);
+    }
+    if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Some(SourceFormat::Png);
+    }
+    if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
+        return Some(SourceFormat::Gif);
+    }
+    if b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP" {
+        return Some(SourceFormat::Webp);
+    }
+    if b.len() >= 12 && &b[4..8] == b"ftyp" {
+        let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let end = size.min(b.len());
+        // Major brand, then compatible brands after the minor version.
+        let mut brands = vec![&b[8..12]];
+        let mut i = 16;
+        while i + 4 <= end {
+            brands.push(&b[i..i + 4]);
+            i += 4;
+        }
+        if brands.iter().any(|br| *br == b"avif" || *br == b"avis") {
+            return Some(SourceFormat::Avif);
+        }
+    }
+    None
+}
+
+impl SourceFormat {
+    /// The canonical media type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            SourceFormat::Jpeg => "image/jpeg",
+            SourceFormat::Png => "image/png",
+            SourceFormat::Gif => "image/gif",
+            SourceFormat::Webp => "image/webp",
+            SourceFormat::Avif => "image/avif",
+        }
+    }
+    /// Short lowercase name, used as a metric label.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Jpeg => "jpeg",
+            SourceFormat::Png => "png",
+            SourceFormat::Gif => "gif",
+            SourceFormat::Webp => "webp",
+            SourceFormat::Avif => "avif",
+        }
+    }
+    /// Whether pixgate can decode it (AVIF decoding needs dav1d, which is not built in).
+    pub fn decodable(self) -> bool {
+        !matches!(self, SourceFormat::Avif)
+    }
+    /// The legacy family an image falls back to when the client names no modern format:
+    /// photos stay JPEG, graphics stay PNG. `has_alpha` forces PNG (JPEG has no alpha).
+    pub fn family(self, has_alpha: bool) -> OutputFormat {
+        match self {
+            _ if has_alpha => OutputFormat::Png,
+            SourceFormat::Jpeg | SourceFormat::Webp | SourceFormat::Avif => OutputFormat::Jpeg,
+            SourceFormat::Png | SourceFormat::Gif => OutputFormat::Png,
+        }
+    }
+    /// The output format that is the same as the source, if any.
+    pub fn as_output(self) -> Option<OutputFormat> {
+        match self {
+            SourceFormat::Jpeg => Some(OutputFormat::Jpeg),
+            SourceFormat::Png => Some(OutputFormat::Png),
+            SourceFormat::Webp => Some(OutputFormat::Webp),
+            SourceFormat::Avif => Some(OutputFormat::Avif),
+            SourceFormat::Gif => None,
+        }
+    }
+}
+
+/// A format pixgate encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// AVIF via ravif (rav1e).
+    Avif,
+    /// Lossy WebP via libwebp.
+    Webp,
+    /// JPEG via mozjpeg.
+    Jpeg,
+    /// PNG via oxipng.
+    Png,
+}
+
+impl OutputFormat {
+    /// All output formats.
+    pub const ALL: [OutputFormat; 4] = [
+        OutputFormat::Avif,
+        OutputFormat::Webp,
+        OutputFormat::Jpeg,
+        OutputFormat::Png,
+    ];
+    /// The media type written in Content-Type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            OutputFormat::Avif => "image/avif",
+            OutputFormat::Webp => "image/webp",
+            OutputFormat::Jpeg => "image/jpeg",
+            OutputFormat::Png => "image/png",
+        }
+    }
+    /// Short lowercase name, used in config, headers and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Avif => "avif",
+            OutputFormat::Webp => "webp",
+            OutputFormat::Jpeg => "jpeg",
+            OutputFormat::Png => "png",
+        }
+    }
+    /// Whether the format carries an alpha channel.
+    pub fn supports_alpha(self) -> bool {
+        !matches!(self, OutputFormat::Jpeg)
+    }
+    /// Modern formats are chosen only when a client names them in Accept; the legacy ones are
+    /// what every client decodes.
+    pub fn is_modern(self) -> bool {
+        matches!(self, OutputFormat::Avif | OutputFormat::Webp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_magic() {
+        assert_eq!(
+            sniff(b"\xFF\xD8\xFF\xE0\0\x10JFIF"),
+            Some(SourceFormat::Jpeg)
+        );
+        assert_eq!(
+            sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            Some(SourceFormat::Png)
+        );
+        assert_eq!(sniff(b"GIF89a\x01\0"), Some(SourceFormat::Gif));
+        assert_eq!(sniff(b"RIFF\x10\0\0\0WEBPVP8 "), Some(SourceFormat::Webp));
+        let avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf";
+        assert_eq!(sniff(avif), Some(SourceFormat::Avif));
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
+        assert_eq!(sniff(heic), None);
+        assert_eq!(sniff(b"<!doctype html>"), None);
+        assert_eq!(sniff(b"<svg xmlns="), None);
+        assert_eq!(sniff(b""), None);
+        assert_eq!(sniff(b"\xFF\xD8"), None);
+    }
+
+    #[test]
+    fn alpha_forces_png_family() {
+        assert_eq!(SourceFormat::Jpeg.family(false), OutputFormat::Jpeg);
+        assert_eq!(SourceFormat::Webp.family(true), OutputFormat::Png);
+        assert_eq!(SourceFormat::Gif.family(false), OutputFormat::Png);
+        assert!(!OutputFormat::Jpeg.supports_alpha());
+    }
+}

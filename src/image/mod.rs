@@ -1,0 +1,75 @@
+//! Everything about pixels, and nothing about HTTP: format sniffing, header probing and limits,
+//! decoding (orientation, colour), encoders (one file each), the pipeline that chains them, and
+//! the bounded pool that runs it off the network threads.
+
+pub mod codec;
+pub mod decode;
+pub mod format;
+pub mod pipeline;
+pub mod pool;
+pub mod probe;
+
+/// Why an image was answered with its original bytes (or refused). A closed set: each value is
+/// a metric label and appears in the `X-Pixgate` debug header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The encoded result was not smaller than the source.
+    NotSmaller,
+    /// The body is cut short (e.g. a JPEG without its end marker).
+    Truncated,
+    /// The decoder rejected the data.
+    Undecodable,
+    /// Width × height or one dimension is over the limit (checked from the header).
+    TooManyPixels,
+    /// The body is larger than `limits.max_source_bytes`.
+    TooLarge,
+    /// Animated GIF / WebP / APNG: passed through rather than flattened to one frame.
+    Animated,
+    /// A format pixgate detects but does not decode (AVIF sources).
+    UnsupportedSource,
+    /// The client's family format is disabled in `images.formats`.
+    FormatDisabled,
+    /// The transform ran past `limits.transform_timeout`.
+    Timeout,
+    /// No transform slot became free within `limits.queue_timeout`.
+    QueueTimeout,
+    /// The encoder failed (including a caught codec panic).
+    EncodeFailed,
+    /// The body was empty.
+    Empty,
+}
+
+impl Reason {
+    /// Every reason, for metric pre-registration and docs.
+    pub const ALL: [Reason; 12] = [
+        Reason::NotSmaller,
+        Reason::Truncated,
+        Reason::Undecodable,
+        Reason::TooManyPixels,
+        Reason::TooLarge,
+        Reason::Animated,
+        Reason::UnsupportedSource,
+        Reason::FormatDisabled,
+        Reason::Timeout,
+        Reason::QueueTimeout,
+        Reason::EncodeFailed,
+        Reason::Empty,
+    ];
+    /// The label used in metrics and headers.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::NotSmaller => "not_smaller",
+            Reason::Truncated => "truncated",
+            Reason::Undecodable => "undecodable",
+            Reason::TooManyPixels => "too_many_pixels",
+            Reason::TooLarge => "too_large",
+            Reason::Animated => "animated",
+            Reason::UnsupportedSource => "unsupported_source",
+            Reason::FormatDisabled => "format_disabled",
+            Reason::Timeout => "timeout",
+            Reason::QueueTimeout => "queue_timeout",
+            Reason::EncodeFailed => "encode_failed",
+            Reason::Empty => "empty",
+        }
+    }
+}

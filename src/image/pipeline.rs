@@ -1,0 +1,106 @@
+//! The transform pipeline as data: probe → decode → choose → encode → never-larger, with the
+//! deadline checked between steps. Runs on a blocking thread (see [`super::pool`]).
+
+use super::codec::{self, EncodeSettings};
+use super::decode;
+use super::format::{OutputFormat, SourceFormat};
+use super::probe::{self, HeaderLimits};
+use super::Reason;
+use crate::request::accept::Accept;
+use crate::request::negotiate::{self, Choice};
+use std::time::{Duration, Instant};
+
+/// Everything a transform needs, owned so it can move to another thread.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The source bytes (shared, not copied).
+    pub source: bytes::Bytes,
+    /// Format sniffed from the bytes.
+    pub format: SourceFormat,
+    /// The client's Accept header.
+    pub accept: Accept,
+    /// Enabled output formats in preference order.
+    pub formats: Vec<OutputFormat>,
+    /// Encoder settings.
+    pub settings: EncodeSettings,
+    /// Header limits.
+    pub limits: HeaderLimits,
+    /// Give up (and send the original) after this instant.
+    pub deadline: Instant,
+}
+
+/// Time spent in each step.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Decoding, orientation, colour conversion.
+    pub decode: Duration,
+    /// Encoding.
+    pub encode: Duration,
+}
+
+/// The result of a transform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A smaller re-encoding.
+    Transformed {
+        /// The format produced.
+        format: OutputFormat,
+        /// The encoded bytes.
+        bytes: bytes::Bytes,
+        /// Output width.
+        width: u32,
+        /// Output height.
+        height: u32,
+        /// Step timings.
+        timings: Timings,
+    },
+    /// Send the source unchanged, for this reason.
+    Original(Reason),
+}
+
+/// Runs the pipeline. Never panics on input: every failure is an [`Outcome::Original`].
+pub fn run(job: &Job) -> Outcome {
+    match run_steps(job) {
+        Ok(o) => o,
+        Err(r) => Outcome::Original(r),
+    }
+}
+
+fn run_steps(job: &Job) -> Result<Outcome, Reason> {
+    let check = || {
+        if Instant::now() > job.deadline {
+            Err(Reason::Timeout)
+        } else {
+            Ok(())
+        }
+    };
+    let t0 = Instant::now();
+    let probe = probe::probe(&job.source, job.format, job.limits)?;
+    let decoded = decode::decode(&job.source, &probe)?;
+    let decode_time = t0.elapsed();
+    check()?;
+    let target = match negotiate::choose(&job.accept, &job.formats, job.format, decoded.has_alpha) {
+        Choice::Encode(f) => f,
+        Choice::Keep => return Err(Reason::FormatDisabled),
+    };
+    let t1 = Instant::now();
+    let out = codec::encode(&decoded.image, target, &job.settings).map_err(|e| {
+        tracing::warn!(format = target.name(), error = %e, "encode failed");
+        Reason::EncodeFailed
+    })?;
+    let encode_time = t1.elapsed();
+    check()?;
+    if out.len() >= job.source.len() {
+        return Err(Reason::NotSmaller);
+    }
+    Ok(Outcome::Transformed {
+        format: target,
+        bytes: out.into(),
+        width: decoded.image.width(),
+        height: decoded.image.height(),
+        timings: Timings {
+            decode: decode_time,
+            encode: encode_time,
+        },
+    })
+}

@@ -1,0 +1,219 @@
+//! Reads what an image claims about itself from its header, before any pixel is decoded:
+//! dimensions (so decompression bombs are refused up front), animation, and completeness.
+
+use super::format::SourceFormat;
+use super::Reason;
+use std::io::Cursor;
+
+/// What the header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// Detected format.
+    pub format: SourceFormat,
+    /// Declared width.
+    pub width: u32,
+    /// Declared height.
+    pub height: u32,
+}
+
+/// Limits checked against the header.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderLimits {
+    /// Maximum width × height.
+    pub max_pixels: u64,
+    /// Maximum width or height.
+    pub max_dimension: u32,
+}
+
+/// Probes `data` (already sniffed as `format`) and applies the header limits.
+pub fn probe(data: &[u8], format: SourceFormat, limits: HeaderLimits) -> Result<Probe, Reason> {
+    if data.is_empty() {
+        return Err(Reason::Empty);
+    }
+    if !format.decodable() {
+        return Err(Reason::UnsupportedSource);
+    }
+    let (width, height) =
+        image::ImageReader::with_format(Cursor::new(data), to_image_format(format))
+            .into_dimensions()
+            .map_err(|_| Reason::Undecodable)?;
+    if width == 0 || height == 0 {
+        return Err(Reason::Undecodable);
+    }
+    if width > limits.max_dimension
+        || height > limits.max_dimension
+        || u64::from(width) * u64::from(height) > limits.max_pixels
+    {
+        return Err(Reason::TooManyPixels);
+    }
+    match format {
+        SourceFormat::Jpeg if !jpeg_complete(data) => return Err(Reason::Truncated),
+        SourceFormat::Png if png_animated(data) => return Err(Reason::Animated),
+        SourceFormat::Webp if webp_animated(data) => return Err(Reason::Animated),
+        SourceFormat::Gif if gif_frames(data) > 1 => return Err(Reason::Animated),
+        _ => {}
+    }
+    Ok(Probe {
+        format,
+        width,
+        height,
+    })
+}
+
+/// The image crate's name for a source format.
+pub fn to_image_format(f: SourceFormat) -> image::ImageFormat {
+    match f {
+        SourceFormat::Jpeg => image::ImageFormat::Jpeg,
+        SourceFormat::Png => image::ImageFormat::Png,
+        SourceFormat::Gif => image::ImageFormat::Gif,
+        SourceFormat::Webp => image::ImageFormat::WebP,
+        SourceFormat::Avif => image::ImageFormat::Avif,
+    }
+}
+
+/// Walks the JPEG marker segments to the first scan and checks that an EOI marker follows.
+/// Inside entropy-coded data `FF` is always followed by `00` or a restart marker, so `FF D9`
+/// after the scan header can only be the end of image. Segments before the scan (EXIF
+/// thumbnails carry their own EOI) are skipped by length, not searched.
+pub fn jpeg_complete(d: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= d.len() {
+        if d[i] != 0xFF {
+            return false;
+        }
+        let marker = d[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            i += 2;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([d[i + 2], d[i + 3]]));
+        if marker == 0xDA {
+            let scan = i + 2 + len;
+            return scan <= d.len() && d[scan..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+        i += 2 + len;
+    }
+    false
+}
+
+/// APNG files carry an `acTL` chunk before the first `IDAT`.
+fn png_animated(d: &[u8]) -> bool {
+    let mut i = 8;
+    while i + 8 <= d.len() {
+        let len = u32::from_be_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]) as usize;
+        let kind = &d[i + 4..i + 8];
+        if kind == b"acTL" {
+            return true;
+        }
+        if kind == b"IDAT" {
+            return false;
+        }
+        i = i.saturating_add(12).saturating_add(len);
+    }
+    false
+}
+
+/// Extended WebP (`VP8X`) sets bit 1 of its flags byte for animation.
+fn webp_animated(d: &[u8]) -> bool {
+    d.len() > 20 && &d[12..16] == b"VP8X" && d[20] & 0x02 != 0
+}
+
+/// Counts image descriptors up to 2 by walking GIF blocks (no LZW decoding).
+fn gif_frames(d: &[u8]) -> usize {
+    if d.len() < 13 {
+        return 0;
+    }
+    let flags = d[10];
+    let mut i = 13;
+    if flags & 0x80 != 0 {
+        i += 3 * (1usize << ((flags & 0x07) + 1));
+    }
+    let mut frames = 0;
+    let skip_sub_blocks = |mut j: usize| -> Option<usize> {
+        loop {
+            let n = *d.get(j)? as usize;
+            j += 1;
+            if n == 0 {
+                return Some(j);
+            }
+            j += n;
+        }
+    };
+    while let Some(&b) = d.get(i) {
+        match b {
+            0x2C => {
+                frames += 1;
+                if frames > 1 {
+                    return frames;
+                }
+                let Some(&lflags) = d.get(i + 9) else {
+                    return frames;
+                };
+                i += 10;
+                if lflags & 0x80 != 0 {
+                    i += 3 * (1usize << ((lflags & 0x07) + 1));
+                }
+                i += 1; // LZW minimum code size
+                match skip_sub_blocks(i) {
+                    Some(j) => i = j,
+                    None => return frames,
+                }
+            }
+            0x21 => match skip_sub_blocks(i + 2) {
+                Some(j) => i = j,
+                None => return frames,
+            },
+            _ => return frames, // 0x3B trailer or garbage
+        }
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jpeg_completeness_walks_segments() {
+        // SOI, APP1 containing a fake EOI, SOS with 2 bytes of data, then EOI.
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x04, 0xFF, 0xD9];
+        j.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x12, 0x34]);
+        assert!(!jpeg_complete(&j), "EOI inside APP1 must not count");
+        j.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(jpeg_complete(&j));
+        assert!(!jpeg_complete(&[0xFF, 0xD8, 0xFF]));
+    }
+
+    #[test]
+    fn empty_and_avif_are_reasons() {
+        let l = HeaderLimits {
+            max_pixels: 10,
+            max_dimension: 10,
+        };
+        assert_eq!(probe(&[], SourceFormat::Png, l), Err(Reason::Empty));
+        assert_eq!(
+            probe(b"xx", SourceFormat::Avif, l),
+            Err(Reason::UnsupportedSource)
+        );
+        assert_eq!(
+            probe(b"\x89PNG\r\n\x1a\n", SourceFormat::Png, l),
+            Err(Reason::Undecodable)
+        );
+    }
+
+    #[test]
+    fn gif_frame_walk_survives_garbage() {
+        assert_eq!(gif_frames(b"GIF89a"), 0);
+        let mut g = b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec();
+        for _ in 0..2 {
+            g.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x4C, 0x01, 0]);
+        }
+        assert_eq!(gif_frames(&g), 2);
+        g.truncate(20);
+        assert!(gif_frames(&g) <= 1);
+    }
+}

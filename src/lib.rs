@@ -1,0 +1,15 @@
+//! pixgate: an image-optimizing reverse proxy built on pingora.
+//!
+//! A request's path through the modules (docs/architecture.md has the long version):
+//! [`proxy`] decides whether a request is an image candidate; if not, pingora streams it through.
+//! If so, [`proxy::image_path`] fetches the origin, sniffs the bytes ([`image::format`]), and runs
+//! [`image::pipeline`] (probe → decode → negotiate via [`request`] → encode) on the bounded
+//! [`image::pool`], then writes one complete response.
+
+pub mod config;
+pub mod demo;
+pub mod image;
+pub mod proxy;
+pub mod request;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,11 @@
+//! The pingora glue: the `ProxyHttp` implementation, the decision of which requests pixgate
+//! examines, origin fetching for those, and response writing. Pixel work lives in
+//! [`crate::image`]; this module only moves bytes and headers.
+
+pub mod candidate;
+pub mod headers;
+pub mod image_path;
+pub mod origin;
+mod service;
+
+pub use service::{Pixgate, State};

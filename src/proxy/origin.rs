@@ -1,0 +1,194 @@
+//! The origin: where it is, how pingora connects to it, and the image path's own fetch
+//! (pingora's `Connector`, so connections are pooled with the same settings as the proxy path).
+
+use crate::config::OriginConfig;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// What `origin.url` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginTarget {
+    /// The embedded demo origin.
+    Demo,
+    /// A plain-HTTP origin at `host:port`.
+    Http {
+        /// Host name or address.
+        host: String,
+        /// Port (80 when absent).
+        port: u16,
+    },
+}
+
+impl OriginTarget {
+    /// Parses `builtin:demo` or `http://host[:port][/]`.
+    pub fn parse(url: &str) -> Result<OriginTarget, String> {
+        if url == "builtin:demo" {
+            return Ok(OriginTarget::Demo);
+        }
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            format!("`{url}` is not supported: use http://host[:port] or builtin:demo (https origins are not built in yet)")
+        })?;
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') || authority.contains('@') {
+            return Err(format!(
+                "`{url}` must be scheme://host[:port] with no path or credentials"
+            ));
+        }
+        let uri: http::uri::Authority = authority
+            .parse()
+            .map_err(|e| format!("`{url}` has an invalid host: {e}"))?;
+        Ok(OriginTarget::Http {
+            host: uri.host().to_string(),
+            port: uri.port_u16().unwrap_or(80),
+        })
+    }
+}
+
+/// A resolved origin.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The address connected to.
+    pub addr: SocketAddr,
+    /// `host[:port]` as written in the URL, used for Host when the client sent none.
+    pub authority: String,
+    /// Host header override from config.
+    pub host_override: Option<String>,
+    cfg: OriginConfig,
+}
+
+impl Origin {
+    /// Resolves `host:port` once, at start-up.
+    pub fn resolve(host: &str, port: u16, cfg: &OriginConfig) -> Result<Origin, String> {
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve origin {host}:{port}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("origin {host}:{port} resolves to no address"))?;
+        let authority = if port == 80 {
+            host.to_string()
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Origin {
+            addr,
+            authority,
+            host_override: cfg.host.clone(),
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The pingora peer for this origin, with the configured timeouts.
+    pub fn peer(&self) -> HttpPeer {
+        let mut p = HttpPeer::new(self.addr, false, String::new());
+        p.options.connection_timeout = Some(self.cfg.connect_timeout.get());
+        p.options.read_timeout = Some(self.cfg.read_timeout.get());
+        p.options.idle_timeout = Some(self.cfg.idle_timeout.get());
+        p
+    }
+
+    /// Sets the Host header the origin should see.
+    pub fn set_host(&self, req: &mut RequestHeader) -> pingora::Result<()> {
+        if let Some(h) = &self.host_override {
+            req.insert_header(http::header::HOST, h.as_str())?;
+        } else if !req.headers.contains_key(http::header::HOST) {
+            req.insert_header(http::header::HOST, self.authority.as_str())?;
+        }
+        Ok(())
+    }
+
+    /// How long idle pooled connections are kept.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        self.cfg.idle_timeout.get()
+    }
+}
+
+/// An origin response whose header has been read and whose body is still to come.
+pub struct Upstream {
+    /// The connection (HTTP/1.1).
+    pub session: HttpSession,
+    /// The final (non-1xx) response header.
+    pub header: ResponseHeader,
+}
+
+/// Where a fetch failed, as a metric label and an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchError {
+    /// TCP connect failed or timed out.
+    Connect,
+    /// Writing the request or reading the response failed or timed out.
+    Io,
+}
+
+impl FetchError {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            FetchError::Connect => "connect",
+            FetchError::Io => "io",
+        }
+    }
+}
+
+/// Sends `req` and reads the response header.
+pub async fn send(
+    connector: &Connector,
+    peer: &HttpPeer,
+    req: RequestHeader,
+) -> Result<Upstream, FetchError> {
+    let (mut session, _reused) = connector
+        .get_http_session(peer)
+        .await
+        .map_err(|_| FetchError::Connect)?;
+    session.set_read_timeout(peer.options.read_timeout);
+    session
+        .write_request_header(Box::new(req))
+        .await
+        .map_err(|_| FetchError::Io)?;
+    session
+        .finish_request_body()
+        .await
+        .map_err(|_| FetchError::Io)?;
+    loop {
+        session
+            .read_response_header()
+            .await
+            .map_err(|_| FetchError::Io)?;
+        let Some(h) = session.response_header() else {
+            return Err(FetchError::Io);
+        };
+        if !h.status.is_informational() {
+            let header = h.clone();
+            return Ok(Upstream { session, header });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!(OriginTarget::parse("builtin:demo"), Ok(OriginTarget::Demo));
+        assert_eq!(
+            OriginTarget::parse("http://example.com"),
+            Ok(OriginTarget::Http {
+                host: "example.com".into(),
+                port: 80
+            })
+        );
+        assert_eq!(
+            OriginTarget::parse("http://127.0.0.1:9000/"),
+            Ok(OriginTarget::Http {
+                host: "127.0.0.1".into(),
+                port: 9000
+            })
+        );
+        assert!(OriginTarget::parse("https://x").is_err());
+        assert!(OriginTarget::parse("http://x/path").is_err());
+        assert!(OriginTarget::parse("http://").is_err());
+    }
+}

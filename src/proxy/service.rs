@@ -1,0 +1,135 @@
+//! The `ProxyHttp` implementation: thin. Candidates for the image path are answered in
+//! `request_filter`; everything else is proxied by pingora, streaming, with `Via` and
+//! `X-Forwarded-For` added.
+
+use super::candidate;
+use super::headers;
+use super::image_path;
+use super::origin::Origin;
+use crate::config::Config;
+use crate::image::codec::EncodeSettings;
+use crate::image::pool::Pool;
+use crate::image::probe::HeaderLimits;
+use crate::telemetry::metrics;
+use async_trait::async_trait;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::Result;
+use std::sync::Arc;
+
+/// Shared state of the proxy service.
+pub struct State {
+    /// The loaded configuration.
+    pub cfg: Config,
+    /// The resolved origin.
+    pub origin: Origin,
+    /// Connection pool for the image path's own origin fetches.
+    pub connector: Connector,
+    /// Bounded transform pool.
+    pub pool: Pool,
+    /// Encoder settings from config.
+    pub settings: EncodeSettings,
+    /// Header limits from config.
+    pub header_limits: HeaderLimits,
+}
+
+impl State {
+    /// Builds the state from a validated config and a resolved origin.
+    pub fn new(cfg: Config, origin: Origin) -> State {
+        let l = cfg.limits;
+        State {
+            pool: Pool::new(
+                l.max_concurrent_transforms,
+                l.queue_timeout.get(),
+                l.transform_timeout.get(),
+            ),
+            settings: EncodeSettings::from(&cfg.images),
+            header_limits: HeaderLimits {
+                max_pixels: l.max_source_pixels,
+                max_dimension: l.max_source_dimension,
+            },
+            connector: Connector::new(None),
+            origin,
+            cfg,
+        }
+    }
+}
+
+/// The pixgate proxy service.
+pub struct Pixgate {
+    state: Arc<State>,
+}
+
+impl Pixgate {
+    /// Wraps shared state.
+    pub fn new(state: Arc<State>) -> Pixgate {
+        Pixgate { state }
+    }
+}
+
+/// Per-request state.
+#[derive(Debug, Default)]
+pub struct Ctx {
+    /// Status written by the image path, when it answered.
+    image_status: Option<u16>,
+}
+
+#[async_trait]
+impl ProxyHttp for Pixgate {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    async fn upstream_peer(&self, _s: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(self.state.origin.peer()))
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if !candidate::is_candidate(session.req_header(), self.state.cfg.images.detect) {
+            return Ok(false);
+        }
+        let status = image_path::handle(&self.state, session).await?;
+        ctx.image_status = Some(status);
+        Ok(true)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        self.state.origin.set_host(req)?;
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        headers::forward_request(req, client)
+    }
+
+    async fn response_filter(
+        &self,
+        _s: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        headers::forward_response(resp)
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&pingora::Error>, ctx: &mut Ctx) {
+        let (route, status) = match ctx.image_status {
+            Some(s) => ("image", s),
+            None => (
+                "proxy",
+                session.response_written().map_or(0, |r| r.status.as_u16()),
+            ),
+        };
+        metrics::REQUESTS
+            .with_label_values(&[route, metrics::status_class(status)])
+            .inc();
+    }
+}

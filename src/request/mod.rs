@@ -1,0 +1,4 @@
+//! What the client asked for: the Accept header and the output format it allows.
+
+pub mod accept;
+pub mod negotiate;

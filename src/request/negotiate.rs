@@ -1,0 +1,173 @@
+//! Chooses the output format from the client's Accept header, the enabled formats and the
+//! source image.
+//!
+//! Policy (docs/architecture.md, "Format negotiation"):
+//! - AVIF and WebP are candidates only when the Accept header names them explicitly with q > 0.
+//!   A wildcard (`*/*`, `image/*`) says nothing about what a client can decode, so it never
+//!   selects a modern format; this is what imgproxy and Cloudflare do too.
+//! - The source's own family (JPEG for photos, PNG for graphics or anything with alpha) is
+//!   always a candidate: it is what the origin would have sent.
+//! - The candidate with the highest q wins; ties go to the configured order, family last.
+//! - An image with real transparency never becomes JPEG.
+
+use super::accept::Accept;
+use crate::image::format::{OutputFormat, SourceFormat};
+
+/// What to produce, or `Keep` when the source family is wanted but its re-encoding is disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Encode into this format.
+    Encode(OutputFormat),
+    /// Send the original bytes.
+    Keep,
+}
+
+/// Picks the output for a source image.
+pub fn choose(
+    accept: &Accept,
+    enabled: &[OutputFormat],
+    source: SourceFormat,
+    has_alpha: bool,
+) -> Choice {
+    let family = source.family(has_alpha);
+    let mut best: Option<(OutputFormat, f32)> = None;
+    for &f in enabled.iter().filter(|f| f.is_modern()) {
+        if has_alpha && !f.supports_alpha() {
+            continue;
+        }
+        let v = accept.verdict(f.mime());
+        if v.explicit && v.q > 0.0 && best.is_none_or(|(_, q)| v.q > q) {
+            best = Some((f, v.q));
+        }
+    }
+    let family_q = accept.verdict(family.mime()).q;
+    match best {
+        Some((f, q)) if q >= family_q => Choice::Encode(f),
+        _ if enabled.contains(&family) => Choice::Encode(family),
+        _ => Choice::Keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OutputFormat::*;
+
+    pub const CHROME: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+    pub const FIREFOX: &str =
+        "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5";
+    pub const SAFARI: &str = "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5";
+    const ALL: [OutputFormat; 4] = [Avif, Webp, Jpeg, Png];
+
+    fn pick(accept: Option<&str>, src: SourceFormat, alpha: bool) -> Choice {
+        choose(&Accept::parse(accept), &ALL, src, alpha)
+    }
+
+    #[test]
+    fn browsers_get_avif() {
+        for a in [CHROME, FIREFOX, SAFARI] {
+            assert_eq!(
+                pick(Some(a), SourceFormat::Jpeg, false),
+                Choice::Encode(Avif),
+                "{a}"
+            );
+            assert_eq!(
+                pick(Some(a), SourceFormat::Png, true),
+                Choice::Encode(Avif),
+                "{a}"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcards_and_absence_keep_the_family() {
+        assert_eq!(
+            pick(Some("*/*"), SourceFormat::Jpeg, false),
+            Choice::Encode(Jpeg)
+        );
+        assert_eq!(pick(None, SourceFormat::Png, false), Choice::Encode(Png));
+        assert_eq!(
+            pick(Some("image/*"), SourceFormat::Gif, false),
+            Choice::Encode(Png)
+        );
+    }
+
+    #[test]
+    fn q_zero_and_q_order() {
+        assert_eq!(
+            pick(Some("image/avif;q=0"), SourceFormat::Jpeg, false),
+            Choice::Encode(Jpeg)
+        );
+        assert_eq!(
+            pick(
+                Some("image/avif;q=0,image/webp,*/*"),
+                SourceFormat::Jpeg,
+                false
+            ),
+            Choice::Encode(Webp)
+        );
+        assert_eq!(
+            pick(Some("image/webp"), SourceFormat::Jpeg, false),
+            Choice::Encode(Webp)
+        );
+        assert_eq!(
+            pick(
+                Some("image/avif;q=0.5,image/webp;q=0.9"),
+                SourceFormat::Jpeg,
+                false
+            ),
+            Choice::Encode(Webp)
+        );
+        assert_eq!(
+            pick(
+                Some("image/jpeg,image/webp;q=0.5"),
+                SourceFormat::Jpeg,
+                false
+            ),
+            Choice::Encode(Jpeg)
+        );
+    }
+
+    #[test]
+    fn alpha_never_becomes_jpeg() {
+        assert_eq!(
+            pick(Some("*/*"), SourceFormat::Webp, true),
+            Choice::Encode(Png)
+        );
+        let only_jpeg = [Avif, Webp, Jpeg];
+        let c = choose(
+            &Accept::parse(Some("image/jpeg")),
+            &only_jpeg,
+            SourceFormat::Png,
+            true,
+        );
+        assert_eq!(c, Choice::Keep);
+    }
+
+    #[test]
+    fn disabled_formats_are_skipped() {
+        let c = choose(
+            &Accept::parse(Some(CHROME)),
+            &[Webp],
+            SourceFormat::Jpeg,
+            false,
+        );
+        assert_eq!(c, Choice::Encode(Webp));
+        let c = choose(
+            &Accept::parse(Some("*/*")),
+            &[Avif, Webp],
+            SourceFormat::Jpeg,
+            false,
+        );
+        assert_eq!(c, Choice::Keep);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_jpeg_with_alpha(s in ".{0,120}", src in 0usize..5) {
+            let srcs = [SourceFormat::Jpeg, SourceFormat::Png, SourceFormat::Gif, SourceFormat::Webp, SourceFormat::Avif];
+            let c = pick(Some(&s), srcs[src], true);
+            proptest::prop_assert_ne!(c, Choice::Encode(Jpeg));
+        }
+    }
+}

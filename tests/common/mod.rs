@@ -1,0 +1,176 @@
+//! Shared test harness: a real hyper origin and a real pixgate process on ephemeral loopback
+//! ports, the Accept strings that browsers send, and independent decoders for the outputs.
+#![allow(dead_code)]
+
+pub mod origin;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use origin::{Route, TestOrigin};
+use pixgate::config::Config;
+
+/// Chrome 142 `<img>` request.
+pub const CHROME: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+/// Firefox 145 `<img>` request.
+pub const FIREFOX: &str = "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5";
+/// Safari 18 `<img>` request.
+pub const SAFARI: &str = "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5";
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running pixgate process, killed on drop.
+pub struct Pixgate {
+    child: Child,
+    /// Proxy address.
+    pub addr: SocketAddr,
+    /// Admin (metrics) address.
+    pub admin: SocketAddr,
+    /// Temp dir holding the config and the process's stderr.
+    pub dir: tempfile::TempDir,
+}
+
+impl Pixgate {
+    /// Starts pixgate in front of `origin` with the default config.
+    pub fn start(origin: &TestOrigin) -> Pixgate {
+        Self::start_with(origin, |_| {})
+    }
+
+    /// Starts pixgate in front of `origin`, after `tweak` adjusts the config.
+    pub fn start_with(origin: &TestOrigin, tweak: impl FnOnce(&mut Config)) -> Pixgate {
+        let mut cfg = Config::default();
+        cfg.origin.url = format!("http://{}", origin.addr);
+        cfg.server.grace_period = pixgate::config::Dur::secs(0);
+        tweak(&mut cfg);
+        Self::start_config(cfg)
+    }
+
+    /// Starts pixgate with exactly `cfg` (listen and admin ports are filled in).
+    pub fn start_config(mut cfg: Config) -> Pixgate {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for attempt in 0..5 {
+            cfg.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            cfg.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], free_port())));
+            let path = dir.path().join("pixgate.yaml");
+            std::fs::write(&path, serde_yaml_ng::to_string(&cfg).expect("yaml")).expect("write config");
+            let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
+            let mut child = Command::new(env!("CARGO_BIN_EXE_pixgate"))
+                .arg("--config")
+                .arg(&path)
+                .env("PIXGATE_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn pixgate");
+            let addr = cfg.listen;
+            let admin = cfg.admin.listen.unwrap_or(addr);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // exited: port taken or bad config; retry with new ports
+                }
+                if TcpStream::connect(addr).is_ok() && TcpStream::connect(admin).is_ok() {
+                    return Pixgate { child, addr, admin, dir };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("pixgate did not start: {}", Self::stderr_of(&dir.path().join("stderr.log")));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("pixgate exited at start (attempt {attempt}): {}", Self::stderr_of(&dir.path().join("stderr.log")));
+        }
+        panic!("pixgate failed to start 5 times");
+    }
+
+    fn stderr_of(p: &PathBuf) -> String {
+        std::fs::read_to_string(p).unwrap_or_default()
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        Self::stderr_of(&self.dir.path().join("stderr.log"))
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
+impl Drop for Pixgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP client (no proxy from the environment, no decompression).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().expect("client")
+}
+
+/// GET `url` with an optional Accept header.
+pub async fn get(url: &str, accept: Option<&str>) -> reqwest::Response {
+    let mut r = client().get(url);
+    if let Some(a) = accept {
+        r = r.header("accept", a);
+    }
+    r.send().await.expect("request")
+}
+
+/// The value of a sample (`name{labels}`) in Prometheus text, 0 when absent.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Decodes any output with decoders independent of pixgate's encoders: the image crate's
+/// zune-jpeg, png and image-webp for JPEG / PNG / WebP, and libavif's `avifdec` (dav1d) for
+/// AVIF.
+pub fn decode(bytes: &[u8]) -> image::DynamicImage {
+    if bytes.len() > 12 && &bytes[4..12] == b"ftypavif" {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (i, o) = (dir.path().join("in.avif"), dir.path().join("out.png"));
+        std::fs::write(&i, bytes).expect("write avif");
+        let st = Command::new("avifdec")
+            .arg(&i)
+            .arg(&o)
+            .stdout(Stdio::null())
+            .status()
+            .expect("avifdec (apt-get install libavif-bin) must be installed");
+        assert!(st.success(), "avifdec rejected the AVIF output");
+        return image::open(&o).expect("avifdec output decodes");
+    }
+    image::load_from_memory(bytes).expect("output decodes")
+}
+
+/// Reads a committed fixture.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
