@@ -60,7 +60,8 @@ impl Pixgate {
             cfg.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
             cfg.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], free_port())));
             let path = dir.path().join("pixgate.yaml");
-            std::fs::write(&path, serde_yaml_ng::to_string(&cfg).expect("yaml")).expect("write config");
+            std::fs::write(&path, serde_yaml_ng::to_string(&cfg).expect("yaml"))
+                .expect("write config");
             let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
             let mut child = Command::new(env!("CARGO_BIN_EXE_pixgate"))
                 .arg("--config")
@@ -78,15 +79,26 @@ impl Pixgate {
                     break; // exited: port taken or bad config; retry with new ports
                 }
                 if TcpStream::connect(addr).is_ok() && TcpStream::connect(admin).is_ok() {
-                    return Pixgate { child, addr, admin, dir };
+                    return Pixgate {
+                        child,
+                        addr,
+                        admin,
+                        dir,
+                    };
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
-                    panic!("pixgate did not start: {}", Self::stderr_of(&dir.path().join("stderr.log")));
+                    panic!(
+                        "pixgate did not start: {}",
+                        Self::stderr_of(&dir.path().join("stderr.log"))
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            eprintln!("pixgate exited at start (attempt {attempt}): {}", Self::stderr_of(&dir.path().join("stderr.log")));
+            eprintln!(
+                "pixgate exited at start (attempt {attempt}): {}",
+                Self::stderr_of(&dir.path().join("stderr.log"))
+            );
         }
         panic!("pixgate failed to start 5 times");
     }
@@ -127,7 +139,10 @@ impl Drop for Pixgate {
 
 /// A plain HTTP client (no proxy from the environment, no decompression).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().expect("client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
 }
 
 /// GET `url` with an optional Accept header.
@@ -144,7 +159,11 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -171,6 +190,8 @@ pub fn decode(bytes: &[u8]) -> image::DynamicImage {
 
 /// Reads a committed fixture.
 pub fn fixture(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
 }

@@ -70,7 +70,10 @@ struct Chunks(Vec<Bytes>);
 impl Body for Chunks {
     type Data = Bytes;
     type Error = Infallible;
-    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.0.is_empty() {
             Poll::Ready(None)
         } else {
@@ -80,14 +83,20 @@ impl Body for Chunks {
 }
 
 fn split(b: &Bytes) -> Vec<Bytes> {
-    (0..b.len()).step_by(16 * 1024).map(|i| b.slice(i..(i + 16 * 1024).min(b.len()))).collect()
+    (0..b.len())
+        .step_by(16 * 1024)
+        .map(|i| b.slice(i..(i + 16 * 1024).min(b.len())))
+        .collect()
 }
 
 impl TestOrigin {
     /// Starts an origin serving `routes` (path → response).
     pub fn start(routes: Vec<(&str, Route)>) -> TestOrigin {
         let shared = Arc::new(Mutex::new(Shared {
-            routes: routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect(),
+            routes: routes
+                .into_iter()
+                .map(|(p, r)| (p.to_string(), r))
+                .collect(),
             ..Default::default()
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind origin");
@@ -95,11 +104,16 @@ impl TestOrigin {
         let addr = listener.local_addr().expect("addr");
         let sh = shared.clone();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt");
             rt.block_on(async move {
                 let l = tokio::net::TcpListener::from_std(listener).expect("listener");
                 loop {
-                    let Ok((stream, _)) = l.accept().await else { continue };
+                    let Ok((stream, _)) = l.accept().await else {
+                        continue;
+                    };
                     let sh = sh.clone();
                     tokio::spawn(async move {
                         let svc = service_fn(move |req| handle(sh.clone(), req));
@@ -115,12 +129,19 @@ impl TestOrigin {
 
     /// Requests seen for `path` (path without query).
     pub fn hits(&self, path: &str) -> usize {
-        self.shared.lock().map(|s| s.hits.get(path).copied().unwrap_or(0)).unwrap_or(0)
+        self.shared
+            .lock()
+            .map(|s| s.hits.get(path).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Headers of the last request for `path`.
     pub fn last_headers(&self, path: &str) -> HeaderMap {
-        self.shared.lock().ok().and_then(|s| s.last_headers.get(path).cloned()).unwrap_or_default()
+        self.shared
+            .lock()
+            .ok()
+            .and_then(|s| s.last_headers.get(path).cloned())
+            .unwrap_or_default()
     }
 }
 
@@ -135,10 +156,18 @@ async fn handle(sh: Arc<Mutex<Shared>>, req: Request<Incoming>) -> Result<Resp, 
         s.routes.get(&path).cloned()
     };
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     if path.starts_with("/echo") {
         let mut text = format!("{} {}\n", parts.method, parts.uri);
-        let mut names: Vec<_> = parts.headers.iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?"))).collect();
+        let mut names: Vec<_> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+            .collect();
         names.sort();
         text.push_str(&names.join("\n"));
         text.push_str("\n\n");
@@ -151,10 +180,23 @@ async fn handle(sh: Arc<Mutex<Shared>>, req: Request<Incoming>) -> Result<Resp, 
             .expect("response"));
     }
     let Some(r) = route else {
-        return Ok(Response::builder().status(404).body(Full(Bytes::from_static(b"nope")).boxed()).expect("404"));
+        return Ok(Response::builder()
+            .status(404)
+            .body(Full(Bytes::from_static(b"nope")).boxed())
+            .expect("404"));
     };
-    if let Some(etag) = r.headers.iter().find(|(k, _)| k == "etag").map(|(_, v)| v.clone()) {
-        if parts.headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    if let Some(etag) = r
+        .headers
+        .iter()
+        .find(|(k, _)| k == "etag")
+        .map(|(_, v)| v.clone())
+    {
+        if parts
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            == Some(etag.as_str())
+        {
             return Ok(Response::builder()
                 .status(304)
                 .header("etag", etag)
@@ -166,7 +208,11 @@ async fn handle(sh: Arc<Mutex<Shared>>, req: Request<Incoming>) -> Result<Resp, 
     for (k, v) in &r.headers {
         b = b.header(k, v);
     }
-    let body = if r.chunked { Chunks(split(&r.body)).boxed() } else { Full(r.body.clone()).boxed() };
+    let body = if r.chunked {
+        Chunks(split(&r.body)).boxed()
+    } else {
+        Full(r.body.clone()).boxed()
+    };
     Ok(b.body(body).expect("response"))
 }
 
