@@ -1,1 +1,70 @@
-fn main() {}
+//! Criterion benches for the request path's pure parts and the transform pipeline on the demo
+//! photos. `cargo bench --bench pipeline`; under `cargo test` each runs once as a smoke test.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pixgate::config::ImagesConfig;
+use pixgate::image::codec::EncodeSettings;
+use pixgate::image::format::{sniff, OutputFormat};
+use pixgate::image::pipeline::{self, Job, Outcome};
+use pixgate::image::probe::HeaderLimits;
+use pixgate::request::accept::Accept;
+use pixgate::request::negotiate;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const CHROME: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+
+fn negotiation(c: &mut Criterion) {
+    let formats = ImagesConfig::default().formats;
+    c.bench_function("accept_parse_and_choose_chrome", |b| {
+        b.iter(|| {
+            let a = Accept::parse(Some(black_box(CHROME)));
+            negotiate::choose(
+                &a,
+                &formats,
+                pixgate::image::format::SourceFormat::Jpeg,
+                false,
+            )
+        })
+    });
+}
+
+fn transforms(c: &mut Criterion) {
+    let Some(photo) = pixgate::demo::SAMPLES
+        .iter()
+        .find(|s| s.mime == "image/jpeg")
+    else {
+        return;
+    };
+    let cfg = ImagesConfig::default();
+    let mut g = c.benchmark_group("transform_demo_photo");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    for (label, accept, want) in [
+        ("jpeg", "*/*", OutputFormat::Jpeg),
+        ("webp", "image/webp", OutputFormat::Webp),
+        ("avif", "image/avif", OutputFormat::Avif),
+    ] {
+        let job = Job {
+            source: bytes::Bytes::from_static(photo.bytes),
+            format: sniff(photo.bytes).expect("a JPEG"),
+            accept: Accept::parse(Some(accept)),
+            formats: cfg.formats.clone(),
+            settings: EncodeSettings::from(&cfg),
+            limits: HeaderLimits {
+                max_pixels: 50_000_000,
+                max_dimension: 16_384,
+            },
+            deadline: Instant::now() + Duration::from_secs(3600),
+        };
+        g.bench_function(label, |b| {
+            b.iter(|| match pipeline::run(black_box(&job)) {
+                Outcome::Transformed { format, .. } => assert_eq!(format, want),
+                Outcome::Original(r) => panic!("{label}: {}", r.label()),
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, negotiation, transforms);
+criterion_main!(benches);

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, clippy (warnings are errors), unit, property and
+# integration tests. Installs the system packages it needs first when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+# Release profile: the codecs run as in production and CI builds the dependencies once.
+cargo test --release --locked --all-targets
