@@ -105,3 +105,64 @@ fn to_srgb(img: DynamicImage, icc: &[u8]) -> (DynamicImage, bool) {
         (img, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::probe::{probe, HeaderLimits};
+    use image::{ImageEncoder, Rgb, RgbImage};
+
+    fn png_with_icc(px: [u8; 3], icc: Option<Vec<u8>>) -> Vec<u8> {
+        let img = RgbImage::from_pixel(8, 8, Rgb(px));
+        let mut out = Vec::new();
+        let mut enc = image::codecs::png::PngEncoder::new(&mut out);
+        if let Some(icc) = icc {
+            enc.set_icc_profile(icc).expect("png takes icc");
+        }
+        enc.write_image(img.as_raw(), 8, 8, image::ExtendedColorType::Rgb8)
+            .expect("encode");
+        out
+    }
+
+    fn decode_px(data: &[u8]) -> ([u8; 3], bool) {
+        let l = HeaderLimits {
+            max_pixels: 1 << 20,
+            max_dimension: 1024,
+        };
+        let p = probe(data, SourceFormat::Png, l).expect("probe");
+        let d = decode(data, &p).expect("decode");
+        let px = d.image.to_rgb8().get_pixel(4, 4).0;
+        (px, d.color_converted)
+    }
+
+    #[test]
+    fn wide_gamut_profile_is_converted_to_srgb() {
+        let p3 = moxcms::ColorProfile::new_display_p3()
+            .encode()
+            .expect("p3 icc");
+        let src = [200, 100, 50];
+        let (px, converted) = decode_px(&png_with_icc(src, Some(p3)));
+        assert!(converted);
+        // A saturated P3 orange is more saturated than sRGB can show: red goes up, blue down.
+        assert!(px[0] > src[0] + 5 && px[2] < src[2], "{px:?}");
+        let (plain, converted) = decode_px(&png_with_icc(src, None));
+        assert!(!converted);
+        assert_eq!(plain, src);
+    }
+
+    #[test]
+    fn srgb_profile_keeps_pixels() {
+        let srgb = moxcms::ColorProfile::new_srgb().encode().expect("srgb icc");
+        let (px, _) = decode_px(&png_with_icc([200, 100, 50], Some(srgb)));
+        for (a, b) in px.iter().zip([200u8, 100, 50]) {
+            assert!((*a as i32 - b as i32).abs() <= 1, "{px:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_profile_is_ignored() {
+        let (px, converted) = decode_px(&png_with_icc([1, 2, 3], Some(vec![0u8; 200])));
+        assert!(!converted);
+        assert_eq!(px, [1, 2, 3]);
+    }
+}
