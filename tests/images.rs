@@ -44,7 +44,11 @@ async fn browsers_get_the_best_accepted_format() {
     }
     assert!(routes.len() >= 2, "the demo ships photos");
     let origin = TestOrigin::start(routes);
-    let px = Pixgate::start(&origin);
+    // Generous: CI runs these tests in parallel on 2 cores, and AVIF of a 2 MP photo is seconds.
+    let px = Pixgate::start_with(&origin, |c| {
+        c.limits.transform_timeout = pixgate::config::Dur::secs(120);
+        c.limits.queue_timeout = pixgate::config::Dur::secs(120);
+    });
     let cases: [(Option<&str>, &str); 7] = [
         (Some(CHROME), "image/avif"),
         (Some(FIREFOX), "image/avif"),
