@@ -314,9 +314,15 @@ async fn broken_and_hostile_images_fail_open_with_reason_counted() {
     )
     .unwrap();
     routes.push(("/f/tiny.png", Route::ok("image/png", tiny_png.clone())));
+    let photo = photos()[0].bytes;
+    routes.push((
+        "/f/no-transform.jpg",
+        Route::ok("image/jpeg", photo).header("cache-control", "public, no-transform"),
+    ));
     let origin = TestOrigin::start(routes);
     let px = Pixgate::start(&origin);
     let cases = [
+        ("no-transform.jpg", "no_transform", photo.to_vec()),
         ("animated.gif", "animated", fixture("animated.gif")),
         ("truncated.jpg", "truncated", fixture("truncated.jpg")),
         ("empty.jpg", "empty", Vec::new()),

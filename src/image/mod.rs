@@ -37,11 +37,13 @@ pub enum Reason {
     EncodeFailed,
     /// The body was empty.
     Empty,
+    /// The origin sent `Cache-Control: no-transform` (RFC 9110 §7.7: a proxy must not change it).
+    NoTransform,
 }
 
 impl Reason {
     /// Every reason, for metric pre-registration and docs.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::NotSmaller,
         Reason::Truncated,
         Reason::Undecodable,
@@ -54,6 +56,7 @@ impl Reason {
         Reason::QueueTimeout,
         Reason::EncodeFailed,
         Reason::Empty,
+        Reason::NoTransform,
     ];
     /// The label used in metrics and headers.
     pub fn label(self) -> &'static str {
@@ -70,6 +73,7 @@ impl Reason {
             Reason::QueueTimeout => "queue_timeout",
             Reason::EncodeFailed => "encode_failed",
             Reason::Empty => "empty",
+            Reason::NoTransform => "no_transform",
         }
     }
 }

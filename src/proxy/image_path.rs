@@ -96,6 +96,10 @@ pub async fn handle(st: &State, session: &mut Session) -> Result<u16> {
         return stream_through(st, session, up, chunks, note.map(|_| Reason::Empty)).await;
     };
 
+    if no_transform(&up.header) {
+        record_original(format.name(), Reason::NoTransform, 0, 0);
+        return stream_through(st, session, up, chunks, Some(Reason::NoTransform)).await;
+    }
     let max = st.cfg.limits.max_source_bytes.get() as usize;
     let declared = up
         .header
@@ -184,6 +188,15 @@ fn concat(chunks: Vec<Bytes>, total: usize) -> Bytes {
         b.extend_from_slice(&c);
     }
     b.freeze()
+}
+
+fn no_transform(h: &ResponseHeader) -> bool {
+    h.headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
 }
 
 fn content_type_is_image(h: &ResponseHeader) -> bool {
