@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+# --release: shares build-script outputs (the C codecs) with the test build below.
+cargo clippy --release --locked --all-targets -- -D warnings
 # Release profile: the codecs run as in production and CI builds the dependencies once.
 cargo test --release --locked --all-targets
