@@ -3,14 +3,13 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pixgate::config::ImagesConfig;
-use pixgate::image::codec::EncodeSettings;
 use pixgate::image::format::{sniff, OutputFormat};
 use pixgate::image::pipeline::{self, Job, Outcome};
 use pixgate::image::probe::HeaderLimits;
 use pixgate::request::accept::Accept;
 use pixgate::request::negotiate;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CHROME: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
 
@@ -44,18 +43,16 @@ fn transforms(c: &mut Criterion) {
         ("webp", "image/webp", OutputFormat::Webp),
         ("avif", "image/avif", OutputFormat::Avif),
     ] {
-        let job = Job {
-            source: bytes::Bytes::from_static(photo.bytes),
-            format: sniff(photo.bytes).expect("a JPEG"),
-            accept: Accept::parse(Some(accept)),
-            formats: cfg.formats.clone(),
-            settings: EncodeSettings::from(&cfg),
-            limits: HeaderLimits {
+        let job = Job::new(
+            bytes::Bytes::from_static(photo.bytes),
+            sniff(photo.bytes).expect("a JPEG"),
+            Accept::parse(Some(accept)),
+            &cfg,
+            HeaderLimits {
                 max_pixels: 50_000_000,
                 max_dimension: 16_384,
             },
-            deadline: Instant::now() + Duration::from_secs(3600),
-        };
+        );
         g.bench_function(label, |b| {
             b.iter(|| match pipeline::run(black_box(&job)) {
                 Outcome::Transformed { format, .. } => assert_eq!(format, want),

@@ -2,12 +2,11 @@
 //! running the same pipeline as the proxy (decode, orientation, colour, encode) with the default
 //! settings. `cargo run --release --example formats_table`
 use pixgate::config::ImagesConfig;
-use pixgate::image::codec::EncodeSettings;
 use pixgate::image::format::sniff;
 use pixgate::image::pipeline::{self, Job, Outcome};
 use pixgate::image::probe::HeaderLimits;
 use pixgate::request::accept::Accept;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn main() {
     let cfg = ImagesConfig::default();
@@ -15,18 +14,16 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for s in pixgate::demo::SAMPLES {
         for accept in ["image/avif", "image/webp", "*/*"] {
-            let job = Job {
-                source: bytes::Bytes::from_static(s.bytes),
-                format: sniff(s.bytes).expect("sample is an image"),
-                accept: Accept::parse(Some(accept)),
-                formats: cfg.formats.clone(),
-                settings: EncodeSettings::from(&cfg),
-                limits: HeaderLimits {
+            let job = Job::new(
+                bytes::Bytes::from_static(s.bytes),
+                sniff(s.bytes).expect("sample is an image"),
+                Accept::parse(Some(accept)),
+                &cfg,
+                HeaderLimits {
                     max_pixels: 50_000_000,
                     max_dimension: 16_384,
                 },
-                deadline: Instant::now() + Duration::from_secs(600),
-            };
+            );
             let mut times = Vec::new();
             let mut last = None;
             for _ in 0..3 {

@@ -29,6 +29,28 @@ pub struct Job {
     pub deadline: Instant,
 }
 
+impl Job {
+    /// A job for `source` with the settings of `images`; the deadline is far off until the
+    /// pool sets it ([`super::pool::Pool::run`]).
+    pub fn new(
+        source: bytes::Bytes,
+        format: SourceFormat,
+        accept: Accept,
+        images: &crate::config::ImagesConfig,
+        limits: HeaderLimits,
+    ) -> Job {
+        Job {
+            source,
+            format,
+            accept,
+            formats: images.formats.clone(),
+            settings: EncodeSettings::from(images),
+            limits,
+            deadline: Instant::now() + Duration::from_secs(3600),
+        }
+    }
+}
+
 /// Time spent in each step.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timings {

@@ -17,7 +17,6 @@ use http::header::{self, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
-use std::time::Instant;
 
 /// Headers of the origin's response that describe its body and must not be copied onto a
 /// different body.
@@ -91,9 +90,11 @@ pub async fn handle(st: &State, session: &mut Session) -> Result<u16> {
         .take(SNIFF_LEN)
         .collect();
     let Some(format) = sniff(&head) else {
-        let empty_image = total == 0 && content_type_is_image(&up.header);
-        let note = empty_image.then(|| record_original("unknown", Reason::Empty, 0, 0));
-        return stream_through(st, session, up, chunks, note.map(|_| Reason::Empty)).await;
+        let reason = (total == 0 && content_type_is_image(&up.header)).then_some(Reason::Empty);
+        if let Some(r) = reason {
+            record_original("unknown", r, 0, 0);
+        }
+        return stream_through(st, session, up, chunks, reason).await;
     };
 
     if no_transform(&up.header) {
@@ -140,15 +141,13 @@ pub async fn handle(st: &State, session: &mut Session) -> Result<u16> {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
-    let job = Job {
-        source: source.clone(),
+    let job = Job::new(
+        source.clone(),
         format,
         accept,
-        formats: st.cfg.images.formats.clone(),
-        settings: st.settings,
-        limits: st.header_limits,
-        deadline: Instant::now(),
-    };
+        &st.cfg.images,
+        st.header_limits,
+    );
     let res = st.pool.run(job).await;
     metrics::QUEUE_SECONDS.observe(res.queued.as_secs_f64());
     let (body, content_type, etag, note) = match res.outcome {
