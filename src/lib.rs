@@ -6,6 +6,8 @@
 //! [`image::pipeline`] (probe → decode → negotiate via [`request`] → encode) on the bounded
 //! [`image::pool`], then writes one complete response.
 
+pub mod admin;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod image;

@@ -1,14 +1,77 @@
 //! Builds the pingora server from a validated configuration and runs it.
 
+use crate::admin::Admin;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::demo;
 use crate::proxy::origin::{Origin, OriginTarget};
 use crate::proxy::{Pixgate, State};
 use crate::telemetry::metrics;
 use anyhow::{anyhow, Context};
+use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
-use pingora::server::Server;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often the sweeper also walks the disk directory for strays.
+const SCRUB_EVERY: Duration = Duration::from_secs(30);
+
+/// Removes expired entries every `every` (the retention lag) and publishes usage gauges.
+struct Sweeper {
+    cache: Arc<Cache>,
+    every: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for Sweeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_scrub = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {}
+            }
+            let cache = self.cache.clone();
+            let scrub = last_scrub.elapsed() >= SCRUB_EVERY;
+            if scrub {
+                last_scrub = Instant::now();
+            }
+            // File deletes block: keep them off this runtime's reactor.
+            let _ = tokio::task::spawn_blocking(move || {
+                let now = SystemTime::now();
+                cache.sweep(now);
+                if scrub {
+                    cache.scrub(now);
+                }
+                publish(&cache.stats());
+            })
+            .await;
+        }
+    }
+}
+
+fn publish(s: &crate::cache::Stats) {
+    use crate::telemetry::metrics::{CACHE_BYTES, CACHE_ENTRIES, CACHE_OLDEST};
+    let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    CACHE_BYTES
+        .with_label_values(&["memory"])
+        .set(g(s.memory_bytes));
+    CACHE_BYTES
+        .with_label_values(&["disk"])
+        .set(g(s.disk_bytes));
+    CACHE_ENTRIES
+        .with_label_values(&["memory"])
+        .set(g(s.memory_entries));
+    CACHE_ENTRIES
+        .with_label_values(&["disk"])
+        .set(g(s.disk_entries));
+    CACHE_OLDEST.set(g(s.oldest_age_seconds.unwrap_or(0)));
+}
 
 /// Resolves the origin (starting the demo origin when asked), binds the listeners and serves
 /// until SIGINT / SIGTERM / SIGQUIT.
@@ -34,16 +97,26 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let cache = Arc::new(Cache::open(&cfg.cache).map_err(|e| anyhow!(e))?);
     let listen = cfg.listen.to_string();
     let admin = cfg.admin.listen;
-    let state = Arc::new(State::new(cfg, origin));
+    let token = cfg.admin.token.clone();
+    let sweep = cfg.cache.sweep_interval.get();
+    let state = Arc::new(State::new(cfg, origin, cache.clone()));
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Pixgate::new(state));
     proxy.add_tcp(&listen);
     server.add_service(proxy);
+    server.add_service(background_service(
+        "cache sweeper",
+        Sweeper {
+            cache: cache.clone(),
+            every: sweep,
+        },
+    ));
     if let Some(a) = admin {
-        let mut prom = pingora_prometheus::prometheus_http_service();
-        prom.add_tcp(&a.to_string());
-        server.add_service(prom);
+        let mut svc = Service::new("pixgate admin".to_string(), Admin::new(cache, token));
+        svc.add_tcp(&a.to_string());
+        server.add_service(svc);
     }
     tracing::info!(%listen, "pixgate listening");
     server.run_forever()

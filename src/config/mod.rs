@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 pub use units::{ByteSize, Dur};
 
+pub use crate::cache::config::{CacheConfig, DiskConfig, DiskSetting, MemoryConfig};
 use crate::image::format::OutputFormat;
 
 /// The default configuration, byte for byte the file `config/pixgate.yaml`.
@@ -32,7 +33,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Process-level settings (threads, shutdown).
     pub server: ServerConfig,
-    /// The admin listener (`/metrics`). Off unless `listen` is set.
+    /// The variant cache: tiers, TTLs and the retention guarantee.
+    pub cache: CacheConfig,
+    /// The admin listener (`/metrics`, `/health`, cache stats and purge). Off unless `listen`
+    /// is set.
     pub admin: AdminConfig,
 }
 
@@ -44,6 +48,7 @@ impl Default for Config {
             images: ImagesConfig::default(),
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
+            cache: CacheConfig::default(),
             admin: AdminConfig::default(),
         }
     }
@@ -251,8 +256,12 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address for `/metrics` (Prometheus text format). Default: off.
+    /// Address of the admin listener: `/metrics` (Prometheus text), `/health`,
+    /// `/cache/stats`, `/cache/purge`. Default: off.
     pub listen: Option<SocketAddr>,
+    /// Bearer token required by `/cache/purge`; without one, purging is refused (403).
+    /// Default: none.
+    pub token: Option<String>,
 }
 
 /// A configuration problem, located in its file.
@@ -417,6 +426,13 @@ impl Config {
         }
         if let Err(e) = crate::proxy::origin::OriginTarget::parse(&self.origin.url) {
             p.push(("origin.url".into(), e));
+        }
+        p.extend(self.cache.validate());
+        if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
+            p.push((
+                "admin.token".into(),
+                "must be at least 16 characters".into(),
+            ));
         }
         if let Some(a) = self.admin.listen {
             if a == self.listen {

@@ -7,7 +7,7 @@ use super::format::{OutputFormat, SourceFormat};
 use super::probe::{self, HeaderLimits};
 use super::Reason;
 use crate::request::accept::Accept;
-use crate::request::negotiate::{self, Choice};
+use crate::request::negotiate::{Choice, Plan};
 use std::time::{Duration, Instant};
 
 /// Everything a transform needs, owned so it can move to another thread.
@@ -17,10 +17,8 @@ pub struct Job {
     pub source: bytes::Bytes,
     /// Format sniffed from the bytes.
     pub format: SourceFormat,
-    /// The client's Accept header.
-    pub accept: Accept,
-    /// Enabled output formats in preference order.
-    pub formats: Vec<OutputFormat>,
+    /// What each source family becomes (from the client's Accept and the enabled formats).
+    pub plan: Plan,
     /// Encoder settings.
     pub settings: EncodeSettings,
     /// Header limits.
@@ -39,15 +37,38 @@ impl Job {
         images: &crate::config::ImagesConfig,
         limits: HeaderLimits,
     ) -> Job {
+        Job::for_plan(
+            source,
+            format,
+            Plan::new(&accept, &images.formats),
+            images,
+            limits,
+        )
+    }
+
+    /// A job with a negotiation plan made earlier (the cache key holds the same plan).
+    pub fn for_plan(
+        source: bytes::Bytes,
+        format: SourceFormat,
+        plan: Plan,
+        images: &crate::config::ImagesConfig,
+        limits: HeaderLimits,
+    ) -> Job {
         Job {
             source,
             format,
-            accept,
-            formats: images.formats.clone(),
+            plan,
             settings: EncodeSettings::from(images),
             limits,
             deadline: Instant::now() + Duration::from_secs(3600),
         }
+    }
+
+    /// The same job with another plan (the WebP answer while AVIF encodes).
+    #[must_use]
+    pub fn with_plan(mut self, plan: Plan) -> Job {
+        self.plan = plan;
+        self
     }
 }
 
@@ -101,7 +122,7 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     let decoded = decode::decode(&job.source, &probe)?;
     let decode_time = t0.elapsed();
     check()?;
-    let target = match negotiate::choose(&job.accept, &job.formats, job.format, decoded.has_alpha) {
+    let target = match job.plan.for_source(job.format, decoded.has_alpha) {
         Choice::Encode(f) => f,
         Choice::Keep => return Err(Reason::FormatDisabled),
     };

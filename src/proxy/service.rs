@@ -6,6 +6,7 @@ use super::candidate;
 use super::headers;
 use super::image_path;
 use super::origin::Origin;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::image::codec::EncodeSettings;
 use crate::image::pool::Pool;
@@ -33,13 +34,24 @@ pub struct State {
     pub settings: EncodeSettings,
     /// Header limits from config.
     pub header_limits: HeaderLimits,
+    /// The variant cache.
+    pub cache: Arc<Cache>,
+    /// Hash of every setting that changes a variant's bytes (part of each cache key).
+    pub settings_fingerprint: String,
 }
 
 impl State {
-    /// Builds the state from a validated config and a resolved origin.
-    pub fn new(cfg: Config, origin: Origin) -> State {
+    /// Builds the state from a validated config, a resolved origin and an opened cache.
+    pub fn new(cfg: Config, origin: Origin, cache: Arc<Cache>) -> State {
         let l = cfg.limits;
+        let settings = format!(
+            "{}\n{}",
+            serde_yaml_ng::to_string(&cfg.images).unwrap_or_default(),
+            serde_yaml_ng::to_string(&cfg.limits).unwrap_or_default()
+        );
         State {
+            cache,
+            settings_fingerprint: crate::cache::key::fingerprint(&settings),
             pool: Pool::new(
                 l.max_concurrent_transforms,
                 l.queue_timeout.get(),

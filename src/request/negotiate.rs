@@ -14,7 +14,7 @@ use super::accept::Accept;
 use crate::image::format::{OutputFormat, SourceFormat};
 
 /// What to produce, or `Keep` when the source family is wanted but its re-encoding is disabled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Choice {
     /// Encode into this format.
     Encode(OutputFormat),
@@ -45,6 +45,69 @@ pub fn choose(
         Some((f, q)) if q >= family_q => Choice::Encode(f),
         _ if enabled.contains(&family) => Choice::Encode(family),
         _ => Choice::Keep,
+    }
+}
+
+/// The negotiation decided before the source is fetched: what each source family becomes for
+/// this client. [`choose`] depends on the source only through its family (JPEG for opaque photos,
+/// PNG for graphics or transparency), so two choices describe every outcome exactly. The plan is
+/// what the cache key holds instead of the raw Accept header, so the cache does not fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Plan {
+    /// What a JPEG-family source (opaque JPEG / WebP / AVIF) becomes.
+    pub jpeg: Choice,
+    /// What a PNG-family source (PNG, GIF, anything with transparency) becomes.
+    pub png: Choice,
+}
+
+impl Plan {
+    /// The plan for a client's Accept header and the enabled formats.
+    pub fn new(accept: &Accept, enabled: &[OutputFormat]) -> Plan {
+        Plan {
+            jpeg: choose(accept, enabled, SourceFormat::Jpeg, false),
+            png: choose(accept, enabled, SourceFormat::Png, false),
+        }
+    }
+
+    /// The choice for a decoded source.
+    pub fn for_source(&self, source: SourceFormat, has_alpha: bool) -> Choice {
+        match source.family(has_alpha) {
+            OutputFormat::Png => self.png,
+            _ => self.jpeg,
+        }
+    }
+
+    /// Whether some source would be encoded as AVIF (the slow encoder).
+    pub fn wants_avif(&self) -> bool {
+        self.jpeg == Choice::Encode(OutputFormat::Avif)
+            || self.png == Choice::Encode(OutputFormat::Avif)
+    }
+
+    /// The same plan with AVIF replaced by WebP: the quick answer while AVIF is encoded.
+    #[must_use]
+    pub fn avif_as_webp(&self) -> Plan {
+        let swap = |c: Choice| match c {
+            Choice::Encode(OutputFormat::Avif) => Choice::Encode(OutputFormat::Webp),
+            other => other,
+        };
+        Plan {
+            jpeg: swap(self.jpeg),
+            png: swap(self.png),
+        }
+    }
+
+    /// A short stable label for cache keys: `avif` when both families agree, else
+    /// `jpeg=webp,png=png`; `keep` means the original bytes.
+    pub fn label(&self) -> String {
+        let name = |c: Choice| match c {
+            Choice::Encode(f) => f.name(),
+            Choice::Keep => "keep",
+        };
+        if self.jpeg == self.png {
+            name(self.jpeg).to_string()
+        } else {
+            format!("jpeg={},png={}", name(self.jpeg), name(self.png))
+        }
     }
 }
 
@@ -162,7 +225,31 @@ mod tests {
         assert_eq!(c, Choice::Keep);
     }
 
+    #[test]
+    fn plan_labels_and_fallback() {
+        let p = Plan::new(&Accept::parse(Some(CHROME)), &ALL);
+        assert_eq!(p.label(), "avif");
+        assert!(p.wants_avif());
+        assert_eq!(p.avif_as_webp().label(), "webp");
+        let p = Plan::new(&Accept::parse(Some("*/*")), &ALL);
+        assert_eq!(p.label(), "jpeg=jpeg,png=png");
+        assert!(!p.wants_avif());
+        let p = Plan::new(&Accept::parse(Some("*/*")), &[Avif, Webp]);
+        assert_eq!(p.label(), "keep");
+    }
+
     proptest::proptest! {
+        /// The plan made before the fetch gives exactly what `choose` gives after the decode,
+        /// so a cache key built from it names the negotiated output.
+        #[test]
+        fn plan_matches_choose(s in ".{0,120}", src in 0usize..5, alpha: bool, mask in 1u8..16) {
+            let srcs = [SourceFormat::Jpeg, SourceFormat::Png, SourceFormat::Gif, SourceFormat::Webp, SourceFormat::Avif];
+            let enabled: Vec<OutputFormat> = ALL.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, f)| *f).collect();
+            let a = Accept::parse(Some(&s));
+            let plan = Plan::new(&a, &enabled);
+            proptest::prop_assert_eq!(plan.for_source(srcs[src], alpha), choose(&a, &enabled, srcs[src], alpha));
+        }
+
         #[test]
         fn never_jpeg_with_alpha(s in ".{0,120}", src in 0usize..5) {
             let srcs = [SourceFormat::Jpeg, SourceFormat::Png, SourceFormat::Gif, SourceFormat::Webp, SourceFormat::Avif];

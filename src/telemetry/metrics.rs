@@ -3,8 +3,9 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_histogram, register_histogram_vec, register_int_counter_vec, Histogram, HistogramVec,
-    IntCounterVec,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec,
 };
 
 /// Requests answered, by route (`proxy` = pingora passthrough, `image` = examined by pixgate)
@@ -80,6 +81,101 @@ pub static ORIGIN_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+/// Image-path requests by cache status (`hit`, `miss`, `bypass`).
+pub static CACHE_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_cache_requests_total",
+        "Image-path requests by cache status",
+        &["status"]
+    )
+    .expect("metric registers once")
+});
+
+/// Cache hits by tier (`memory`, `disk`).
+pub static CACHE_HITS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!("pixgate_cache_hits_total", "Cache hits by tier", &["tier"])
+        .expect("metric registers once")
+});
+
+/// Requests that waited for another request's miss instead of fetching (coalescing).
+pub static CACHE_COALESCED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "pixgate_cache_coalesced_total",
+        "Requests answered by another request's fetch and transform (coalescing)"
+    )
+    .expect("metric registers once")
+});
+
+/// Responses not stored, by reason (`no_store`, `private`, `set_cookie`, `transient`...).
+pub static CACHE_NOT_STORED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_cache_not_stored_total",
+        "Responses not stored, by reason",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
+/// Entries removed by the cache itself, by tier and reason (`size`, `expired`, `idle`,
+/// `corrupt`, `purge`).
+pub static CACHE_EVICTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_cache_evictions_total",
+        "Entries removed by the cache, by tier and reason",
+        &["tier", "reason"]
+    )
+    .expect("metric registers once")
+});
+
+/// Entries removed by purge requests (both tiers).
+pub static CACHE_PURGED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "pixgate_cache_purged_total",
+        "Entries removed by purge requests (memory and disk)"
+    )
+    .expect("metric registers once")
+});
+
+/// Background AVIF encodes, by outcome (`started`, `stored`, `not_stored`, `skipped`).
+pub static CACHE_BACKGROUND: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_cache_background_total",
+        "AVIF encodes that outlived their request's budget, by outcome",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+/// WebP answers given while an AVIF variant was pending.
+pub static CACHE_AVIF_FALLBACK: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "pixgate_cache_avif_fallback_total",
+        "WebP answers given because AVIF was not ready within its budget"
+    )
+    .expect("metric registers once")
+});
+
+/// Bytes held, by tier (updated by the sweeper).
+pub static CACHE_BYTES: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!("pixgate_cache_bytes", "Bytes held, by tier", &["tier"])
+        .expect("metric registers once")
+});
+
+/// Entries held, by tier (updated by the sweeper).
+pub static CACHE_ENTRIES: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!("pixgate_cache_entries", "Entries held, by tier", &["tier"])
+        .expect("metric registers once")
+});
+
+/// Age of the oldest entry in either tier, in seconds (0 when empty).
+pub static CACHE_OLDEST: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "pixgate_cache_oldest_entry_age_seconds",
+        "Age of the oldest cached entry in either tier (0 when empty)"
+    )
+    .expect("metric registers once")
+});
+
 /// The status class label (`2xx`...) for a status code.
 pub fn status_class(code: u16) -> &'static str {
     match code {
@@ -100,4 +196,15 @@ pub fn init() {
     Lazy::force(&TRANSFORM_SECONDS);
     Lazy::force(&QUEUE_SECONDS);
     Lazy::force(&ORIGIN_ERRORS);
+    Lazy::force(&CACHE_REQUESTS);
+    Lazy::force(&CACHE_HITS);
+    Lazy::force(&CACHE_COALESCED);
+    Lazy::force(&CACHE_NOT_STORED);
+    Lazy::force(&CACHE_EVICTIONS);
+    Lazy::force(&CACHE_PURGED);
+    Lazy::force(&CACHE_BACKGROUND);
+    Lazy::force(&CACHE_AVIF_FALLBACK);
+    Lazy::force(&CACHE_BYTES);
+    Lazy::force(&CACHE_ENTRIES);
+    Lazy::force(&CACHE_OLDEST);
 }

@@ -1,0 +1,221 @@
+//! The admin listener, separate from the proxy: `/metrics` (Prometheus text), `/health`,
+//! `/cache/stats` (JSON usage) and `/cache/purge` (erasure: one source URL with all its
+//! variants, a path prefix, or everything; bearer token required).
+//!
+//! Purge: `POST /cache/purge?url=<path or http://host/path>`, `?prefix=<path or URL>` or
+//! `?all=true`, with `Authorization: Bearer <admin.token>`. Answers `{"purged": N}`.
+
+use crate::cache::{Cache, Selector};
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use prometheus::{Encoder, TextEncoder};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// The admin application.
+pub struct Admin {
+    cache: Arc<Cache>,
+    token: Option<String>,
+}
+
+impl Admin {
+    /// An admin app over `cache`; `token` guards purging.
+    pub fn new(cache: Arc<Cache>, token: Option<String>) -> Admin {
+        Admin { cache, token }
+    }
+}
+
+fn reply(code: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
+    let body = body.into();
+    let mut r = Response::new(body);
+    *r.status_mut() = code;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    let len = r.body().len();
+    r.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    r
+}
+
+fn json(code: StatusCode, body: String) -> Response<Vec<u8>> {
+    reply(code, "application/json", body)
+}
+
+fn error(code: StatusCode, msg: &str) -> Response<Vec<u8>> {
+    let escaped = msg.replace('\\', "\\\\").replace('"', "\\\"");
+    json(code, format!("{{\"error\":\"{escaped}\"}}"))
+}
+
+/// Constant-time comparison of two secrets (through their digests, so lengths don't leak).
+fn same_secret(a: &str, b: &str) -> bool {
+    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
+}
+
+/// Parses the purge query into a selector.
+pub fn selector(query: &str) -> Result<Selector, String> {
+    let mut sel = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let next = match k.as_ref() {
+            "url" => {
+                let (host, path) = split_url(&v)?;
+                Selector::Url { host, path }
+            }
+            "prefix" => {
+                let (host, prefix) = split_url(&v)?;
+                Selector::Prefix { host, prefix }
+            }
+            "all" if v == "true" || v == "1" => Selector::All,
+            "all" => return Err("`all` must be `true`".into()),
+            other => {
+                return Err(format!(
+                    "unknown parameter `{other}`: use url, prefix or all"
+                ))
+            }
+        };
+        if sel.replace(next).is_some() {
+            return Err("give exactly one of url, prefix, all".into());
+        }
+    }
+    sel.ok_or_else(|| "give one of url=, prefix= or all=true".into())
+}
+
+/// `/path` → (any host, path); `http://host/path` → (host, path). The query is dropped: a
+/// purge removes every query variant of a path.
+fn split_url(v: &str) -> Result<(Option<String>, String), String> {
+    let v = v.trim();
+    if v.starts_with('/') {
+        let path = v.split(['?', '#']).next().unwrap_or(v);
+        return Ok((None, path.to_string()));
+    }
+    let uri: http::Uri = v
+        .parse()
+        .ok()
+        .filter(|u: &http::Uri| u.scheme().is_some())
+        .ok_or_else(|| format!("`{v}` is neither a path nor an absolute URL"))?;
+    let host = uri
+        .authority()
+        .ok_or_else(|| format!("`{v}` has no host"))?
+        .as_str();
+    let path = uri.path();
+    Ok((
+        Some(crate::cache::key::normalize_host(host)),
+        if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        },
+    ))
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, s: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = s.req_header();
+        let path = req.uri.path().to_string();
+        let query = req.uri.query().unwrap_or("").to_string();
+        let method = req.method.clone();
+        let auth = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/metrics") => {
+                let enc = TextEncoder::new();
+                let mut buf = Vec::new();
+                match enc.encode(&prometheus::gather(), &mut buf) {
+                    Ok(()) => reply(StatusCode::OK, enc.format_type(), buf),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                }
+            }
+            ("GET", "/health") => reply(StatusCode::OK, "text/plain", "ok\n"),
+            ("GET", "/cache/stats") => {
+                let cache = self.cache.clone();
+                let stats = tokio::task::spawn_blocking(move || {
+                    cache.sweep(std::time::SystemTime::now());
+                    cache.stats()
+                })
+                .await;
+                match stats {
+                    Ok(st) => json(StatusCode::OK, st.to_json()),
+                    Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "stats failed"),
+                }
+            }
+            ("POST" | "DELETE", "/cache/purge") => {
+                let Some(want) = &self.token else {
+                    return error(
+                        StatusCode::FORBIDDEN,
+                        "purge is disabled: set admin.token in the configuration",
+                    );
+                };
+                let given = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+                if !given.is_some_and(|g| same_secret(g.trim(), want)) {
+                    return error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+                }
+                let sel = match selector(&query) {
+                    Ok(s) => s,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+                };
+                let cache = self.cache.clone();
+                match tokio::task::spawn_blocking(move || cache.purge(&sel)).await {
+                    Ok(n) => json(StatusCode::OK, format!("{{\"purged\":{n}}}")),
+                    Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "purge failed"),
+                }
+            }
+            (_, "/metrics" | "/health" | "/cache/stats" | "/cache/purge") => {
+                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            }
+            _ => error(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_selectors() {
+        assert_eq!(
+            selector("url=%2Fa%2Fb.jpg%3Fv%3D1"),
+            Ok(Selector::Url {
+                host: None,
+                path: "/a/b.jpg".into()
+            })
+        );
+        assert_eq!(
+            selector("url=http://Example.com:80/a.jpg"),
+            Ok(Selector::Url {
+                host: Some("example.com".into()),
+                path: "/a.jpg".into()
+            })
+        );
+        assert_eq!(
+            selector("prefix=/photos/"),
+            Ok(Selector::Prefix {
+                host: None,
+                prefix: "/photos/".into()
+            })
+        );
+        assert_eq!(selector("all=true"), Ok(Selector::All));
+        assert!(selector("").is_err());
+        assert!(selector("all=yes").is_err());
+        assert!(selector("url=/a&all=true").is_err());
+        assert!(selector("path=/a").is_err());
+        assert!(selector("url=nohost").is_err());
+    }
+
+    #[test]
+    fn secrets_compare() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+    }
+}

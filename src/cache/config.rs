@@ -1,0 +1,224 @@
+//! The `cache` section of the configuration: tiers, their byte limits, TTL rules and the
+//! retention guarantee. Owned here so the cache module documents and validates its own keys.
+
+use crate::config::{ByteSize, Dur};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+use std::path::PathBuf;
+
+/// The variant cache.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Keep transformed variants. Default `true`.
+    pub enabled: bool,
+    /// Hard limit on how long anything derived from an image is kept, counted from when its
+    /// source was fetched, whatever the origin says. After it, the entry is not served, not
+    /// readable and not on disk (sweep lag: `sweep_interval` for memory, `sweep_interval` plus
+    /// the file deletes for disk). Default `24h`.
+    pub max_retention: Dur,
+    /// Freshness when the origin sends no `Cache-Control` max-age / s-maxage and no `Expires`.
+    /// Default `1h`.
+    pub default_ttl: Dur,
+    /// Remove an entry after this long without a hit (memory and disk). Default: off.
+    pub idle_ttl: Option<Dur>,
+    /// How often the sweeper removes expired entries from memory and disk. At most `1s`.
+    /// Default `250ms`.
+    pub sweep_interval: Dur,
+    /// Response header that says `HIT`, `MISS` or `BYPASS`; `null` turns it off.
+    /// Default `X-Cache`.
+    pub status_header: Option<String>,
+    /// The memory tier.
+    pub memory: MemoryConfig,
+    /// The disk tier: `off` (nothing derived from an image is ever written to disk) or its
+    /// settings. Default `off`.
+    pub disk: DiskSetting,
+    /// A cold AVIF variant not ready within this budget is answered with WebP while the AVIF
+    /// encode finishes in the background. `null` always waits for AVIF. Default `800ms`.
+    pub avif_budget: Option<Dur>,
+    /// Downstream `max-age` of a WebP answer given while AVIF is pending, so a CDN does not pin
+    /// it. Default `30s`.
+    pub fallback_max_age: Dur,
+    /// AVIF encodes allowed to continue in the background at once; past it, a cold AVIF request
+    /// gets WebP and no AVIF encode starts. Default `2`.
+    pub max_background: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            max_retention: Dur::secs(24 * 3600),
+            default_ttl: Dur::secs(3600),
+            idle_ttl: None,
+            sweep_interval: Dur::millis(250),
+            status_header: Some("X-Cache".into()),
+            memory: MemoryConfig::default(),
+            disk: DiskSetting::Off,
+            avif_budget: Some(Dur::millis(800)),
+            fallback_max_age: Dur::secs(30),
+            max_background: 2,
+        }
+    }
+}
+
+/// The memory tier (moka, weighed in bytes).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Bytes of bodies and headers held in memory. Default `256MiB`.
+    pub max_bytes: ByteSize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            max_bytes: ByteSize::mib(256),
+        }
+    }
+}
+
+/// The disk tier's settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiskConfig {
+    /// Directory of the cache files (created with mode 0700). Files not written by this
+    /// process with the current key are removed at start. Required.
+    pub dir: PathBuf,
+    /// Bytes of files on disk, headers and AEAD tags included. Default `1GiB`.
+    pub max_bytes: ByteSize,
+    /// A 32-byte key (raw, or 64 hex digits) that keeps the cache readable across restarts;
+    /// created with mode 0600 when missing. `null`: a fresh key per start, held only in
+    /// memory, so a restart crypto-shreds the old files (and start-up deletes them).
+    /// Default `null`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        DiskConfig {
+            dir: PathBuf::new(),
+            max_bytes: ByteSize::mib(1024),
+            key_file: None,
+        }
+    }
+}
+
+/// `disk: off` or `disk: { dir: ..., max_bytes: ... }`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum DiskSetting {
+    /// Memory only: nothing derived from an image touches the disk.
+    #[default]
+    Off,
+    /// A disk tier with these settings.
+    On(DiskConfig),
+}
+
+impl DiskSetting {
+    /// The settings when the tier is on.
+    pub fn on(&self) -> Option<&DiskConfig> {
+        match self {
+            DiskSetting::Off => None,
+            DiskSetting::On(d) => Some(d),
+        }
+    }
+}
+
+impl Serialize for DiskSetting {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DiskSetting::Off => s.serialize_str("off"),
+            DiskSetting::On(d) => d.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DiskSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DiskVisitor)
+    }
+}
+
+struct DiskVisitor;
+impl<'de> Visitor<'de> for DiskVisitor {
+    type Value = DiskSetting;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("`off` or a map with `dir` (and optionally `max_bytes`, `key_file`)")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<DiskSetting, E> {
+        match v {
+            "off" | "false" | "none" => Ok(DiskSetting::Off),
+            _ => Err(E::custom(format!(
+                "`{v}` is not a disk setting: use `off` or a map with `dir`"
+            ))),
+        }
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<DiskSetting, E> {
+        if v {
+            Err(E::custom("`true` is not enough: give a map with `dir`"))
+        } else {
+            Ok(DiskSetting::Off)
+        }
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<DiskSetting, E> {
+        Ok(DiskSetting::Off)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<DiskSetting, A::Error> {
+        DiskConfig::deserialize(de::value::MapAccessDeserializer::new(map)).map(DiskSetting::On)
+    }
+}
+
+impl CacheConfig {
+    /// `(key, problem)` for every invalid value.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if self.max_retention.get().as_millis() < 1000 {
+            p.push(("cache.max_retention".into(), "must be at least 1s".into()));
+        }
+        let sweep = self.sweep_interval.get().as_millis();
+        if !(10..=1000).contains(&sweep) {
+            p.push((
+                "cache.sweep_interval".into(),
+                format!(
+                    "must be between 10ms and 1s (the memory sweep lag it bounds), got {}",
+                    self.sweep_interval
+                ),
+            ));
+        }
+        if let Some(i) = self.idle_ttl {
+            if i.get().as_millis() < 1000 {
+                p.push(("cache.idle_ttl".into(), "must be at least 1s".into()));
+            }
+        }
+        if let Some(h) = &self.status_header {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                p.push((
+                    "cache.status_header".into(),
+                    format!("`{h}` is not a valid header name"),
+                ));
+            }
+        }
+        if self.max_background > 64 {
+            p.push((
+                "cache.max_background".into(),
+                format!("must be between 0 and 64, got {}", self.max_background),
+            ));
+        }
+        if let DiskSetting::On(d) = &self.disk {
+            if d.dir.as_os_str().is_empty() {
+                p.push((
+                    "cache.disk.dir".into(),
+                    "is required when the disk tier is on (or set `disk: off`)".into(),
+                ));
+            }
+            if d.max_bytes.get() < 1024 * 1024 {
+                p.push((
+                    "cache.disk.max_bytes".into(),
+                    format!("must be at least 1MiB, got {}", d.max_bytes),
+                ));
+            }
+        }
+        p
+    }
+}

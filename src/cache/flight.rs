@@ -1,0 +1,185 @@
+//! Request coalescing: the first miss for a variant becomes the leader and does the work; the
+//! others wait for its result. A leader that ends without a shareable result (the response was
+//! not cacheable, it failed, or its request was dropped) releases the waiters with `None`,
+//! and each then fetches for itself.
+
+use super::entry::Entry;
+use super::key::Key;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+type Slot = watch::Receiver<Option<Option<Arc<Entry>>>>;
+
+/// The variants being produced right now.
+#[derive(Default)]
+pub struct Flights {
+    map: Arc<Mutex<HashMap<Key, Slot>>>,
+}
+
+/// The outcome of [`Flights::join`].
+pub enum Join {
+    /// Do the work and [`Leader::finish`].
+    Leader(Leader),
+    /// Someone else is doing it: [`Follower::wait`].
+    Follower(Follower),
+}
+
+/// The one request producing a variant. Dropping it without `finish` releases the waiters.
+pub struct Leader {
+    key: Key,
+    tx: watch::Sender<Option<Option<Arc<Entry>>>>,
+    map: Arc<Mutex<HashMap<Key, Slot>>>,
+    done: bool,
+}
+
+/// A request waiting for a leader.
+pub struct Follower {
+    rx: Slot,
+}
+
+impl Flights {
+    /// Joins the flight for `key`, leading it when there is none.
+    pub fn join(&self, key: Key) -> Join {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rx) = map.get(&key) {
+            return Join::Follower(Follower { rx: rx.clone() });
+        }
+        let (tx, rx) = watch::channel(None);
+        map.insert(key, rx);
+        Join::Leader(Leader {
+            key,
+            tx,
+            map: self.map.clone(),
+            done: false,
+        })
+    }
+
+    /// Flights in progress.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether no flight is in progress.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Leader {
+    /// Publishes the result (`None`: not shareable) and ends the flight.
+    pub fn finish(mut self, result: Option<Arc<Entry>>) {
+        self.end(result);
+    }
+
+    fn end(&mut self, result: Option<Arc<Entry>>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        // Remove first: a request arriving after this point looks in the cache (already
+        // filled by the leader) instead of joining a finished flight.
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(&self.key);
+        }
+        let _ = self.tx.send(Some(result));
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.end(None);
+    }
+}
+
+/// What a follower got.
+#[derive(Debug)]
+pub enum Waited {
+    /// The leader's entry.
+    Entry(Arc<Entry>),
+    /// The leader ended without a shareable result.
+    Nothing,
+    /// The wait timed out.
+    TimedOut,
+}
+
+impl Follower {
+    /// Waits up to `limit` for the leader.
+    pub async fn wait(mut self, limit: Duration) -> Waited {
+        match tokio::time::timeout(limit, self.rx.wait_for(|v| v.is_some())).await {
+            Err(_) => Waited::TimedOut,
+            Ok(Err(_)) => Waited::Nothing, // the leader vanished
+            Ok(Ok(v)) => match v.as_ref().and_then(|r| r.clone()) {
+                Some(e) => Waited::Entry(e),
+                None => Waited::Nothing,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::entry::tests::sample;
+    use super::*;
+    use std::time::SystemTime;
+
+    #[tokio::test]
+    async fn followers_get_the_leaders_entry() {
+        let f = Flights::default();
+        let k = Key([1; 32]);
+        let Join::Leader(lead) = f.join(k) else {
+            panic!("first is leader")
+        };
+        let waiters: Vec<_> = (0..10)
+            .map(|_| match f.join(k) {
+                Join::Follower(w) => tokio::spawn(w.wait(Duration::from_secs(5))),
+                Join::Leader(_) => panic!("only one leader"),
+            })
+            .collect();
+        let e = Arc::new(sample(
+            "/a",
+            b"x",
+            SystemTime::now(),
+            Duration::from_secs(9),
+        ));
+        lead.finish(Some(e.clone()));
+        for w in waiters {
+            assert!(matches!(w.await.unwrap(), Waited::Entry(got) if got == e));
+        }
+        assert!(f.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_releases_followers() {
+        let f = Flights::default();
+        let k = Key([2; 32]);
+        let lead = f.join(k);
+        let Join::Follower(w) = f.join(k) else {
+            panic!("second follows")
+        };
+        drop(lead);
+        assert!(matches!(
+            w.wait(Duration::from_secs(5)).await,
+            Waited::Nothing
+        ));
+        assert!(
+            matches!(f.join(k), Join::Leader(_)),
+            "a new flight can start"
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_is_bounded() {
+        let f = Flights::default();
+        let k = Key([3; 32]);
+        let _lead = f.join(k);
+        let Join::Follower(w) = f.join(k) else {
+            panic!("second follows")
+        };
+        assert!(matches!(
+            w.wait(Duration::from_millis(20)).await,
+            Waited::TimedOut
+        ));
+    }
+}

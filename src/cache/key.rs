@@ -1,0 +1,162 @@
+//! Variant keys. A key names one stored response: origin + host + path and query + the
+//! transform options that matter + the negotiation plan (what each source family becomes for
+//! this client, never the raw Accept header) + a fingerprint of the encoder settings. It is
+//! hashed (SHA-256) into 32 bytes, which also name the file on disk, so no path or file name
+//! appears on disk or in the index file names.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A 32-byte variant key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(pub [u8; 32]);
+
+impl Key {
+    /// Lowercase hex, the disk file name.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses [`Key::hex`] output.
+    pub fn from_hex(s: &str) -> Option<Key> {
+        if s.len() != 64 {
+            return None;
+        }
+        let mut k = [0u8; 32];
+        for (i, byte) in k.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Key(k))
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        // Short: keys appear in debug logs, and the hash reveals nothing about the path.
+        write!(f, "Key({})", &self.hex()[..12])
+    }
+}
+
+/// Where a stored variant came from: what purge selects on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Source {
+    /// Host as the origin saw it, lowercase, without a default port.
+    pub host: String,
+    /// Path without the query.
+    pub path: String,
+}
+
+/// The parts of a variant key, before hashing.
+#[derive(Debug, Clone)]
+pub struct KeyParts<'a> {
+    /// The configured origin (`origin.url`).
+    pub origin: &'a str,
+    /// Host sent to the origin.
+    pub host: &'a str,
+    /// Path and query sent to the origin.
+    pub path_and_query: &'a str,
+    /// Canonical transform options (empty when none).
+    pub options: &'a str,
+    /// The negotiation plan's label (`avif`, `webp`, `jpeg=jpeg,png=png`, ...).
+    pub plan: &'a str,
+    /// Fingerprint of the encoder settings, so a config change never serves old variants.
+    pub settings: &'a str,
+}
+
+impl KeyParts<'_> {
+    /// The hashed key. Fields are length-prefixed, so no two part lists collide by
+    /// concatenation.
+    pub fn key(&self) -> Key {
+        let mut h = Sha256::new();
+        h.update(b"pixgate-variant-v1");
+        for part in [
+            self.origin,
+            &normalize_host(self.host),
+            self.path_and_query,
+            self.options,
+            self.plan,
+            self.settings,
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        Key(h.finalize().into())
+    }
+
+    /// The source this key derives from.
+    pub fn source(&self) -> Source {
+        let path = self
+            .path_and_query
+            .split_once('?')
+            .map_or(self.path_and_query, |(p, _)| p);
+        Source {
+            host: normalize_host(self.host),
+            path: path.to_string(),
+        }
+    }
+}
+
+/// Lowercase, without `:80` (hosts are case-insensitive; the default port is implied).
+pub fn normalize_host(h: &str) -> String {
+    let h = h.trim().to_ascii_lowercase();
+    match h.strip_suffix(":80") {
+        Some(bare) => bare.to_string(),
+        None => h,
+    }
+}
+
+/// A hash of anything that changes the bytes of a variant (encoder settings, limits).
+pub fn fingerprint(text: &str) -> String {
+    let d = Sha256::digest(text.as_bytes());
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts<'a>(host: &'a str, path: &'a str, plan: &'a str) -> KeyParts<'a> {
+        KeyParts {
+            origin: "http://o",
+            host,
+            path_and_query: path,
+            options: "",
+            plan,
+            settings: "s",
+        }
+    }
+
+    #[test]
+    fn host_case_and_default_port_do_not_fragment() {
+        assert_eq!(
+            parts("Example.COM:80", "/a.jpg", "avif").key(),
+            parts("example.com", "/a.jpg", "avif").key()
+        );
+        assert_ne!(
+            parts("example.com:8080", "/a.jpg", "avif").key(),
+            parts("example.com", "/a.jpg", "avif").key()
+        );
+    }
+
+    #[test]
+    fn every_part_matters() {
+        let base = parts("h", "/a.jpg?v=1", "avif").key();
+        assert_ne!(base, parts("h", "/a.jpg?v=2", "avif").key());
+        assert_ne!(base, parts("h", "/a.jpg?v=1", "webp").key());
+        assert_ne!(base, parts("h2", "/a.jpg?v=1", "avif").key());
+        let mut p = parts("h", "/a.jpg?v=1", "avif");
+        p.settings = "t";
+        assert_ne!(base, p.key());
+        // Length prefixes: moving a character between fields changes the key.
+        assert_ne!(parts("ab", "/c", "x").key(), parts("a", "b/c", "x").key());
+    }
+
+    #[test]
+    fn hex_round_trips_and_source_drops_query() {
+        let k = parts("h", "/a.jpg?v=1", "avif").key();
+        assert_eq!(Key::from_hex(&k.hex()), Some(k));
+        assert_eq!(Key::from_hex("zz"), None);
+        let s = parts("H:80", "/a.jpg?v=1", "avif").source();
+        assert_eq!((s.host.as_str(), s.path.as_str()), ("h", "/a.jpg"));
+    }
+}

@@ -1,0 +1,282 @@
+//! The variant cache: a bounded memory tier (moka) in front of an optional bounded, encrypted
+//! disk tier, with per-entry TTLs capped by a retention guarantee, coalescing of concurrent
+//! misses, and purge for erasure requests. Knows nothing about codecs or pingora: it stores
+//! [`Entry`] values under [`Key`]s.
+//!
+//! The retention guarantee (docs/caching.md): an entry's deadline is never later than
+//! `created + max_retention`, where `created` is when its source was fetched. Reads check the
+//! deadline against the clock; the sweeper removes expired entries from memory and disk every
+//! `sweep_interval`; start-up and a periodic scrub remove anything on disk the index does not
+//! vouch for.
+
+pub mod config;
+pub mod disk;
+pub mod entry;
+pub mod flight;
+pub mod key;
+pub mod memory;
+pub mod policy;
+pub mod seal;
+
+pub use entry::Entry;
+pub use key::{Key, KeyParts, Source};
+
+use config::CacheConfig;
+use disk::DiskTier;
+use flight::Flights;
+use memory::MemoryTier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::Semaphore;
+
+/// Which tier answered a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Memory.
+    Memory,
+    /// Disk (the entry is promoted to memory).
+    Disk,
+}
+
+impl Tier {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Memory => "memory",
+            Tier::Disk => "disk",
+        }
+    }
+}
+
+/// What a purge removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// Every variant of one source path (any query), on one host or on all.
+    Url {
+        /// Host to match (`None`: any host).
+        host: Option<String>,
+        /// The path, without query.
+        path: String,
+    },
+    /// Every variant whose source path starts with a prefix.
+    Prefix {
+        /// Host to match (`None`: any host).
+        host: Option<String>,
+        /// The path prefix.
+        prefix: String,
+    },
+    /// Everything.
+    All,
+}
+
+impl Selector {
+    /// Whether a source is selected.
+    pub fn matches(&self, s: &Source) -> bool {
+        let host_ok = |h: &Option<String>| h.as_ref().is_none_or(|h| *h == s.host);
+        match self {
+            Selector::Url { host, path } => host_ok(host) && s.path == *path,
+            Selector::Prefix { host, prefix } => host_ok(host) && s.path.starts_with(prefix),
+            Selector::All => true,
+        }
+    }
+}
+
+/// Usage figures for `/cache/stats` and gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Entries in memory.
+    pub memory_entries: u64,
+    /// Bytes in memory (weighted).
+    pub memory_bytes: u64,
+    /// The memory limit.
+    pub memory_max_bytes: u64,
+    /// Whether the disk tier is on.
+    pub disk_enabled: bool,
+    /// Files on disk.
+    pub disk_entries: u64,
+    /// Bytes on disk.
+    pub disk_bytes: u64,
+    /// The disk limit.
+    pub disk_max_bytes: u64,
+    /// Age in seconds of the oldest entry in either tier.
+    pub oldest_age_seconds: Option<u64>,
+    /// AVIF encodes running in the background.
+    pub background: u64,
+}
+
+impl Stats {
+    /// The JSON served at `/cache/stats`.
+    pub fn to_json(&self) -> String {
+        let oldest = self
+            .oldest_age_seconds
+            .map_or("null".to_string(), |a| a.to_string());
+        format!(
+            "{{\"memory\":{{\"entries\":{},\"bytes\":{},\"max_bytes\":{}}},\"disk\":{{\"enabled\":{},\"entries\":{},\"bytes\":{},\"max_bytes\":{}}},\"oldest_entry_age_seconds\":{},\"background_encodes\":{}}}",
+            self.memory_entries,
+            self.memory_bytes,
+            self.memory_max_bytes,
+            self.disk_enabled,
+            self.disk_entries,
+            self.disk_bytes,
+            self.disk_max_bytes,
+            oldest,
+            self.background
+        )
+    }
+}
+
+/// The cache.
+pub struct Cache {
+    cfg: CacheConfig,
+    memory: MemoryTier,
+    disk: Option<Arc<DiskTier>>,
+    /// Bumped by every purge; a write that started before a purge is undone after it.
+    epoch: AtomicU64,
+    /// Misses being filled right now.
+    pub flights: Flights,
+    /// Permits for AVIF encodes that continue after their request was answered.
+    pub background: Arc<Semaphore>,
+}
+
+impl Cache {
+    /// Builds the tiers. With a disk tier, cleans its directory first (see [`DiskTier::open`]).
+    pub fn open(cfg: &CacheConfig) -> Result<Cache, String> {
+        let idle = cfg.idle_ttl.map(|d| d.get());
+        let disk = match cfg.disk.on() {
+            Some(d) if cfg.enabled => {
+                let (tier, st) = DiskTier::open(d, idle)?;
+                tracing::info!(kept = st.kept, removed = st.removed, "disk cache opened");
+                Some(Arc::new(tier))
+            }
+            _ => None,
+        };
+        Ok(Cache {
+            memory: MemoryTier::new(cfg.memory.max_bytes.get(), idle),
+            disk,
+            epoch: AtomicU64::new(0),
+            flights: Flights::default(),
+            background: Arc::new(Semaphore::new(cfg.max_background)),
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Whether variants are stored at all.
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.cfg
+    }
+
+    /// The limits a response's TTL is computed under.
+    pub fn limits(&self, rule_ttl: Option<Duration>) -> policy::Limits {
+        policy::Limits {
+            default_ttl: self.cfg.default_ttl.get(),
+            rule_ttl,
+            max_retention: self.cfg.max_retention.get(),
+        }
+    }
+
+    /// The purge epoch; pass it back to [`Cache::insert`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Looks `key` up in memory, then on disk (promoting a disk hit to memory).
+    pub async fn get(&self, key: &Key) -> Option<(Arc<Entry>, Tier)> {
+        let now = SystemTime::now();
+        if let Some(e) = self.memory.get(key, now) {
+            if let Some(d) = &self.disk {
+                d.touch(key, now);
+            }
+            return Some((e, Tier::Memory));
+        }
+        let disk = self.disk.clone()?;
+        let epoch = self.epoch();
+        let k = *key;
+        let e = tokio::task::spawn_blocking(move || disk.get(&k, now))
+            .await
+            .ok()
+            .flatten()?;
+        let e = Arc::new(e);
+        self.insert_memory(*key, e.clone(), epoch);
+        Some((e, Tier::Disk))
+    }
+
+    fn insert_memory(&self, key: Key, e: Arc<Entry>, epoch: u64) {
+        self.memory.insert(key, e);
+        // A purge that began before this insert has bumped the epoch: undo, so an erased
+        // source never comes back (the purge bumps the epoch before it scans).
+        if self.epoch() != epoch {
+            self.memory.remove(&key);
+        }
+    }
+
+    /// Stores `e` in memory now and on disk in the background. `epoch` is
+    /// [`Cache::epoch`] read before the source was fetched.
+    pub fn insert(self: &Arc<Self>, key: Key, e: Arc<Entry>, epoch: u64) {
+        if !self.cfg.enabled {
+            return;
+        }
+        self.insert_memory(key, e.clone(), epoch);
+        if let Some(disk) = self.disk.clone() {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || {
+                disk.put(&key, &e, &|| me.epoch() == epoch);
+            });
+        }
+    }
+
+    /// Removes every variant the selector matches, in memory and on disk.
+    pub fn purge(&self, sel: &Selector) -> u64 {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let m = self.memory.purge(&|s| sel.matches(s));
+        let d = self
+            .disk
+            .as_ref()
+            .map_or(0, |d| d.purge(&|s| sel.matches(s)));
+        crate::telemetry::metrics::CACHE_PURGED.inc_by(m + d);
+        m + d
+    }
+
+    /// Removes expired entries from both tiers. Called every `sweep_interval`.
+    pub fn sweep(&self, now: SystemTime) {
+        self.memory.sweep();
+        if let Some(d) = &self.disk {
+            d.sweep(now);
+        }
+    }
+
+    /// Walks the disk directory for strays (see [`DiskTier::scrub`]).
+    pub fn scrub(&self, now: SystemTime) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.scrub(now))
+    }
+
+    /// Current usage.
+    pub fn stats(&self) -> Stats {
+        let now = SystemTime::now();
+        let (memory_entries, memory_bytes) = self.memory.usage();
+        let (disk_entries, disk_bytes) = self.disk.as_ref().map_or((0, 0), |d| d.usage());
+        let oldest = [
+            self.memory.oldest(),
+            self.disk.as_ref().and_then(|d| d.oldest()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        Stats {
+            memory_entries,
+            memory_bytes,
+            memory_max_bytes: self.cfg.memory.max_bytes.get(),
+            disk_enabled: self.disk.is_some(),
+            disk_entries,
+            disk_bytes,
+            disk_max_bytes: self.disk.as_ref().map_or(0, |d| d.max_bytes()),
+            oldest_age_seconds: oldest.map(|t| now.duration_since(t).unwrap_or_default().as_secs()),
+            background: (self.cfg.max_background - self.background.available_permits()) as u64,
+        }
+    }
+}

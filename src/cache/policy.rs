@@ -1,0 +1,296 @@
+//! Whether a response may be stored, and for how long: pure functions of the response
+//! headers, the configured limits and an injected `now`, so TTL and retention are tested
+//! without sleeping.
+//!
+//! Rules (docs/caching.md):
+//! - never stored: `no-store`, `private`, `no-cache` (pixgate does not revalidate), a
+//!   `Set-Cookie`, a `Vary` on anything but `Accept` / `Accept-Encoding`, a request with
+//!   `Authorization`;
+//! - freshness: `s-maxage`, else `max-age`, else `Expires` − `Date`, else `default_ttl`,
+//!   minus the origin's `Age`;
+//! - capped by the rule's TTL (when a rule sets one) and by `max_retention`, counted from when
+//!   the source was fetched.
+
+use http::header::{self, HeaderMap};
+use std::time::{Duration, SystemTime};
+
+/// Why a response is not stored (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoStore {
+    /// `Cache-Control: no-store`.
+    NoStoreDirective,
+    /// `Cache-Control: private`.
+    Private,
+    /// `Cache-Control: no-cache` (would need revalidation on every use).
+    NoCache,
+    /// The response sets a cookie.
+    SetCookie,
+    /// `Vary` names a request header the key does not include.
+    Vary,
+    /// Already stale when received (`Age` ≥ lifetime, `max-age=0`, `Expires` in the past).
+    Stale,
+}
+
+impl NoStore {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            NoStore::NoStoreDirective => "no_store",
+            NoStore::Private => "private",
+            NoStore::NoCache => "no_cache",
+            NoStore::SetCookie => "set_cookie",
+            NoStore::Vary => "vary",
+            NoStore::Stale => "stale",
+        }
+    }
+}
+
+/// The limits a TTL is computed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Freshness when the origin gives none.
+    pub default_ttl: Duration,
+    /// A rule's TTL cap, when one applies.
+    pub rule_ttl: Option<Duration>,
+    /// The retention guarantee.
+    pub max_retention: Duration,
+}
+
+/// How long a response may be kept, counted from `fetched_at` (when its source was fetched).
+/// `now` is when the response arrived; the result never exceeds `max_retention`.
+pub fn ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, NoStore> {
+    let cc = directives(h);
+    let has = |name: &str| cc.iter().any(|(k, _)| k == name);
+    if has("no-store") {
+        return Err(NoStore::NoStoreDirective);
+    }
+    if has("private") {
+        return Err(NoStore::Private);
+    }
+    if has("no-cache") {
+        return Err(NoStore::NoCache);
+    }
+    if h.contains_key(header::SET_COOKIE) {
+        return Err(NoStore::SetCookie);
+    }
+    if !vary_is_keyed(h) {
+        return Err(NoStore::Vary);
+    }
+    let secs = |name: &str| {
+        cc.iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(|v| v.trim_matches('"').parse::<u64>().ok())
+    };
+    let lifetime = if let Some(s) = secs("s-maxage").or_else(|| secs("max-age")) {
+        Duration::from_secs(s)
+    } else if let Some(exp) = http_date(h, header::EXPIRES) {
+        // A malformed Expires means "already expired" (RFC 9111 §5.3).
+        let base = http_date(h, header::DATE).unwrap_or(now);
+        exp.duration_since(base).unwrap_or(Duration::ZERO)
+    } else if h.contains_key(header::EXPIRES) {
+        Duration::ZERO
+    } else {
+        limits.default_ttl
+    };
+    let age = h
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let mut ttl = lifetime.saturating_sub(age);
+    if let Some(r) = limits.rule_ttl {
+        ttl = ttl.min(r);
+    }
+    ttl = ttl.min(limits.max_retention);
+    if ttl.is_zero() {
+        return Err(NoStore::Stale);
+    }
+    Ok(ttl)
+}
+
+/// `Cache-Control` directives, lowercased names with their optional values.
+fn directives(h: &HeaderMap) -> Vec<(String, Option<String>)> {
+    h.get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|d| {
+            let d = d.trim();
+            if d.is_empty() {
+                return None;
+            }
+            Some(match d.split_once('=') {
+                Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim().to_string())),
+                None => (d.to_ascii_lowercase(), None),
+            })
+        })
+        .collect()
+}
+
+/// Only `Accept` (part of the key, through the plan) and `Accept-Encoding` (images are not
+/// content-encoded on this path) may appear in the origin's `Vary`.
+fn vary_is_keyed(h: &HeaderMap) -> bool {
+    h.get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .all(|f| f.eq_ignore_ascii_case("accept") || f.eq_ignore_ascii_case("accept-encoding"))
+}
+
+fn http_date(h: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+}
+
+/// When an entry fetched at `fetched_at` with `ttl` stops being servable: never later than
+/// `fetched_at + max_retention`.
+pub fn expires_at(fetched_at: SystemTime, ttl: Duration, max_retention: Duration) -> SystemTime {
+    fetched_at + ttl.min(max_retention)
+}
+
+/// Whether an entry may still be served at `now`: before its expiry and, with an idle limit,
+/// used recently enough.
+pub fn servable(
+    expires: SystemTime,
+    last_used: SystemTime,
+    idle: Option<Duration>,
+    now: SystemTime,
+) -> bool {
+    if now >= expires {
+        return false;
+    }
+    match idle {
+        Some(i) => now.duration_since(last_used).unwrap_or(Duration::ZERO) < i,
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const L: Limits = Limits {
+        default_ttl: Duration::from_secs(3600),
+        rule_ttl: None,
+        max_retention: Duration::from_secs(86_400),
+    };
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(*k, HeaderValue::from_static(v));
+        }
+        m
+    }
+
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    #[test]
+    fn freshness_sources_in_order() {
+        let now = t0();
+        let s = |p: &[(&'static str, &'static str)]| ttl(&h(p), &L, now).map(|d| d.as_secs());
+        assert_eq!(s(&[("cache-control", "public, max-age=600")]), Ok(600));
+        assert_eq!(
+            s(&[("cache-control", "max-age=600, s-maxage=60")]),
+            Ok(60),
+            "s-maxage wins for a shared cache"
+        );
+        assert_eq!(s(&[]), Ok(3600), "default_ttl when the origin is silent");
+        assert_eq!(
+            s(&[("cache-control", "max-age=600"), ("age", "100")]),
+            Ok(500)
+        );
+        let date = httpdate::fmt_http_date(now);
+        let exp = httpdate::fmt_http_date(now + Duration::from_secs(120));
+        let mut m = HeaderMap::new();
+        m.insert("date", HeaderValue::from_str(&date).unwrap());
+        m.insert("expires", HeaderValue::from_str(&exp).unwrap());
+        assert_eq!(ttl(&m, &L, now), Ok(Duration::from_secs(120)));
+        assert_eq!(s(&[("expires", "garbage")]), Err(NoStore::Stale));
+    }
+
+    #[test]
+    fn never_stored() {
+        let now = t0();
+        let s = |p: &[(&'static str, &'static str)]| ttl(&h(p), &L, now);
+        assert_eq!(
+            s(&[("cache-control", "no-store")]),
+            Err(NoStore::NoStoreDirective)
+        );
+        assert_eq!(
+            s(&[("cache-control", "Private, max-age=60")]),
+            Err(NoStore::Private)
+        );
+        assert_eq!(s(&[("cache-control", "no-cache")]), Err(NoStore::NoCache));
+        assert_eq!(s(&[("set-cookie", "a=b")]), Err(NoStore::SetCookie));
+        assert_eq!(s(&[("vary", "Cookie")]), Err(NoStore::Vary));
+        assert_eq!(s(&[("vary", "*")]), Err(NoStore::Vary));
+        assert!(s(&[("vary", "Accept, accept-encoding")]).is_ok());
+        assert_eq!(s(&[("cache-control", "max-age=0")]), Err(NoStore::Stale));
+        assert_eq!(
+            s(&[("cache-control", "max-age=60"), ("age", "61")]),
+            Err(NoStore::Stale)
+        );
+    }
+
+    #[test]
+    fn caps_rule_then_retention() {
+        let now = t0();
+        let long = h(&[("cache-control", "max-age=31536000")]);
+        assert_eq!(ttl(&long, &L, now), Ok(Duration::from_secs(86_400)));
+        let ruled = Limits {
+            rule_ttl: Some(Duration::from_secs(300)),
+            ..L
+        };
+        assert_eq!(ttl(&long, &ruled, now), Ok(Duration::from_secs(300)));
+        let two = Limits {
+            max_retention: Duration::from_secs(2),
+            ..L
+        };
+        assert_eq!(ttl(&long, &two, now), Ok(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn retention_counts_from_fetch_with_an_injected_clock() {
+        let fetched = t0();
+        let exp = expires_at(fetched, Duration::from_secs(3600), Duration::from_secs(2));
+        assert_eq!(exp, fetched + Duration::from_secs(2));
+        let at = |s: u64| fetched + Duration::from_millis(s);
+        assert!(servable(exp, fetched, None, at(1999)));
+        assert!(!servable(exp, fetched, None, at(2000)));
+        // A hit just before the limit does not extend it: retention is from creation.
+        assert!(!servable(exp, at(1999), None, at(2001)));
+    }
+
+    #[test]
+    fn idle_ttl_with_an_injected_clock() {
+        let fetched = t0();
+        let exp = fetched + Duration::from_secs(86_400);
+        let idle = Some(Duration::from_secs(3600));
+        let used = fetched + Duration::from_secs(100);
+        assert!(servable(exp, used, idle, used + Duration::from_secs(3599)));
+        assert!(!servable(exp, used, idle, used + Duration::from_secs(3600)));
+    }
+
+    proptest::proptest! {
+        /// Whatever the origin says, nothing is kept past max_retention.
+        #[test]
+        fn never_past_retention(cc in "[a-z=0-9, -]{0,40}", age in 0u64..100_000, r in 1u64..100_000) {
+            let mut m = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&cc) { m.insert("cache-control", v); }
+            m.insert("age", HeaderValue::from(age));
+            let l = Limits { max_retention: Duration::from_secs(r), ..L };
+            if let Ok(t) = ttl(&m, &l, t0()) {
+                proptest::prop_assert!(t <= Duration::from_secs(r));
+                proptest::prop_assert!(!t.is_zero());
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Writing image-path responses: a whole entry (fresh or cached) with exact headers, a 304 for
+//! a matching `If-None-Match`, and streaming an origin response through unchanged.
+
+use super::headers;
+use super::origin::Upstream;
+use super::service::State;
+use crate::cache::Entry;
+use crate::image::Reason;
+use http::header::{self, HeaderMap, HeaderValue};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+use std::time::{Duration, SystemTime};
+
+/// Headers of the origin's response that describe its body and must not be copied onto a
+/// different body (nor replayed from the cache: they are written per response).
+const BODY_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "etag",
+    "accept-ranges",
+    "content-md5",
+    "digest",
+    "repr-digest",
+    "content-range",
+    "x-pixgate",
+    "age",
+    "via",
+];
+
+/// What the cache-status header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Served from the cache.
+    Hit,
+    /// Fetched and transformed (and stored, or shared with waiting requests).
+    Miss,
+    /// Not cacheable (request or response), or the cache is off.
+    Bypass,
+}
+
+impl CacheStatus {
+    /// Header value; the metric label is its lowercase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Bypass => "bypass",
+        }
+    }
+}
+
+/// The headers an entry replays: the origin's (caching, CORS, Last-Modified, ...) minus
+/// hop-by-hop and body-describing ones, plus the variant's Content-Type, ETag and
+/// `Vary: Accept`. `content_type: None` keeps the origin's (the original bytes are sent).
+pub fn stored_headers(
+    origin: &HeaderMap,
+    content_type: Option<&str>,
+    etag: Option<&str>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut h = origin.clone();
+    headers::strip_hop_by_hop(&mut h);
+    let vary = headers::vary_with(&h, "Accept");
+    let origin_ct = h.get(header::CONTENT_TYPE).cloned();
+    let mut out: Vec<(String, Vec<u8>)> = h
+        .iter()
+        .filter(|(n, _)| !BODY_HEADERS.contains(&n.as_str()) && *n != header::VARY)
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
+    match (content_type, origin_ct) {
+        (Some(ct), _) => out.push(("content-type".into(), ct.as_bytes().to_vec())),
+        (None, Some(ct)) => out.push(("content-type".into(), ct.as_bytes().to_vec())),
+        (None, None) => {}
+    }
+    if let Some(e) = etag {
+        out.push(("etag".into(), e.as_bytes().to_vec()));
+    }
+    out.push(("vary".into(), vary.into_bytes()));
+    out
+}
+
+/// Writes `e` as a complete response (or a 304 when the client holds this variant).
+/// `fallback` replaces the caching headers with a short `max-age` (a WebP answer while AVIF is
+/// pending, which a CDN must not keep for long).
+pub async fn entry(
+    st: &State,
+    session: &mut Session,
+    e: &Entry,
+    status: CacheStatus,
+    fallback: Option<Duration>,
+) -> Result<u16> {
+    crate::telemetry::metrics::CACHE_REQUESTS
+        .with_label_values(&[status.label()])
+        .inc();
+    let not_modified = e.etag.as_deref().is_some_and(|tag| {
+        headers::if_none_match(session.req_header().headers.get(header::IF_NONE_MATCH), tag)
+    });
+    let code = if not_modified { 304 } else { 200 };
+    let mut resp = ResponseHeader::build(code, Some(e.headers.len() + 6))?;
+    for (name, value) in &e.headers {
+        if fallback.is_some() && (name == "cache-control" || name == "expires") {
+            continue;
+        }
+        if not_modified && name == "content-type" {
+            continue;
+        }
+        let v = HeaderValue::from_bytes(value)
+            .map_err(|_| pingora::Error::new_str("invalid stored header"))?;
+        resp.append_header(name.clone(), v)?;
+    }
+    if let Some(max_age) = fallback {
+        resp.insert_header(
+            header::CACHE_CONTROL,
+            format!("public, max-age={}", max_age.as_secs()),
+        )?;
+    }
+    if !not_modified {
+        resp.insert_header(header::CONTENT_LENGTH, e.body.len().to_string())?;
+    }
+    let age = e.age(SystemTime::now());
+    if status == CacheStatus::Hit || e.origin_age > 0 {
+        resp.insert_header(header::AGE, age.to_string())?;
+    }
+    headers::forward_response(&mut resp)?;
+    if let Some(name) = &st.cfg.cache.status_header {
+        resp.insert_header(name.clone(), status.as_str())?;
+    }
+    if st.cfg.images.debug_header {
+        let note = if fallback.is_some() {
+            format!("{}; avif=pending", e.note)
+        } else {
+            e.note.clone()
+        };
+        resp.insert_header("x-pixgate", note)?;
+    }
+    session
+        .write_response_header(Box::new(resp), not_modified)
+        .await?;
+    let body = (!not_modified).then(|| e.body.clone());
+    session.write_response_body(body, true).await?;
+    Ok(code)
+}
+
+/// Streams the origin's response to the client unchanged (headers minus hop-by-hop, plus Via),
+/// starting with the chunks already read. `reason` is set when it is an image sent untouched.
+pub async fn stream_through(
+    st: &State,
+    session: &mut Session,
+    mut up: Upstream,
+    read: Vec<bytes::Bytes>,
+    reason: Option<Reason>,
+) -> Result<u16> {
+    let mut resp = up.header.clone();
+    headers::strip_response(&mut resp);
+    // An HTTP/1.0 origin's body may be close-delimited; chunked framing needs HTTP/1.1.
+    resp.set_version(http::Version::HTTP_11);
+    headers::forward_response(&mut resp)?;
+    if let Some(r) = reason {
+        resp.insert_header(
+            header::VARY,
+            headers::vary_with(&up.header.headers, "Accept"),
+        )?;
+        if st.cfg.images.debug_header {
+            resp.insert_header("x-pixgate", format!("original; reason={}", r.label()))?;
+        }
+        if let Some(name) = &st.cfg.cache.status_header {
+            resp.insert_header(name.clone(), CacheStatus::Bypass.as_str())?;
+        }
+        crate::telemetry::metrics::CACHE_REQUESTS
+            .with_label_values(&["bypass"])
+            .inc();
+    }
+    let status = resp.status.as_u16();
+    session.write_response_header(Box::new(resp), false).await?;
+    for c in read {
+        session.write_response_body(Some(c), false).await?;
+    }
+    while let Some(c) = up.session.read_response_body().await? {
+        session.write_response_body(Some(c), false).await?;
+    }
+    session.write_response_body(None, true).await?;
+    let peer = st.origin.peer();
+    st.connector
+        .release_http_session(up.session, &peer, Some(st.origin.idle_timeout()))
+        .await;
+    Ok(status)
+}
