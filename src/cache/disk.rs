@@ -348,8 +348,8 @@ impl DiskTier {
         }
     }
 
-    /// Removes every entry whose source matches; returns how many.
-    pub fn purge(&self, matches: &dyn Fn(&Source) -> bool) -> u64 {
+    /// Removes every entry whose source matches; returns their keys.
+    pub fn purge(&self, matches: &dyn Fn(&Source) -> bool) -> Vec<Key> {
         let keys: Vec<Key> = {
             let ix = self.lock();
             ix.lru
@@ -362,7 +362,7 @@ impl DiskTier {
             self.forget(k);
             let _ = fs::remove_file(self.path(k));
         }
-        keys.len() as u64
+        keys
     }
 
     /// Removes expired and idle entries; returns how many.

@@ -103,22 +103,20 @@ impl MemoryTier {
         self.cache.invalidate(key);
     }
 
-    /// Removes every entry whose source matches; returns how many.
-    pub fn purge(&self, matches: &dyn Fn(&Source) -> bool) -> u64 {
+    /// Removes every entry whose source matches; returns their keys.
+    pub fn purge(&self, matches: &dyn Fn(&Source) -> bool) -> Vec<Key> {
         let keys: Vec<Key> = self
             .cache
             .iter()
             .filter(|(_, e)| matches(&e.source))
             .map(|(k, _)| *k)
             .collect();
-        let mut n = 0;
-        for k in keys {
-            if self.cache.remove(&k).is_some() {
-                n += 1;
-            }
-        }
+        let removed: Vec<Key> = keys
+            .into_iter()
+            .filter(|k| self.cache.remove(k).is_some())
+            .collect();
         self.cache.run_pending_tasks();
-        n
+        removed
     }
 
     /// Runs moka's maintenance: expired entries are dropped and their bytes freed.
@@ -126,8 +124,9 @@ impl MemoryTier {
         self.cache.run_pending_tasks();
     }
 
-    /// (entries, weighted bytes), as of the last maintenance.
+    /// (entries, weighted bytes), after applying pending writes (moka counts lazily).
     pub fn usage(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks();
         (self.cache.entry_count(), self.cache.weighted_size())
     }
 
@@ -204,7 +203,7 @@ mod tests {
             k(3),
             Arc::new(sample("/b/3.jpg", b"3", now, Duration::from_secs(60))),
         );
-        assert_eq!(m.purge(&|s| s.path.starts_with("/a/")), 2);
+        assert_eq!(m.purge(&|s| s.path.starts_with("/a/")).len(), 2);
         assert!(m.get(&k(3), now).is_some());
         assert!(m.get(&k(1), now).is_none());
     }

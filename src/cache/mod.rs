@@ -230,16 +230,19 @@ impl Cache {
         }
     }
 
-    /// Removes every variant the selector matches, in memory and on disk.
+    /// Removes every variant the selector matches, in memory and on disk; returns how many
+    /// distinct variants were removed.
     pub fn purge(&self, sel: &Selector) -> u64 {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        let m = self.memory.purge(&|s| sel.matches(s));
-        let d = self
-            .disk
-            .as_ref()
-            .map_or(0, |d| d.purge(&|s| sel.matches(s)));
-        crate::telemetry::metrics::CACHE_PURGED.inc_by(m + d);
-        m + d
+        let mut keys = self.memory.purge(&|s| sel.matches(s));
+        if let Some(d) = &self.disk {
+            keys.extend(d.purge(&|s| sel.matches(s)));
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let n = keys.len() as u64;
+        crate::telemetry::metrics::CACHE_PURGED.inc_by(n);
+        n
     }
 
     /// Removes expired entries from both tiers. Called every `sweep_interval`.

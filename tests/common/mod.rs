@@ -54,7 +54,16 @@ impl Pixgate {
     }
 
     /// Starts pixgate with exactly `cfg` (listen and admin ports are filled in).
-    pub fn start_config(mut cfg: Config) -> Pixgate {
+    pub fn start_config(cfg: Config) -> Pixgate {
+        Self::launch(cfg, &[], None)
+    }
+
+    /// Starts pixgate with `cfg`, extra environment variables and a working directory.
+    pub fn launch(
+        mut cfg: Config,
+        env: &[(&str, &std::path::Path)],
+        cwd: Option<&std::path::Path>,
+    ) -> Pixgate {
         let dir = tempfile::tempdir().expect("tempdir");
         for attempt in 0..5 {
             cfg.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -63,14 +72,19 @@ impl Pixgate {
             std::fs::write(&path, serde_yaml_ng::to_string(&cfg).expect("yaml"))
                 .expect("write config");
             let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
-            let mut child = Command::new(env!("CARGO_BIN_EXE_pixgate"))
-                .arg("--config")
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixgate"));
+            cmd.arg("--config")
                 .arg(&path)
                 .env("PIXGATE_LOG", "warn")
                 .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn pixgate");
+                .stderr(log);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            if let Some(d) = cwd {
+                cmd.current_dir(d);
+            }
+            let mut child = cmd.spawn().expect("spawn pixgate");
             let addr = cfg.listen;
             let admin = cfg.admin.listen.unwrap_or(addr);
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -115,6 +129,34 @@ impl Pixgate {
     /// `http://addr{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the process (SIGKILL: nothing gets a chance to clean up, the harshest restart).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// GET on the admin listener: (status, body).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let r = client()
+            .get(format!("http://{}{}", self.admin, path))
+            .send()
+            .await
+            .expect("admin request");
+        let code = r.status().as_u16();
+        (code, r.text().await.expect("admin body"))
+    }
+
+    /// POST /cache/purge?{query} with an optional bearer token: (status, body).
+    pub async fn purge(&self, query: &str, token: Option<&str>) -> (u16, String) {
+        let mut r = client().post(format!("http://{}/cache/purge?{query}", self.admin));
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        let r = r.send().await.expect("purge request");
+        let code = r.status().as_u16();
+        (code, r.text().await.expect("purge body"))
     }
 
     /// The `/metrics` text.
