@@ -221,6 +221,13 @@ impl Cache {
         if !self.cfg.enabled {
             return;
         }
+        // A transform that outlasted the retention limit produced something already expired.
+        if SystemTime::now() >= e.expires {
+            crate::telemetry::metrics::CACHE_NOT_STORED
+                .with_label_values(&["expired"])
+                .inc();
+            return;
+        }
         self.insert_memory(key, e.clone(), epoch);
         if let Some(disk) = self.disk.clone() {
             let me = self.clone();

@@ -45,9 +45,29 @@ pub fn line_of(text: &str, path: &str) -> Option<usize> {
     None
 }
 
+/// The line of `path`, or of its nearest written parent when `path` itself is missing (a
+/// required key left out points at the section that needs it).
+pub fn line_of_nearest(text: &str, path: &str) -> Option<usize> {
+    let mut p = path;
+    loop {
+        if let Some(l) = line_of(text, p) {
+            return Some(l);
+        }
+        p = p.rsplit_once('.')?.0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::line_of;
+    use super::{line_of, line_of_nearest};
+
+    #[test]
+    fn falls_back_to_the_nearest_parent() {
+        let y = "cache:\n  disk:\n    max_bytes: 1\n";
+        assert_eq!(line_of_nearest(y, "cache.disk.dir"), Some(2));
+        assert_eq!(line_of_nearest(y, "cache.disk.max_bytes"), Some(3));
+        assert_eq!(line_of_nearest(y, "other.key"), None);
+    }
 
     #[test]
     fn finds_nested_keys() {

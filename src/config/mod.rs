@@ -360,7 +360,7 @@ impl Config {
                     .into_iter()
                     .map(|(key, message)| ConfigError {
                         file: file.to_string(),
-                        line: locate::line_of(text, &key),
+                        line: locate::line_of_nearest(text, &key),
                         key,
                         message,
                     })
