@@ -85,14 +85,18 @@ impl KeyParts<'_> {
 
     /// The source this key derives from.
     pub fn source(&self) -> Source {
-        let path = self
-            .path_and_query
-            .split_once('?')
-            .map_or(self.path_and_query, |(p, _)| p);
-        Source {
-            host: normalize_host(self.host),
-            path: path.to_string(),
-        }
+        source_of(self.host, self.path_and_query)
+    }
+}
+
+/// The source of a request: its normalised host and its path without the query.
+pub fn source_of(host: &str, path_and_query: &str) -> Source {
+    let path = path_and_query
+        .split_once('?')
+        .map_or(path_and_query, |(p, _)| p);
+    Source {
+        host: normalize_host(host),
+        path: path.to_string(),
     }
 }
 

@@ -11,22 +11,20 @@
 //!    variant while AVIF finishes in the background.
 
 use super::headers;
-use super::origin::{self, FetchError, Upstream};
 use super::respond::{self, CacheStatus};
 use super::service::State;
+use super::source::{fetch, Fetched, SourceImage};
 use crate::cache::flight::{Join, Leader, Waited};
-use crate::cache::policy::{self, NoStore};
+use crate::cache::policy;
 use crate::cache::{Entry, Key, KeyParts};
-use crate::image::format::{sniff, SourceFormat, SNIFF_LEN};
 use crate::image::pipeline::{Job, Outcome};
 use crate::image::pool::PoolResult;
 use crate::image::Reason;
 use crate::request::accept::Accept;
 use crate::request::negotiate::Plan;
-use crate::telemetry::metrics;
-use bytes::{Bytes, BytesMut};
+use crate::telemetry::metrics::{self, record_original, record_transformed};
 use http::header;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 use std::sync::Arc;
@@ -60,23 +58,6 @@ impl Request {
     }
 }
 
-/// A source image in hand.
-struct SourceImage {
-    header: ResponseHeader,
-    body: Bytes,
-    format: SourceFormat,
-    fetched_at: SystemTime,
-    epoch: u64,
-}
-
-/// What fetching the origin gave. One lives per request, briefly: boxing buys nothing.
-#[allow(clippy::large_enum_variant)]
-enum Fetched {
-    Image(SourceImage),
-    Stream(Upstream, Vec<Bytes>, Option<Reason>),
-    Failed(u16),
-}
-
 /// Answers a candidate request. Returns the status written.
 pub async fn handle(st: &Arc<State>, session: &mut Session) -> Result<u16> {
     let accept = Accept::parse(
@@ -89,7 +70,7 @@ pub async fn handle(st: &Arc<State>, session: &mut Session) -> Result<u16> {
     let plan = Plan::new(&accept, &st.cfg.images.formats);
     let req = build_request(st, session)?;
     if !req.cacheable {
-        return fill(st, session, &req, plan, None, None, None, None).await;
+        return fill(st, session, &req, Fill::new(plan)).await;
     }
     variant(st, session, &req, plan, true).await
 }
@@ -144,6 +125,51 @@ fn wait_limit(st: &State) -> Duration {
         + o.read_timeout.get()
 }
 
+/// How one fill runs: which variant, whether it may be stored and shared, and how it answers.
+struct Fill {
+    plan: Plan,
+    /// The variant's key; `None`: never stored.
+    key: Option<Key>,
+    /// The flight this request leads; finished with the stored entry (or `None`).
+    lead: Option<Leader>,
+    /// AVIF time budget (see the module docs).
+    budget: Option<Duration>,
+    /// Answer with this short downstream max-age (a stand-in while AVIF is pending).
+    fallback: Option<Duration>,
+    /// The source, when already fetched.
+    source: Option<SourceImage>,
+}
+
+impl Fill {
+    fn new(plan: Plan) -> Fill {
+        Fill {
+            plan,
+            key: None,
+            lead: None,
+            budget: None,
+            fallback: None,
+            source: None,
+        }
+    }
+    fn keyed(mut self, key: Key, lead: Option<Leader>) -> Fill {
+        self.key = Some(key);
+        self.lead = lead;
+        self
+    }
+    fn budget(mut self, budget: Option<Duration>) -> Fill {
+        self.budget = budget;
+        self
+    }
+    fn fallback(mut self, max_age: Option<Duration>) -> Fill {
+        self.fallback = max_age;
+        self
+    }
+    fn source(mut self, source: Option<SourceImage>) -> Fill {
+        self.source = source;
+        self
+    }
+}
+
 /// Serves the variant of `plan`: from the cache, from another request's flight, or by filling
 /// it. `budgeted`: a cold AVIF may be answered with WebP (see the module docs).
 async fn variant(
@@ -172,10 +198,19 @@ async fn variant(
             Waited::TimedOut if budget.is_some() => {
                 webp_instead(st, session, req, plan, None).await
             }
-            _ => fill(st, session, req, plan, Some(key), None, budget, None).await,
+            _ => {
+                fill(
+                    st,
+                    session,
+                    req,
+                    Fill::new(plan).keyed(key, None).budget(budget),
+                )
+                .await
+            }
         },
         Join::Leader(lead) => {
-            fill(st, session, req, plan, Some(key), Some(lead), budget, None).await
+            let f = Fill::new(plan).keyed(key, Some(lead)).budget(budget);
+            fill(st, session, req, f).await
         }
     }
 }
@@ -196,63 +231,36 @@ async fn webp_instead(
         metrics::CACHE_HITS.with_label_values(&[tier.label()]).inc();
         return respond::entry(st, session, &e, CacheStatus::Hit, short).await;
     }
-    match st.cache.flights.join(key) {
-        Join::Follower(f) => match f.wait(wait_limit(st)).await {
+    let f = Fill::new(plan).fallback(short).source(source);
+    let f = match st.cache.flights.join(key) {
+        Join::Follower(w) => match w.wait(wait_limit(st)).await {
             Waited::Entry(e) => {
                 metrics::CACHE_COALESCED.inc();
-                respond::entry(st, session, &e, CacheStatus::Miss, short).await
+                return respond::entry(st, session, &e, CacheStatus::Miss, short).await;
             }
-            _ => Box::pin(fill(st, session, req, plan, Some(key), None, None, short)).await,
+            _ => f.keyed(key, None),
         },
-        Join::Leader(lead) => {
-            Box::pin(fill_with(
-                st,
-                session,
-                req,
-                plan,
-                Some(key),
-                Some(lead),
-                None,
-                short,
-                source,
-            ))
-            .await
-        }
-    }
+        Join::Leader(lead) => f.keyed(key, Some(lead)),
+    };
+    // Boxed: `fill` can come back here, once (a stand-in is never budgeted again).
+    Box::pin(fill(st, session, req, f)).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn fill(
-    st: &Arc<State>,
-    session: &mut Session,
-    req: &Request,
-    plan: Plan,
-    key: Option<Key>,
-    lead: Option<Leader>,
-    budget: Option<Duration>,
-    fallback: Option<Duration>,
-) -> Result<u16> {
-    fill_with(st, session, req, plan, key, lead, budget, fallback, None).await
-}
-
-/// Fetches (unless `source` is given), transforms, stores when allowed, and answers. `key:
-/// None` never stores. The leader guard, if any, is finished with the stored entry (or
-/// `None`), releasing its followers.
-#[allow(clippy::too_many_arguments)]
-async fn fill_with(
-    st: &Arc<State>,
-    session: &mut Session,
-    req: &Request,
-    plan: Plan,
-    key: Option<Key>,
-    lead: Option<Leader>,
-    budget: Option<Duration>,
-    fallback: Option<Duration>,
-    source: Option<SourceImage>,
-) -> Result<u16> {
+/// Fetches (unless the source is in hand), transforms, stores when the origin allows, and
+/// answers. The leader guard, if any, is finished with the stored entry (or `None`),
+/// releasing its followers.
+async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) -> Result<u16> {
+    let Fill {
+        plan,
+        key,
+        lead,
+        budget,
+        fallback,
+        source,
+    } = f;
     let src = match source {
         Some(s) => s,
-        None => match fetch(st, req).await? {
+        None => match fetch(st, &req.origin_req).await? {
             Fetched::Image(s) => s,
             Fetched::Stream(up, chunks, reason) => {
                 drop(lead);
@@ -265,30 +273,28 @@ async fn fill_with(
             }
         },
     };
-    let ttl = policy::ttl(
+    let ttl = match policy::ttl(
         &src.header.headers,
         &st.cache.limits(None),
         SystemTime::now(),
-    );
-    let key = match (&ttl, key) {
-        (Ok(_), Some(k)) => Some(k),
-        (Err(why), Some(_)) => {
-            metrics::CACHE_NOT_STORED
-                .with_label_values(&[why.label()])
-                .inc();
+    ) {
+        Ok(t) => Some(t),
+        Err(why) => {
+            if key.is_some() {
+                metrics::CACHE_NOT_STORED
+                    .with_label_values(&[why.label()])
+                    .inc();
+            }
             None
         }
-        (_, None) => None,
     };
-    if key.is_none() {
+    let parts = Parts::of(req, &src, ttl);
+    let (Some(key), Some(_)) = (key, ttl) else {
         // Not shareable: release any waiters now so they fetch for themselves.
         drop(lead);
         let res = st.pool.run(job(st, &src, plan)).await;
-        let (e, _) = make_entry(st, req, &src, res, &ttl);
+        let (e, _) = parts.entry(st, res);
         return respond::entry(st, session, &e, CacheStatus::Bypass, fallback).await;
-    }
-    let (Some(key), Ok(ttl)) = (key, ttl) else {
-        return Ok(500); // unreachable by the match above
     };
 
     if let Some(budget) = budget {
@@ -302,7 +308,6 @@ async fn fill_with(
         let (tx, rx) = tokio::sync::oneshot::channel();
         let st2 = st.clone();
         let job = job(st, &src, plan);
-        let parts = OwnedParts::of(req, &src, ttl);
         tokio::spawn(async move {
             let res = st2.pool.run(job).await;
             let (e, storable) = parts.entry(&st2, res);
@@ -313,8 +318,10 @@ async fn fill_with(
                 l.finish(storable.then(|| e.clone()));
             }
             if tx.send(e).is_err() {
+                // The request already answered with WebP: this encode was background work.
+                let outcome = if storable { "stored" } else { "not_stored" };
                 metrics::CACHE_BACKGROUND
-                    .with_label_values(&[if storable { "stored" } else { "not_stored" }])
+                    .with_label_values(&[outcome])
                     .inc();
             }
             drop(permit);
@@ -331,7 +338,7 @@ async fn fill_with(
     }
 
     let res = st.pool.run(job(st, &src, plan)).await;
-    let (e, storable) = make_entry(st, req, &src, res, &Ok(ttl));
+    let (e, storable) = parts.entry(st, res);
     if storable {
         st.cache.insert(key, e.clone(), src.epoch);
     } else {
@@ -360,289 +367,82 @@ fn job(st: &State, src: &SourceImage, plan: Plan) -> Job {
     )
 }
 
-/// What a background task needs to build the entry after its request is gone.
-struct OwnedParts {
+/// What turns a transform result into an entry; owned, so a background encode can finish
+/// after its request is gone.
+struct Parts {
     header: http::HeaderMap,
-    body: Bytes,
-    format: SourceFormat,
+    body: bytes::Bytes,
+    format: crate::image::format::SourceFormat,
     fetched_at: SystemTime,
     epoch: u64,
     source: crate::cache::Source,
-    ttl: Duration,
+    /// `None`: the origin forbids storing.
+    ttl: Option<Duration>,
 }
 
-impl OwnedParts {
-    fn of(req: &Request, src: &SourceImage, ttl: Duration) -> OwnedParts {
-        OwnedParts {
+impl Parts {
+    fn of(req: &Request, src: &SourceImage, ttl: Option<Duration>) -> Parts {
+        Parts {
             header: src.header.headers.clone(),
             body: src.body.clone(),
             format: src.format,
             fetched_at: src.fetched_at,
             epoch: src.epoch,
-            source: KeyParts {
-                origin: "",
-                host: &req.host,
-                path_and_query: &req.path_and_query,
-                options: "",
-                plan: "",
-                settings: "",
-            }
-            .source(),
+            source: crate::cache::key::source_of(&req.host, &req.path_and_query),
             ttl,
         }
     }
 
+    /// The entry, and whether it may be stored: a TTL and a deterministic outcome (timeouts
+    /// and encoder failures are not remembered).
     fn entry(&self, st: &State, res: PoolResult) -> (Arc<Entry>, bool) {
-        build_entry(
-            st,
-            &self.header,
-            &self.body,
-            self.format,
-            self.fetched_at,
-            self.source.clone(),
-            &Ok(self.ttl),
-            res,
-        )
-    }
-}
-
-fn make_entry(
-    st: &State,
-    req: &Request,
-    src: &SourceImage,
-    res: PoolResult,
-    ttl: &std::result::Result<Duration, NoStore>,
-) -> (Arc<Entry>, bool) {
-    let source = req.parts(st, "").source();
-    build_entry(
-        st,
-        &src.header.headers,
-        &src.body,
-        src.format,
-        src.fetched_at,
-        source,
-        ttl,
-        res,
-    )
-}
-
-/// Turns a transform result into an entry; `true` when it may be stored (a stored TTL and a
-/// deterministic outcome: timeouts and encoder failures are not remembered).
-#[allow(clippy::too_many_arguments)]
-fn build_entry(
-    st: &State,
-    origin: &http::HeaderMap,
-    source: &Bytes,
-    format: SourceFormat,
-    fetched_at: SystemTime,
-    src: crate::cache::Source,
-    ttl: &std::result::Result<Duration, NoStore>,
-    res: PoolResult,
-) -> (Arc<Entry>, bool) {
-    metrics::QUEUE_SECONDS.observe(res.queued.as_secs_f64());
-    let (headers, body, etag, note, deterministic) = match res.outcome {
-        Outcome::Transformed {
-            format: out, bytes, ..
-        } => {
-            record_transformed(
-                format,
-                out,
-                source.len(),
-                bytes.len(),
-                res.ran.as_secs_f64(),
-            );
-            let etag = headers::variant_etag(&bytes);
-            let h = respond::stored_headers(origin, Some(out.mime()), Some(&etag));
-            (h, bytes, Some(etag), out.name().to_string(), true)
-        }
-        Outcome::Original(reason) => {
-            record_original(format.name(), reason, source.len(), source.len());
-            let etag = origin
-                .get(header::ETAG)
+        metrics::QUEUE_SECONDS.observe(res.queued.as_secs_f64());
+        let n = self.body.len();
+        let (headers, body, etag, note, deterministic) = match res.outcome {
+            Outcome::Transformed {
+                format: out, bytes, ..
+            } => {
+                record_transformed(self.format, out, n, bytes.len(), res.ran.as_secs_f64());
+                let etag = headers::variant_etag(&bytes);
+                let h = respond::stored_headers(&self.header, Some(out.mime()), Some(&etag));
+                (h, bytes, Some(etag), out.name().to_string(), true)
+            }
+            Outcome::Original(reason) => {
+                record_original(self.format.name(), reason, n, n);
+                let etag = self
+                    .header
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let h = respond::stored_headers(&self.header, None, etag.as_deref());
+                let transient = matches!(
+                    reason,
+                    Reason::Timeout | Reason::QueueTimeout | Reason::EncodeFailed
+                );
+                let note = format!("original; reason={}", reason.label());
+                (h, self.body.clone(), etag, note, !transient)
+            }
+        };
+        let max_retention = st.cfg.cache.max_retention.get();
+        let e = Entry {
+            headers,
+            body,
+            etag,
+            note,
+            source: self.source.clone(),
+            created: self.fetched_at,
+            expires: policy::expires_at(
+                self.fetched_at,
+                self.ttl.unwrap_or_default(),
+                max_retention,
+            ),
+            origin_age: self
+                .header
+                .get(header::AGE)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let h = respond::stored_headers(origin, None, etag.as_deref());
-            let transient = matches!(
-                reason,
-                Reason::Timeout | Reason::QueueTimeout | Reason::EncodeFailed
-            );
-            (
-                h,
-                source.clone(),
-                etag,
-                format!("original; reason={}", reason.label()),
-                !transient,
-            )
-        }
-    };
-    let ttl_ok = ttl.as_ref().ok().copied();
-    let max_retention = st.cfg.cache.max_retention.get();
-    let e = Entry {
-        headers,
-        body,
-        etag,
-        note,
-        source: src,
-        created: fetched_at,
-        expires: policy::expires_at(fetched_at, ttl_ok.unwrap_or_default(), max_retention),
-        origin_age: origin
-            .get(header::AGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0),
-    };
-    (Arc::new(e), deterministic && ttl_ok.is_some())
-}
-
-/// Fetches the origin: an image body in hand, or a response to stream through unchanged.
-async fn fetch(st: &State, req: &Request) -> Result<Fetched> {
-    let epoch = st.cache.epoch();
-    let fetched_at = SystemTime::now();
-    let peer = st.origin.peer();
-    let mut up = match origin::send(&st.connector, &peer, req.origin_req.clone()).await {
-        Ok(u) => u,
-        Err(e) => {
-            metrics::ORIGIN_ERRORS.with_label_values(&[e.label()]).inc();
-            let code = if e == FetchError::Connect { 502 } else { 504 };
-            return Ok(Fetched::Failed(code));
-        }
-    };
-    let encoded = up
-        .header
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    if up.header.status != 200 || encoded {
-        return Ok(Fetched::Stream(up, Vec::new(), None));
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+        };
+        (Arc::new(e), deterministic && self.ttl.is_some())
     }
-
-    // Read until the format can be sniffed.
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut total = 0usize;
-    let mut eof = false;
-    while total < SNIFF_LEN {
-        match up.session.read_response_body().await? {
-            Some(b) => {
-                total += b.len();
-                chunks.push(b);
-            }
-            None => {
-                eof = true;
-                break;
-            }
-        }
-    }
-    let head: Vec<u8> = chunks
-        .iter()
-        .flat_map(|c| c.iter().copied())
-        .take(SNIFF_LEN)
-        .collect();
-    let Some(format) = sniff(&head) else {
-        let reason = (total == 0 && content_type_is_image(&up.header)).then_some(Reason::Empty);
-        if let Some(r) = reason {
-            record_original("unknown", r, 0, 0);
-        }
-        return Ok(Fetched::Stream(up, chunks, reason));
-    };
-    if no_transform(&up.header) {
-        record_original(format.name(), Reason::NoTransform, 0, 0);
-        return Ok(Fetched::Stream(up, chunks, Some(Reason::NoTransform)));
-    }
-    let max = st.cfg.limits.max_source_bytes.get() as usize;
-    let declared = up
-        .header
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        record_original(format.name(), Reason::TooLarge, 0, 0);
-        return Ok(Fetched::Stream(up, chunks, Some(Reason::TooLarge)));
-    }
-    while !eof {
-        match up.session.read_response_body().await? {
-            Some(b) => {
-                total += b.len();
-                chunks.push(b);
-                if total > max {
-                    record_original(format.name(), Reason::TooLarge, 0, 0);
-                    return Ok(Fetched::Stream(up, chunks, Some(Reason::TooLarge)));
-                }
-            }
-            None => eof = true,
-        }
-    }
-    let Upstream {
-        session: conn,
-        header,
-    } = up;
-    st.connector
-        .release_http_session(conn, &peer, Some(st.origin.idle_timeout()))
-        .await;
-    Ok(Fetched::Image(SourceImage {
-        header,
-        body: concat(chunks, total),
-        format,
-        fetched_at,
-        epoch,
-    }))
-}
-
-fn concat(chunks: Vec<Bytes>, total: usize) -> Bytes {
-    if chunks.len() == 1 {
-        return chunks.into_iter().next().unwrap_or_default();
-    }
-    let mut b = BytesMut::with_capacity(total);
-    for c in chunks {
-        b.extend_from_slice(&c);
-    }
-    b.freeze()
-}
-
-fn no_transform(h: &ResponseHeader) -> bool {
-    h.headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
-}
-
-fn content_type_is_image(h: &ResponseHeader) -> bool {
-    h.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
-        v.as_bytes().len() >= 6 && v.as_bytes()[..6].eq_ignore_ascii_case(b"image/")
-    })
-}
-
-fn record_transformed(
-    src: SourceFormat,
-    out: crate::image::format::OutputFormat,
-    bytes_in: usize,
-    bytes_out: usize,
-    secs: f64,
-) {
-    metrics::TRANSFORMS
-        .with_label_values(&[src.name(), out.name(), "ok"])
-        .inc();
-    metrics::BYTES_IN
-        .with_label_values(&[out.name()])
-        .inc_by(bytes_in as u64);
-    metrics::BYTES_OUT
-        .with_label_values(&[out.name()])
-        .inc_by(bytes_out as u64);
-    metrics::TRANSFORM_SECONDS
-        .with_label_values(&[out.name()])
-        .observe(secs);
-}
-
-fn record_original(src: &str, reason: Reason, bytes_in: usize, bytes_out: usize) {
-    metrics::TRANSFORMS
-        .with_label_values(&[src, "original", reason.label()])
-        .inc();
-    metrics::BYTES_IN
-        .with_label_values(&["original"])
-        .inc_by(bytes_in as u64);
-    metrics::BYTES_OUT
-        .with_label_values(&["original"])
-        .inc_by(bytes_out as u64);
 }

@@ -8,5 +8,6 @@ pub mod image_path;
 pub mod origin;
 pub mod respond;
 mod service;
+pub mod source;
 
 pub use service::{Pixgate, State};

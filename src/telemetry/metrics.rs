@@ -187,6 +187,41 @@ pub fn status_class(code: u16) -> &'static str {
     }
 }
 
+/// Counts a transformed image: transforms, bytes in/out, time.
+pub fn record_transformed(
+    src: crate::image::format::SourceFormat,
+    out: crate::image::format::OutputFormat,
+    bytes_in: usize,
+    bytes_out: usize,
+    secs: f64,
+) {
+    TRANSFORMS
+        .with_label_values(&[src.name(), out.name(), "ok"])
+        .inc();
+    BYTES_IN
+        .with_label_values(&[out.name()])
+        .inc_by(bytes_in as u64);
+    BYTES_OUT
+        .with_label_values(&[out.name()])
+        .inc_by(bytes_out as u64);
+    TRANSFORM_SECONDS
+        .with_label_values(&[out.name()])
+        .observe(secs);
+}
+
+/// Counts an image sent as its original bytes, with the reason.
+pub fn record_original(src: &str, reason: crate::image::Reason, bytes_in: usize, bytes_out: usize) {
+    TRANSFORMS
+        .with_label_values(&[src, "original", reason.label()])
+        .inc();
+    BYTES_IN
+        .with_label_values(&["original"])
+        .inc_by(bytes_in as u64);
+    BYTES_OUT
+        .with_label_values(&["original"])
+        .inc_by(bytes_out as u64);
+}
+
 /// Touches every metric so `/metrics` lists them from the start.
 pub fn init() {
     Lazy::force(&REQUESTS);

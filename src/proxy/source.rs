@@ -1,0 +1,160 @@
+//! Fetching a source from the origin for the image path: pingora's `Connector` (pooled, with
+//! the configured timeouts), a sniff of the first bytes, and either the whole image body in
+//! hand or a response to stream through unchanged (non-images, `no-transform`, too large).
+
+use super::origin::{self, FetchError, Upstream};
+use super::service::State;
+use crate::image::format::{sniff, SourceFormat, SNIFF_LEN};
+use crate::image::Reason;
+use crate::telemetry::metrics::{self, record_original};
+use bytes::{Bytes, BytesMut};
+use http::header;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::Result;
+use std::time::SystemTime;
+
+/// A source image in hand.
+pub struct SourceImage {
+    /// The origin's response header.
+    pub header: ResponseHeader,
+    /// The whole body.
+    pub body: Bytes,
+    /// Sniffed from the bytes.
+    pub format: SourceFormat,
+    /// When the fetch started: the start of any entry's retention.
+    pub fetched_at: SystemTime,
+    /// The cache's purge epoch before the fetch.
+    pub epoch: u64,
+}
+
+/// What fetching the origin gave. One lives per request, briefly: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Fetched {
+    /// An image body in hand.
+    Image(SourceImage),
+    /// Stream this response through, after the chunks already read; the reason when it is an
+    /// image sent untouched.
+    Stream(Upstream, Vec<Bytes>, Option<Reason>),
+    /// The origin could not be reached (502) or timed out (504).
+    Failed(u16),
+}
+
+/// Fetches the origin: an image body in hand, or a response to stream through unchanged.
+pub async fn fetch(st: &State, req: &RequestHeader) -> Result<Fetched> {
+    let epoch = st.cache.epoch();
+    let fetched_at = SystemTime::now();
+    let peer = st.origin.peer();
+    let mut up = match origin::send(&st.connector, &peer, req.clone()).await {
+        Ok(u) => u,
+        Err(e) => {
+            metrics::ORIGIN_ERRORS.with_label_values(&[e.label()]).inc();
+            let code = if e == FetchError::Connect { 502 } else { 504 };
+            return Ok(Fetched::Failed(code));
+        }
+    };
+    let encoded = up
+        .header
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if up.header.status != 200 || encoded {
+        return Ok(Fetched::Stream(up, Vec::new(), None));
+    }
+
+    // Read until the format can be sniffed.
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    let mut eof = false;
+    while total < SNIFF_LEN {
+        match up.session.read_response_body().await? {
+            Some(b) => {
+                total += b.len();
+                chunks.push(b);
+            }
+            None => {
+                eof = true;
+                break;
+            }
+        }
+    }
+    let head: Vec<u8> = chunks
+        .iter()
+        .flat_map(|c| c.iter().copied())
+        .take(SNIFF_LEN)
+        .collect();
+    let Some(format) = sniff(&head) else {
+        let reason = (total == 0 && content_type_is_image(&up.header)).then_some(Reason::Empty);
+        if let Some(r) = reason {
+            record_original("unknown", r, 0, 0);
+        }
+        return Ok(Fetched::Stream(up, chunks, reason));
+    };
+    if no_transform(&up.header) {
+        record_original(format.name(), Reason::NoTransform, 0, 0);
+        return Ok(Fetched::Stream(up, chunks, Some(Reason::NoTransform)));
+    }
+    let max = st.cfg.limits.max_source_bytes.get() as usize;
+    let declared = up
+        .header
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        record_original(format.name(), Reason::TooLarge, 0, 0);
+        return Ok(Fetched::Stream(up, chunks, Some(Reason::TooLarge)));
+    }
+    while !eof {
+        match up.session.read_response_body().await? {
+            Some(b) => {
+                total += b.len();
+                chunks.push(b);
+                if total > max {
+                    record_original(format.name(), Reason::TooLarge, 0, 0);
+                    return Ok(Fetched::Stream(up, chunks, Some(Reason::TooLarge)));
+                }
+            }
+            None => eof = true,
+        }
+    }
+    let Upstream {
+        session: conn,
+        header,
+    } = up;
+    st.connector
+        .release_http_session(conn, &peer, Some(st.origin.idle_timeout()))
+        .await;
+    Ok(Fetched::Image(SourceImage {
+        header,
+        body: concat(chunks, total),
+        format,
+        fetched_at,
+        epoch,
+    }))
+}
+
+fn concat(chunks: Vec<Bytes>, total: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.into_iter().next().unwrap_or_default();
+    }
+    let mut b = BytesMut::with_capacity(total);
+    for c in chunks {
+        b.extend_from_slice(&c);
+    }
+    b.freeze()
+}
+
+fn no_transform(h: &ResponseHeader) -> bool {
+    h.headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
+}
+
+fn content_type_is_image(h: &ResponseHeader) -> bool {
+    h.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().len() >= 6 && v.as_bytes()[..6].eq_ignore_ascii_case(b"image/")
+    })
+}
