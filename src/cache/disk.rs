@@ -39,6 +39,22 @@ struct Meta {
 struct Index {
     lru: LruCache<Key, Meta>,
     bytes: u64,
+    /// No entry expires before this (a lower bound): the sweep skips its scan until then.
+    earliest: SystemTime,
+}
+
+impl Index {
+    /// Whether a sweep at `now` could find anything: an expiry is due, or the least recently
+    /// used entry (the one idle longest: every use moves an entry to the front) is idle.
+    fn sweep_due(&self, now: SystemTime, idle: Option<Duration>) -> bool {
+        if now >= self.earliest {
+            return true;
+        }
+        match (idle, self.lru.peek_lru()) {
+            (Some(i), Some((_, m))) => now.duration_since(m.last_used).unwrap_or_default() >= i,
+            _ => false,
+        }
+    }
 }
 
 /// The disk tier.
@@ -78,6 +94,7 @@ impl DiskTier {
             index: Mutex::new(Index {
                 lru: LruCache::unbounded(),
                 bytes: 0,
+                earliest: SystemTime::UNIX_EPOCH,
             }),
             temp_seq: AtomicU64::new(0),
         };
@@ -280,6 +297,7 @@ impl DiskTier {
             }
             // Reserved before the write, so the scrub never mistakes the new file for a stray.
             ix.bytes += size;
+            ix.earliest = ix.earliest.min(e.expires);
             ix.lru.put(
                 *key,
                 Meta {
@@ -368,8 +386,13 @@ impl DiskTier {
     /// Removes expired and idle entries; returns how many.
     pub fn sweep(&self, now: SystemTime) -> u64 {
         let dead: Vec<(Key, &'static str)> = {
-            let ix = self.lock();
-            ix.lru
+            let mut ix = self.lock();
+            if !ix.sweep_due(now, self.idle) {
+                return 0;
+            }
+            let mut earliest: Option<SystemTime> = None;
+            let dead = ix
+                .lru
                 .iter()
                 .filter_map(|(k, m)| {
                     if now >= m.expires {
@@ -377,10 +400,14 @@ impl DiskTier {
                     } else if !policy::servable(m.expires, m.last_used, self.idle, now) {
                         Some((*k, "idle"))
                     } else {
+                        earliest = Some(earliest.map_or(m.expires, |t| t.min(m.expires)));
                         None
                     }
                 })
-                .collect()
+                .collect();
+            // Empty: nothing is due until a put lowers it.
+            ix.earliest = earliest.unwrap_or(now + Duration::from_secs(365 * 86_400));
+            dead
         };
         for (k, why) in &dead {
             self.remove(k, why);
@@ -388,27 +415,15 @@ impl DiskTier {
         dead.len() as u64
     }
 
-    /// Walks the directory and removes what the index does not vouch for: stray files, files
-    /// whose plaintext header says they expired, and temp files older than a write can take.
+    /// Walks the directory and removes what the index does not vouch for (stray files: the
+    /// sweep handles the expiry of known ones) and temp files older than a write can take.
+    /// Costs a directory listing, no file reads.
     pub fn scrub(&self, now: SystemTime) -> u64 {
         let mut removed = 0;
         for (path, name) in self.files() {
             let known = Key::from_hex(&name).is_some_and(|k| self.lock().lru.contains(&k));
-            let expired = || {
-                let mut head = [0u8; HEADER_LEN];
-                fs::File::open(&path)
-                    .and_then(|mut f| f.read_exact(&mut head))
-                    .ok()
-                    .and_then(|_| Header::parse(&head))
-                    .is_none_or(|h| seal::expired(&h, now))
-            };
-            if !known || expired() {
-                if let Some(k) = Key::from_hex(&name) {
-                    self.forget(&k);
-                }
-                if fs::remove_file(&path).is_ok() {
-                    removed += 1;
-                }
+            if !known && fs::remove_file(&path).is_ok() {
+                removed += 1;
             }
         }
         if let Ok(rd) = fs::read_dir(self.dir.join("tmp")) {
@@ -631,6 +646,29 @@ mod tests {
         let later = SystemTime::now() + TEMP_MAX_AGE + Duration::from_secs(1);
         assert_eq!(t.scrub(later), 2);
         assert!(files_under(d.path()).is_empty());
+    }
+
+    #[test]
+    fn sweep_skips_its_scan_until_something_is_due() {
+        let d = tempfile::tempdir().unwrap();
+        let (t, _) = DiskTier::open(&cfg(d.path(), 1 << 20, None), None).unwrap();
+        let now = SystemTime::now();
+        t.put(
+            &Key([1; 32]),
+            &sample("/a", b"x", now, Duration::from_secs(10)),
+            &|| true,
+        );
+        t.put(
+            &Key([2; 32]),
+            &sample("/b", b"y", now, Duration::from_secs(20)),
+            &|| true,
+        );
+        assert_eq!(t.sweep(now), 0);
+        assert!(!t.lock().sweep_due(now + Duration::from_secs(9), None));
+        assert!(t.lock().sweep_due(now + Duration::from_secs(10), None));
+        assert_eq!(t.sweep(now + Duration::from_secs(10)), 1);
+        assert!(!t.lock().sweep_due(now + Duration::from_secs(19), None));
+        assert_eq!(t.sweep(now + Duration::from_secs(20)), 1);
     }
 
     #[test]
