@@ -411,7 +411,12 @@ async fn byte_limits_hold_under_a_flood_of_distinct_variants() {
     for t in tasks {
         assert_eq!(t.await.unwrap().0, 200);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await; // last write-behinds and a sweep
+    assert!(
+        files(&cache_dir.join("tmp")).is_empty(),
+        "a temp file outlived its request: {:?}",
+        files(&cache_dir.join("tmp"))
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await; // a sweep publishes the gauges
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (peak, largest) = sampler.join().unwrap();
     let s = stats(&px).await;

@@ -339,7 +339,7 @@ impl DiskTier {
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent)?;
             }
-            seal::write_private(&tmp.0, data)?;
+            seal::write_private(&tmp.0, data, false)?;
             fs::rename(&tmp.0, &dest)
         })();
         if let Err(e) = ok {

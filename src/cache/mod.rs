@@ -215,25 +215,36 @@ impl Cache {
         }
     }
 
-    /// Stores `e` in memory now and on disk in the background. `epoch` is
-    /// [`Cache::epoch`] read before the source was fetched.
-    pub fn insert(self: &Arc<Self>, key: Key, e: Arc<Entry>, epoch: u64) {
-        if !self.cfg.enabled {
-            return;
-        }
-        // A transform that outlasted the retention limit produced something already expired.
-        if SystemTime::now() >= e.expires {
+    /// Stores `e` in memory at once and returns the disk write, to be awaited by the request
+    /// that made the entry (on a blocking thread; so the temp file of the write never outlives
+    /// that request). Call [`flight::Leader::finish`] between the two: waiters are released as
+    /// soon as memory holds the entry. `epoch` is [`Cache::epoch`] read before the fetch.
+    pub fn insert(
+        self: &Arc<Self>,
+        key: Key,
+        e: Arc<Entry>,
+        epoch: u64,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let disk = if !self.cfg.enabled {
+            None
+        } else if SystemTime::now() >= e.expires {
+            // A transform that outlasted the retention limit produced something already expired.
             crate::telemetry::metrics::CACHE_NOT_STORED
                 .with_label_values(&["expired"])
                 .inc();
-            return;
-        }
-        self.insert_memory(key, e.clone(), epoch);
-        if let Some(disk) = self.disk.clone() {
-            let me = self.clone();
-            tokio::task::spawn_blocking(move || {
-                disk.put(&key, &e, &|| me.epoch() == epoch);
-            });
+            None
+        } else {
+            self.insert_memory(key, e.clone(), epoch);
+            self.disk.clone()
+        };
+        let me = self.clone();
+        async move {
+            if let Some(disk) = disk {
+                let _ = tokio::task::spawn_blocking(move || {
+                    disk.put(&key, &e, &|| me.epoch() == epoch);
+                })
+                .await;
+            }
         }
     }
 

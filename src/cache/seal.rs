@@ -114,7 +114,7 @@ impl Sealer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = XChaCha20Poly1305::generate_key(&mut OsRng);
                 let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-                write_private(path, hex.as_bytes())
+                write_private(path, hex.as_bytes(), true)
                     .map_err(|e| format!("{}: cannot create the key file: {e}", path.display()))?;
                 Ok(Self::from_key(&key))
             }
@@ -232,8 +232,9 @@ fn parse_key(b: &[u8]) -> Option<[u8; 32]> {
     super::key::Key::from_hex(t).map(|k| k.0)
 }
 
-/// Writes a file readable only by its owner.
-pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes a new file readable only by its owner; `durable` waits for the disk. Cache files skip
+/// that: a file torn by a crash fails its tag check and is deleted at start.
+pub fn write_private(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
@@ -244,7 +245,10 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     }
     let mut f = o.open(path)?;
     f.write_all(data)?;
-    f.sync_all()
+    if durable {
+        f.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Whether `h` says the entry is expired at `now`.

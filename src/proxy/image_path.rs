@@ -311,11 +311,12 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
         tokio::spawn(async move {
             let res = st2.pool.run(job).await;
             let (e, storable) = parts.entry(&st2, res);
-            if storable {
-                st2.cache.insert(key, e.clone(), parts.epoch);
-            }
+            let persist = storable.then(|| st2.cache.insert(key, e.clone(), parts.epoch));
             if let Some(l) = lead {
                 l.finish(storable.then(|| e.clone()));
+            }
+            if let Some(p) = persist {
+                p.await;
             }
             if tx.send(e).is_err() {
                 // The request already answered with WebP: this encode was background work.
@@ -339,15 +340,17 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
 
     let res = st.pool.run(job(st, &src, plan)).await;
     let (e, storable) = parts.entry(st, res);
-    if storable {
-        st.cache.insert(key, e.clone(), src.epoch);
-    } else {
+    let persist = storable.then(|| st.cache.insert(key, e.clone(), src.epoch));
+    if !storable {
         metrics::CACHE_NOT_STORED
             .with_label_values(&["transient"])
             .inc();
     }
     if let Some(l) = lead {
         l.finish(storable.then(|| e.clone()));
+    }
+    if let Some(p) = persist {
+        p.await;
     }
     let status = if storable {
         CacheStatus::Miss
