@@ -33,6 +33,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Process-level settings (threads, shutdown).
     pub server: ServerConfig,
+    /// Transform options from URLs: which are read, and their limits.
+    pub transform: TransformConfig,
     /// The variant cache: tiers, TTLs and the retention guarantee.
     pub cache: CacheConfig,
     /// The admin listener (`/metrics`, `/health`, cache stats and purge). Off unless `listen`
@@ -48,6 +50,7 @@ impl Default for Config {
             images: ImagesConfig::default(),
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
+            transform: TransformConfig::default(),
             cache: CacheConfig::default(),
             admin: AdminConfig::default(),
         }
@@ -234,6 +237,30 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Transform options from URLs (docs/url-api.md).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformConfig {
+    /// Read `w`, `h`, `fit`, `g`, `q`, `fm`, `dpr`, `blur`, `sharpen`, `enlarge`, `bg` from the
+    /// query of proxied image URLs (they are removed from the origin request). Default `true`.
+    pub query_options: bool,
+    /// Largest output width or height a URL may ask for, after the DPR; larger requests are
+    /// scaled down proportionally. Default `4096`.
+    pub max_output_dimension: u32,
+    /// `dpr` values above this are capped. Default `3`.
+    pub max_dpr: f32,
+}
+
+impl Default for TransformConfig {
+    fn default() -> Self {
+        TransformConfig {
+            query_options: true,
+            max_output_dimension: 4096,
+            max_dpr: 3.0,
+        }
+    }
+}
+
 /// Process settings handed to pingora.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -408,6 +435,12 @@ impl Config {
             1 << 32,
         );
         range("server.threads", self.server.threads as u64, 1, 1024);
+        range(
+            "transform.max_output_dimension",
+            self.transform.max_output_dimension.into(),
+            16,
+            16_384,
+        );
         if l.transform_timeout.get().is_zero() {
             p.push((
                 "limits.transform_timeout".into(),
@@ -426,6 +459,12 @@ impl Config {
         }
         if let Err(e) = crate::proxy::origin::OriginTarget::parse(&self.origin.url) {
             p.push(("origin.url".into(), e));
+        }
+        if !(1.0..=10.0).contains(&self.transform.max_dpr) {
+            p.push((
+                "transform.max_dpr".into(),
+                format!("must be between 1 and 10, got {}", self.transform.max_dpr),
+            ));
         }
         p.extend(self.cache.validate());
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {

@@ -4,7 +4,9 @@
 
 use super::format::SourceFormat;
 use super::probe::{to_image_format, Probe};
+use super::resize::{self, ResizeSpec};
 use super::Reason;
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder};
 use std::io::Cursor;
 
@@ -21,6 +23,17 @@ pub struct Decoded {
 
 /// Decodes `data`, whose header was already checked by [`super::probe::probe`].
 pub fn decode(data: &[u8], probe: &Probe) -> Result<Decoded, Reason> {
+    decode_for(data, probe, None)
+}
+
+/// Decodes `data` for a resize to `target`: a JPEG that will be shrunk a lot is decoded at a
+/// reduced DCT scale (n/8, by mozjpeg), chosen so the decoded image stays at least twice the
+/// size the resize needs; the Lanczos resize then does the rest. Anything else decodes whole.
+pub fn decode_for(
+    data: &[u8],
+    probe: &Probe,
+    target: Option<&ResizeSpec>,
+) -> Result<Decoded, Reason> {
     let mut reader =
         image::ImageReader::with_format(Cursor::new(data), to_image_format(probe.format));
     let mut limits = image::Limits::default();
@@ -30,14 +43,21 @@ pub fn decode(data: &[u8], probe: &Probe) -> Result<Decoded, Reason> {
     limits.max_alloc = Some(u64::from(probe.width) * u64::from(probe.height) * 8 + (64 << 20));
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|_| Reason::Undecodable)?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let icc = decoder.icc_profile().ok().flatten();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
-        image::ImageError::Limits(_) => Reason::TooManyPixels,
-        _ => Reason::Undecodable,
-    })?;
+    let scaled = match (probe.format, target) {
+        (SourceFormat::Jpeg, Some(spec)) => {
+            dct_numerator(probe, orientation, spec).and_then(|n| jpeg_at_scale(data, n))
+        }
+        _ => None,
+    };
+    let mut img = match scaled {
+        Some(img) => img,
+        None => DynamicImage::from_decoder(decoder).map_err(|e| match e {
+            image::ImageError::Limits(_) => Reason::TooManyPixels,
+            _ => Reason::Undecodable,
+        })?,
+    };
     img.apply_orientation(orientation);
     let img = normalise(img);
     let (image, color_converted) = match icc {
@@ -50,6 +70,54 @@ pub fn decode(data: &[u8], probe: &Probe) -> Result<Decoded, Reason> {
         has_alpha,
         color_converted,
     })
+}
+
+/// The DCT scale numerator (1–7, of 8) for a JPEG about to be resized by `spec`, or `None`
+/// when a full decode is needed (little or no shrinking).
+pub fn dct_numerator(probe: &Probe, o: Orientation, spec: &ResizeSpec) -> Option<u8> {
+    let swap = matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (w, h) = if swap {
+        (probe.height, probe.width)
+    } else {
+        (probe.width, probe.height)
+    };
+    let scale = resize::geometry(w, h, spec).scale();
+    // Keep at least twice the pixels the resize needs, for Lanczos to work with.
+    let n = (8.0 * scale * 2.0).ceil();
+    (n < 8.0).then(|| n.max(1.0) as u8)
+}
+
+/// Decodes a JPEG at `n`/8 scale with mozjpeg. `None` (decode whole instead) for CMYK or any
+/// libjpeg error, which mozjpeg reports by panicking.
+fn jpeg_at_scale(data: &[u8], n: u8) -> Option<DynamicImage> {
+    let run = || -> Option<DynamicImage> {
+        let mut d = mozjpeg::Decompress::new_mem(data).ok()?;
+        d.scale(n);
+        match d.image().ok()? {
+            mozjpeg::decompress::Format::RGB(mut s) => {
+                let (w, h) = (s.width() as u32, s.height() as u32);
+                let px: Vec<u8> = s.read_scanlines().ok()?;
+                s.finish().ok()?;
+                image::RgbImage::from_raw(w, h, px).map(DynamicImage::ImageRgb8)
+            }
+            mozjpeg::decompress::Format::Gray(mut s) => {
+                let (w, h) = (s.width() as u32, s.height() as u32);
+                let px: Vec<u8> = s.read_scanlines().ok()?;
+                s.finish().ok()?;
+                image::GrayImage::from_raw(w, h, px).map(DynamicImage::ImageLuma8)
+            }
+            mozjpeg::decompress::Format::CMYK(_) => None,
+        }
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+        .ok()
+        .flatten()
 }
 
 /// 8-bit Luma / RGB / RGBA, dropping an alpha channel that is fully opaque.

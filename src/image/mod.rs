@@ -8,6 +8,7 @@ pub mod format;
 pub mod pipeline;
 pub mod pool;
 pub mod probe;
+pub mod resize;
 
 /// Why an image was answered with its original bytes (or refused). A closed set: each value is
 /// a metric label and appears in the `X-Pixgate` debug header.

@@ -5,10 +5,35 @@ use super::codec::{self, EncodeSettings};
 use super::decode;
 use super::format::{OutputFormat, SourceFormat};
 use super::probe::{self, HeaderLimits};
+use super::resize::{self, ResizeSpec};
 use super::Reason;
 use crate::request::accept::Accept;
 use crate::request::negotiate::{Choice, Plan};
 use std::time::{Duration, Instant};
+
+/// What to do to the pixels besides re-encoding (from URL options, later rules), in device
+/// pixels. The default changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Transform {
+    /// Resize (the DPR is already applied).
+    pub resize: Option<ResizeSpec>,
+    /// Gaussian blur sigma.
+    pub blur: Option<f32>,
+    /// Unsharp-mask sigma.
+    pub sharpen: Option<f32>,
+    /// Quality for whichever format is chosen, instead of its configured one.
+    pub quality: Option<u8>,
+    /// What transparent pixels become in a JPEG (default white).
+    pub flatten_onto: Option<[u8; 3]>,
+}
+
+impl Transform {
+    /// Whether the output pixels differ from the source's (then the original is no fallback
+    /// for a larger result: it would have the wrong size or look).
+    pub fn changes_pixels(&self) -> bool {
+        self.resize.is_some() || self.blur.is_some() || self.sharpen.is_some()
+    }
+}
 
 /// Everything a transform needs, owned so it can move to another thread.
 #[derive(Debug, Clone)]
@@ -23,6 +48,8 @@ pub struct Job {
     pub settings: EncodeSettings,
     /// Header limits.
     pub limits: HeaderLimits,
+    /// Pixel operations.
+    pub transform: Transform,
     /// Give up (and send the original) after this instant.
     pub deadline: Instant,
 }
@@ -60,8 +87,16 @@ impl Job {
             plan,
             settings: EncodeSettings::from(images),
             limits,
+            transform: Transform::default(),
             deadline: Instant::now() + Duration::from_secs(3600),
         }
+    }
+
+    /// The same job with pixel operations.
+    #[must_use]
+    pub fn with_transform(mut self, t: Transform) -> Job {
+        self.transform = t;
+        self
     }
 
     /// The same job with another plan (the WebP answer while AVIF encodes).
@@ -118,29 +153,52 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         }
     };
     let t0 = Instant::now();
+    let t = &job.transform;
     let probe = probe::probe(&job.source, job.format, job.limits)?;
-    let decoded = decode::decode(&job.source, &probe)?;
+    let decoded = decode::decode_for(&job.source, &probe, t.resize.as_ref())?;
+    check()?;
+    let mut image = decoded.image;
+    if let Some(spec) = &t.resize {
+        image = resize::apply(image, spec)?;
+        check()?;
+    }
+    if let Some(sigma) = t.blur {
+        image = image.fast_blur(sigma);
+    }
+    if let Some(sigma) = t.sharpen {
+        image = image.unsharpen(sigma, 1);
+    }
     let decode_time = t0.elapsed();
     check()?;
-    let target = match job.plan.for_source(job.format, decoded.has_alpha) {
+    // Padding with a transparent background can add alpha to an opaque source.
+    let has_alpha = matches!(image, image::DynamicImage::ImageRgba8(_));
+    let target = match job.plan.for_source(job.format, has_alpha) {
         Choice::Encode(f) => f,
         Choice::Keep => return Err(Reason::FormatDisabled),
     };
+    if target == OutputFormat::Jpeg && has_alpha {
+        image = resize::flatten(image, t.flatten_onto.unwrap_or([255, 255, 255]));
+    }
+    let settings = match t.quality {
+        Some(q) => job.settings.with_quality(target, q),
+        None => job.settings,
+    };
     let t1 = Instant::now();
-    let out = codec::encode(&decoded.image, target, &job.settings).map_err(|e| {
+    let out = codec::encode(&image, target, &settings).map_err(|e| {
         tracing::warn!(format = target.name(), error = %e, "encode failed");
         Reason::EncodeFailed
     })?;
     let encode_time = t1.elapsed();
     check()?;
-    if out.len() >= job.source.len() {
+    // Never larger, when the original is a valid answer: same pixels, only another encoding.
+    if out.len() >= job.source.len() && !t.changes_pixels() {
         return Err(Reason::NotSmaller);
     }
     Ok(Outcome::Transformed {
         format: target,
         bytes: out.into(),
-        width: decoded.image.width(),
-        height: decoded.image.height(),
+        width: image.width(),
+        height: image.height(),
         timings: Timings {
             decode: decode_time,
             encode: encode_time,

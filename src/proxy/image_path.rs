@@ -17,11 +17,12 @@ use super::source::{fetch, Fetched, SourceImage};
 use crate::cache::flight::{Join, Leader, Waited};
 use crate::cache::policy;
 use crate::cache::{Entry, Key, KeyParts};
-use crate::image::pipeline::{Job, Outcome};
+use crate::image::pipeline::{Job, Outcome, Transform};
 use crate::image::pool::PoolResult;
 use crate::image::Reason;
 use crate::request::accept::Accept;
 use crate::request::negotiate::Plan;
+use crate::request::options::{FormatReq, OptionError, Options};
 use crate::telemetry::metrics::{self, record_original, record_transformed};
 use http::header;
 use pingora::http::RequestHeader;
@@ -40,6 +41,10 @@ struct Request {
     path_and_query: String,
     /// Whether this request may use the cache at all.
     cacheable: bool,
+    /// Canonical transform options (key part).
+    options: String,
+    /// The pixel operations they ask for.
+    transform: Transform,
 }
 
 impl Request {
@@ -51,7 +56,7 @@ impl Request {
             origin: &st.cfg.origin.url,
             host: &self.host,
             path_and_query: &self.path_and_query,
-            options: "",
+            options: &self.options,
             plan,
             settings: &st.settings_fingerprint,
         }
@@ -67,16 +72,63 @@ pub async fn handle(st: &Arc<State>, session: &mut Session) -> Result<u16> {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
-    let plan = Plan::new(&accept, &st.cfg.images.formats);
-    let req = build_request(st, session)?;
+    let (options, origin_query) = match url_options(st, session.req_header()) {
+        Ok(o) => o,
+        Err(e) => return respond::bad_request(session, &e.to_string()).await,
+    };
+    let formats = &st.cfg.images.formats;
+    let plan = match options.format {
+        FormatReq::Auto => Plan::new(&accept, formats),
+        FormatReq::Force(f) if formats.contains(&f) => Plan::forced(f),
+        FormatReq::Force(f) => {
+            let msg = format!(
+                "parameter `fm`: `{}` is not enabled here (images.formats)",
+                f.name()
+            );
+            return respond::bad_request(session, &msg).await;
+        }
+    };
+    let req = build_request(st, session, &options, origin_query)?;
     if !req.cacheable {
         return fill(st, session, &req, Fill::new(plan)).await;
     }
-    variant(st, session, &req, plan, true).await
+    // An explicit `fm=avif` waits for AVIF: the client asked for that format by name.
+    let budgeted = options.format == FormatReq::Auto;
+    variant(st, session, &req, plan, budgeted).await
 }
 
-fn build_request(st: &State, session: &Session) -> Result<Request> {
+/// The transform options of the URL's query, and the query the origin should see instead
+/// (`None`: leave the URL as it is).
+fn url_options(
+    st: &State,
+    req: &RequestHeader,
+) -> std::result::Result<(Options, Option<String>), OptionError> {
+    let Some(query) = req.uri.query().filter(|_| st.cfg.transform.query_options) else {
+        return Ok((Options::default(), None));
+    };
+    let (o, rest) = Options::from_query(query)?;
+    let origin_path = match rest {
+        Some(q) => format!("{}?{q}", req.uri.path()),
+        None => req.uri.path().to_string(),
+    };
+    Ok((o.capped(st.cfg.transform.max_dpr), Some(origin_path)))
+}
+
+fn build_request(
+    st: &State,
+    session: &Session,
+    options: &Options,
+    origin_path: Option<String>,
+) -> Result<Request> {
     let mut req = session.req_header().clone();
+    if let Some(pq) = origin_path {
+        // Transform parameters are pixgate's: the origin sees the URL without them.
+        let uri = http::Uri::builder()
+            .path_and_query(pq)
+            .build()
+            .map_err(|_| pingora::Error::new_str("invalid request path"))?;
+        req.set_uri(uri);
+    }
     headers::strip_request(&mut req);
     // The client's validators belong to the variant it holds, not to the origin's resource;
     // they are evaluated here against the variant's ETag instead.
@@ -111,6 +163,8 @@ fn build_request(st: &State, session: &Session) -> Result<Request> {
         host,
         path_and_query,
         cacheable,
+        options: options.canonical(),
+        transform: options.transform(st.cfg.transform.max_output_dimension),
     })
 }
 
@@ -292,7 +346,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
     let (Some(key), Some(_)) = (key, ttl) else {
         // Not shareable: release any waiters now so they fetch for themselves.
         drop(lead);
-        let res = st.pool.run(job(st, &src, plan)).await;
+        let res = st.pool.run(job(st, req, &src, plan)).await;
         let (e, _) = parts.entry(st, res);
         return respond::entry(st, session, &e, CacheStatus::Bypass, fallback).await;
     };
@@ -307,7 +361,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let st2 = st.clone();
-        let job = job(st, &src, plan);
+        let job = job(st, req, &src, plan);
         tokio::spawn(async move {
             let res = st2.pool.run(job).await;
             let (e, storable) = parts.entry(&st2, res);
@@ -338,7 +392,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
         };
     }
 
-    let res = st.pool.run(job(st, &src, plan)).await;
+    let res = st.pool.run(job(st, req, &src, plan)).await;
     let (e, storable) = parts.entry(st, res);
     let persist = storable.then(|| st.cache.insert(key, e.clone(), src.epoch));
     if !storable {
@@ -360,7 +414,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
     respond::entry(st, session, &e, status, fallback).await
 }
 
-fn job(st: &State, src: &SourceImage, plan: Plan) -> Job {
+fn job(st: &State, req: &Request, src: &SourceImage, plan: Plan) -> Job {
     Job::for_plan(
         src.body.clone(),
         src.format,
@@ -368,6 +422,7 @@ fn job(st: &State, src: &SourceImage, plan: Plan) -> Job {
         &st.cfg.images,
         st.header_limits,
     )
+    .with_transform(req.transform)
 }
 
 /// What turns a transform result into an entry; owned, so a background encode can finish

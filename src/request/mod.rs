@@ -2,3 +2,4 @@
 
 pub mod accept;
 pub mod negotiate;
+pub mod options;

@@ -69,6 +69,14 @@ impl Plan {
         }
     }
 
+    /// Every source becomes `f` (a URL's `fm=`), whatever the Accept header says.
+    pub fn forced(f: OutputFormat) -> Plan {
+        Plan {
+            jpeg: Choice::Encode(f),
+            png: Choice::Encode(f),
+        }
+    }
+
     /// The choice for a decoded source.
     pub fn for_source(&self, source: SourceFormat, has_alpha: bool) -> Choice {
         match source.family(has_alpha) {

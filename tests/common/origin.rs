@@ -55,6 +55,7 @@ struct Shared {
     routes: HashMap<String, Route>,
     hits: HashMap<String, usize>,
     last_headers: HashMap<String, HeaderMap>,
+    last_uri: HashMap<String, String>,
 }
 
 /// The running origin (lives as long as the test process; one thread each).
@@ -135,6 +136,15 @@ impl TestOrigin {
             .unwrap_or(0)
     }
 
+    /// The full request target (path and query) of the last request for `path`.
+    pub fn last_uri(&self, path: &str) -> String {
+        self.shared
+            .lock()
+            .ok()
+            .and_then(|s| s.last_uri.get(path).cloned())
+            .unwrap_or_default()
+    }
+
     /// Headers of the last request for `path`.
     pub fn last_headers(&self, path: &str) -> HeaderMap {
         self.shared
@@ -153,6 +163,7 @@ async fn handle(sh: Arc<Mutex<Shared>>, req: Request<Incoming>) -> Result<Resp, 
         let mut s = sh.lock().expect("lock");
         *s.hits.entry(path.clone()).or_default() += 1;
         s.last_headers.insert(path.clone(), req.headers().clone());
+        s.last_uri.insert(path.clone(), req.uri().to_string());
         s.routes.get(&path).cloned()
     };
     let (parts, body) = req.into_parts();

@@ -23,6 +23,21 @@ pub struct EncodeSettings {
     pub png: crate::config::PngConfig,
 }
 
+impl EncodeSettings {
+    /// The same settings with `format`'s quality set to `q` (1–100).
+    #[must_use]
+    pub fn with_quality(mut self, format: OutputFormat, q: u8) -> EncodeSettings {
+        let q = q.clamp(1, 100);
+        match format {
+            OutputFormat::Avif => self.avif.quality = q,
+            OutputFormat::Webp => self.webp.quality = q,
+            OutputFormat::Jpeg => self.jpeg.quality = q,
+            OutputFormat::Png => {} // lossless: no quality
+        }
+        self
+    }
+}
+
 impl From<&ImagesConfig> for EncodeSettings {
     fn from(c: &ImagesConfig) -> Self {
         EncodeSettings {

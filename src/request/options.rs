@@ -1,0 +1,577 @@
+//! Transform options from the query string of a proxied image URL, with the names people know
+//! from imgix, Cloudflare and sharp: `w`, `h`, `fit`, `g` (gravity), `q`, `fm`, `dpr`, `blur`,
+//! `sharpen`, `enlarge`, `bg` (and the long forms `width`, `height`, `gravity`, `quality`,
+//! `format`). Recognised parameters are removed from the origin request and become part of the
+//! variant key through [`Options::canonical`]; unknown parameters are the origin's and stay.
+//! A bad value is an error that names the parameter (answered 400).
+
+use crate::image::pipeline::Transform;
+use crate::image::resize::ResizeSpec;
+use std::fmt;
+
+/// How the image fits the requested box (sharp's vocabulary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Fit {
+    /// Fit inside the box, keep the aspect ratio (the default; one side may be smaller).
+    #[default]
+    Inside,
+    /// Cover the box, keep the aspect ratio, crop the overflow (exact box).
+    Cover,
+    /// Fit inside, then pad to the exact box with the background colour.
+    Contain,
+    /// Stretch to the exact box (aspect ratio not kept).
+    Fill,
+    /// Cover the box without cropping (one side may be larger).
+    Outside,
+}
+
+impl Fit {
+    fn name(self) -> &'static str {
+        match self {
+            Fit::Inside => "inside",
+            Fit::Cover => "cover",
+            Fit::Contain => "contain",
+            Fit::Fill => "fill",
+            Fit::Outside => "outside",
+        }
+    }
+    fn parse(v: &str) -> Option<Fit> {
+        Some(match v {
+            "inside" | "clip" | "max" | "scale-down" => Fit::Inside,
+            "cover" | "crop" => Fit::Cover,
+            "contain" | "pad" | "fill-max" => Fit::Contain,
+            "fill" | "scale" | "force" => Fit::Fill,
+            "outside" | "min" => Fit::Outside,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a crop keeps the image.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Gravity {
+    /// The middle.
+    #[default]
+    Center,
+    /// Top edge.
+    North,
+    /// Bottom edge.
+    South,
+    /// Right edge.
+    East,
+    /// Left edge.
+    West,
+    /// Top right.
+    NorthEast,
+    /// Top left.
+    NorthWest,
+    /// Bottom right.
+    SouthEast,
+    /// Bottom left.
+    SouthWest,
+    /// The most detailed region (edge energy), see [`crate::image::resize`].
+    Smart,
+    /// A focal point, as fractions of width and height (0–1).
+    Focus(f32, f32),
+}
+
+impl Gravity {
+    /// Short name (imgproxy's), or `fp:x:y`.
+    pub fn name(self) -> String {
+        match self {
+            Gravity::Center => "ce".into(),
+            Gravity::North => "no".into(),
+            Gravity::South => "so".into(),
+            Gravity::East => "ea".into(),
+            Gravity::West => "we".into(),
+            Gravity::NorthEast => "noea".into(),
+            Gravity::NorthWest => "nowe".into(),
+            Gravity::SouthEast => "soea".into(),
+            Gravity::SouthWest => "sowe".into(),
+            Gravity::Smart => "sm".into(),
+            Gravity::Focus(x, y) => format!("fp:{x}:{y}"),
+        }
+    }
+
+    /// Parses imgproxy's short names, their long forms, `smart`/`auto`, or `fp:x:y`.
+    pub fn parse(v: &str) -> Option<Gravity> {
+        Some(match v {
+            "ce" | "center" | "centre" | "c" => Gravity::Center,
+            "no" | "north" | "top" | "n" | "t" => Gravity::North,
+            "so" | "south" | "bottom" | "s" | "b" => Gravity::South,
+            "ea" | "east" | "right" | "e" | "r" => Gravity::East,
+            "we" | "west" | "left" | "w" | "l" => Gravity::West,
+            "noea" | "northeast" | "top-right" | "ne" => Gravity::NorthEast,
+            "nowe" | "northwest" | "top-left" | "nw" => Gravity::NorthWest,
+            "soea" | "southeast" | "bottom-right" | "se" => Gravity::SouthEast,
+            "sowe" | "southwest" | "bottom-left" | "sw" => Gravity::SouthWest,
+            "sm" | "smart" | "auto" | "entropy" | "attention" => Gravity::Smart,
+            _ => {
+                let rest = v.strip_prefix("fp:")?;
+                let (x, y) = rest.split_once(':')?;
+                let (x, y) = (x.parse::<f32>().ok()?, y.parse::<f32>().ok()?);
+                if !(0.0..=1.0).contains(&x) || !(0.0..=1.0).contains(&y) {
+                    return None;
+                }
+                Gravity::Focus(x, y)
+            }
+        })
+    }
+}
+
+/// The output format a URL asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FormatReq {
+    /// Negotiate from Accept (the default).
+    #[default]
+    Auto,
+    /// This format, whatever Accept says.
+    Force(crate::image::format::OutputFormat),
+}
+
+/// Transform options. The default is the identity: re-encode only.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Options {
+    /// Box width in CSS pixels (before `dpr`).
+    pub width: Option<u32>,
+    /// Box height in CSS pixels (before `dpr`).
+    pub height: Option<u32>,
+    /// How the image fits the box.
+    pub fit: Fit,
+    /// Where crops keep the image.
+    pub gravity: Gravity,
+    /// Encoder quality 1–100, overriding the format's default.
+    pub quality: Option<u8>,
+    /// Output format.
+    pub format: FormatReq,
+    /// Device pixel ratio: the box is multiplied by it (capped by `transform.max_dpr`).
+    pub dpr: Option<f32>,
+    /// Gaussian blur sigma (0.3–100).
+    pub blur: Option<f32>,
+    /// Unsharp-mask sigma (0.3–10).
+    pub sharpen: Option<f32>,
+    /// Allow results larger than the source.
+    pub enlarge: bool,
+    /// Padding colour for `fit=contain` as RGBA (default opaque white).
+    pub background: Option<[u8; 4]>,
+}
+
+/// A bad parameter: its name and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionError {
+    /// The parameter as written.
+    pub param: String,
+    /// What is wrong, and what is accepted.
+    pub message: String,
+}
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "parameter `{}`: {}", self.param, self.message)
+    }
+}
+
+/// Largest width/height a URL may ask for, before the configured output limit applies.
+const MAX_SIDE: u32 = 65_535;
+
+fn err(param: &str, message: impl Into<String>) -> OptionError {
+    OptionError {
+        param: param.to_string(),
+        message: message.into(),
+    }
+}
+
+fn int(param: &str, v: &str, lo: u32, hi: u32) -> Result<u32, OptionError> {
+    match v.parse::<u32>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(err(
+            param,
+            format!("`{v}` must be a whole number from {lo} to {hi}"),
+        )),
+    }
+}
+
+fn float(param: &str, v: &str, lo: f32, hi: f32) -> Result<f32, OptionError> {
+    match v.parse::<f32>() {
+        Ok(n) if n.is_finite() && (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(err(
+            param,
+            format!("`{v}` must be a number from {lo} to {hi}"),
+        )),
+    }
+}
+
+/// Parses `RRGGBB`, `RRGGBBAA` or `transparent`.
+fn color(param: &str, v: &str) -> Result<[u8; 4], OptionError> {
+    if v == "transparent" {
+        return Ok([0, 0, 0, 0]);
+    }
+    let hex = v.trim_start_matches('#');
+    let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("x"), 16).ok();
+    match hex.len() {
+        6 => {
+            if let (Some(r), Some(g), Some(b)) = (byte(0), byte(2), byte(4)) {
+                return Ok([r, g, b, 255]);
+            }
+        }
+        8 => {
+            if let (Some(r), Some(g), Some(b), Some(a)) = (byte(0), byte(2), byte(4), byte(6)) {
+                return Ok([r, g, b, a]);
+            }
+        }
+        _ => {}
+    }
+    Err(err(
+        param,
+        format!("`{v}` must be RRGGBB, RRGGBBAA or transparent"),
+    ))
+}
+
+/// Whether a query parameter name is one of pixgate's.
+pub fn is_option(name: &str) -> bool {
+    matches!(
+        name,
+        "w" | "width"
+            | "h"
+            | "height"
+            | "fit"
+            | "g"
+            | "gravity"
+            | "q"
+            | "quality"
+            | "fm"
+            | "format"
+            | "dpr"
+            | "blur"
+            | "sharpen"
+            | "enlarge"
+            | "bg"
+    )
+}
+
+impl Options {
+    /// Whether these options change nothing but the encoding.
+    pub fn is_identity(&self) -> bool {
+        *self == Options::default()
+    }
+
+    /// Whether the output's dimensions may differ from the source's.
+    pub fn resizes(&self) -> bool {
+        self.width.is_some() || self.height.is_some()
+    }
+
+    /// Sets one option from a query parameter.
+    pub fn set(&mut self, name: &str, v: &str) -> Result<(), OptionError> {
+        match name {
+            "w" | "width" => self.width = Some(int(name, v, 1, MAX_SIDE)?),
+            "h" | "height" => self.height = Some(int(name, v, 1, MAX_SIDE)?),
+            "fit" => {
+                self.fit = Fit::parse(v).ok_or_else(|| {
+                    err(name, format!("`{v}` is not one of inside, cover, contain, fill, outside (or crop, clip, max, scale-down, pad, scale, min)"))
+                })?
+            }
+            "g" | "gravity" => {
+                self.gravity = Gravity::parse(v).ok_or_else(|| {
+                    err(name, format!("`{v}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe, sm, or fp:X:Y with X and Y from 0 to 1"))
+                })?
+            }
+            "q" | "quality" => self.quality = Some(int(name, v, 1, 100)? as u8),
+            "fm" | "format" => {
+                use crate::image::format::OutputFormat as F;
+                self.format = match v {
+                    "auto" => FormatReq::Auto,
+                    "avif" => FormatReq::Force(F::Avif),
+                    "webp" => FormatReq::Force(F::Webp),
+                    "jpeg" | "jpg" | "pjpg" => FormatReq::Force(F::Jpeg),
+                    "png" => FormatReq::Force(F::Png),
+                    _ => {
+                        return Err(err(
+                            name,
+                            format!("`{v}` is not one of auto, avif, webp, jpeg, png"),
+                        ))
+                    }
+                }
+            }
+            "dpr" => self.dpr = Some(float(name, v, 0.1, 10.0)?),
+            "blur" => self.blur = Some(float(name, v, 0.3, 100.0)?),
+            "sharpen" => self.sharpen = Some(float(name, v, 0.3, 10.0)?),
+            "enlarge" => {
+                self.enlarge = match v {
+                    "1" | "true" | "t" => true,
+                    "0" | "false" | "f" => false,
+                    _ => return Err(err(name, format!("`{v}` must be 1/0 or true/false"))),
+                }
+            }
+            "bg" => self.background = Some(color(name, v)?),
+            _ => return Err(err(name, "is not a pixgate parameter")),
+        }
+        Ok(())
+    }
+
+    /// Splits a query into options and the query that stays for the origin (`None` when
+    /// nothing stays). Parameters are applied in order; a repeated one keeps its last value.
+    pub fn from_query(query: &str) -> Result<(Options, Option<String>), OptionError> {
+        let mut o = Options::default();
+        let mut rest: Vec<&str> = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decode(raw_name);
+            if !is_option(&name) {
+                rest.push(pair);
+                continue;
+            }
+            o.set(&name, &decode(raw_value))?;
+        }
+        let rest = (!rest.is_empty()).then(|| rest.join("&"));
+        Ok((o, rest))
+    }
+
+    /// The canonical form: only what differs from the default, in a fixed order, so equal
+    /// options give equal cache keys. [`Options::from_query`] parses it back to `self`.
+    pub fn canonical(&self) -> String {
+        let mut p: Vec<String> = Vec::new();
+        if let Some(w) = self.width {
+            p.push(format!("w={w}"));
+        }
+        if let Some(h) = self.height {
+            p.push(format!("h={h}"));
+        }
+        if self.fit != Fit::default() {
+            p.push(format!("fit={}", self.fit.name()));
+        }
+        if self.gravity != Gravity::default() {
+            p.push(format!("g={}", self.gravity.name()));
+        }
+        if let Some(q) = self.quality {
+            p.push(format!("q={q}"));
+        }
+        if let FormatReq::Force(f) = self.format {
+            p.push(format!("fm={}", f.name()));
+        }
+        if let Some(d) = self.dpr {
+            p.push(format!("dpr={d}"));
+        }
+        if let Some(b) = self.blur {
+            p.push(format!("blur={b}"));
+        }
+        if let Some(s) = self.sharpen {
+            p.push(format!("sharpen={s}"));
+        }
+        if self.enlarge {
+            p.push("enlarge=1".into());
+        }
+        if let Some([r, g, b, a]) = self.background {
+            p.push(format!("bg={r:02x}{g:02x}{b:02x}{a:02x}"));
+        }
+        p.join("&")
+    }
+}
+
+impl Options {
+    /// Caps the DPR at `max_dpr` (so `dpr=5` and `dpr=3` share a variant when 3 is the cap).
+    #[must_use]
+    pub fn capped(mut self, max_dpr: f32) -> Options {
+        self.dpr = self.dpr.map(|d| d.min(max_dpr));
+        self
+    }
+
+    /// The pixel operations these options ask for, in device pixels: the box times the DPR,
+    /// scaled down proportionally so no side exceeds `max_dim`.
+    pub fn transform(&self, max_dim: u32) -> Transform {
+        let dpr = f64::from(self.dpr.unwrap_or(1.0));
+        let scale = |v: u32| ((f64::from(v) * dpr).round() as u32).max(1);
+        let (mut w, mut h) = (self.width.map(scale), self.height.map(scale));
+        let longest = w.unwrap_or(0).max(h.unwrap_or(0));
+        if longest > max_dim {
+            let k = f64::from(max_dim) / f64::from(longest);
+            let shrink = |v: u32| ((f64::from(v) * k).round() as u32).max(1);
+            w = w.map(shrink);
+            h = h.map(shrink);
+        }
+        let bg = self.background.unwrap_or([255, 255, 255, 255]);
+        Transform {
+            resize: (w.is_some() || h.is_some()).then_some(ResizeSpec {
+                width: w,
+                height: h,
+                fit: self.fit,
+                gravity: self.gravity,
+                enlarge: self.enlarge,
+                background: bg,
+            }),
+            blur: self.blur,
+            sharpen: self.sharpen,
+            quality: self.quality,
+            flatten_onto: self.background.map(|[r, g, b, _]| [r, g, b]),
+        }
+    }
+}
+
+/// Percent-decoding of one query component (`+` is a space, as in forms).
+fn decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::format::OutputFormat;
+
+    #[test]
+    fn parses_the_familiar_names_and_keeps_the_rest() {
+        let (o, rest) =
+            Options::from_query("w=640&h=480&fit=cover&q=70&fm=webp&dpr=2&v=3&g=sm").unwrap();
+        assert_eq!(o.width, Some(640));
+        assert_eq!(o.height, Some(480));
+        assert_eq!(o.fit, Fit::Cover);
+        assert_eq!(o.quality, Some(70));
+        assert_eq!(o.format, FormatReq::Force(OutputFormat::Webp));
+        assert_eq!(o.dpr, Some(2.0));
+        assert_eq!(o.gravity, Gravity::Smart);
+        assert_eq!(rest.as_deref(), Some("v=3"));
+        let (o, rest) = Options::from_query("width=10&gravity=fp:0.25:0.75&bg=ff000080").unwrap();
+        assert_eq!(o.width, Some(10));
+        assert_eq!(o.gravity, Gravity::Focus(0.25, 0.75));
+        assert_eq!(o.background, Some([255, 0, 0, 128]));
+        assert_eq!(rest, None);
+        assert!(Options::from_query("").unwrap().0.is_identity());
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter() {
+        for (q, param) in [
+            ("w=0", "w"),
+            ("w=abc", "w"),
+            ("h=-5", "h"),
+            ("width=99999999", "width"),
+            ("fit=banana", "fit"),
+            ("q=101", "q"),
+            ("fm=gif", "fm"),
+            ("dpr=NaN", "dpr"),
+            ("g=fp:2:0", "g"),
+            ("blur=0", "blur"),
+            ("enlarge=maybe", "enlarge"),
+            ("bg=zzzzzz", "bg"),
+        ] {
+            let e = Options::from_query(q).unwrap_err();
+            assert_eq!(e.param, param, "{q}");
+            assert!(
+                e.to_string().starts_with(&format!("parameter `{param}`")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_form_is_order_independent() {
+        let a = Options::from_query("h=2&w=1&fit=crop").unwrap().0;
+        let b = Options::from_query("fit=cover&w=1&h=2").unwrap().0;
+        assert_eq!(a.canonical(), b.canonical());
+        assert_eq!(a.canonical(), "w=1&h=2&fit=cover");
+    }
+
+    fn arb_options() -> impl proptest::strategy::Strategy<Value = Options> {
+        use proptest::prelude::*;
+        let fits = prop_oneof![
+            Just(Fit::Inside),
+            Just(Fit::Cover),
+            Just(Fit::Contain),
+            Just(Fit::Fill),
+            Just(Fit::Outside)
+        ];
+        let gravities = prop_oneof![
+            Just(Gravity::Center),
+            Just(Gravity::North),
+            Just(Gravity::SouthWest),
+            Just(Gravity::Smart),
+            (0u8..=100, 0u8..=100)
+                .prop_map(|(x, y)| Gravity::Focus(f32::from(x) / 100.0, f32::from(y) / 100.0)),
+        ];
+        let formats = prop_oneof![
+            Just(FormatReq::Auto),
+            Just(FormatReq::Force(OutputFormat::Avif)),
+            Just(FormatReq::Force(OutputFormat::Png)),
+        ];
+        (
+            (
+                proptest::option::of(1u32..=MAX_SIDE),
+                proptest::option::of(1u32..=MAX_SIDE),
+                fits,
+                gravities,
+                proptest::option::of(1u8..=100),
+                formats,
+            ),
+            (
+                proptest::option::of(1u32..=100),
+                proptest::option::of(3u32..=1000),
+                proptest::option::of(3u32..=100),
+                any::<bool>(),
+                proptest::option::of(any::<[u8; 4]>()),
+            ),
+        )
+            .prop_map(
+                |((w, h, fit, g, q, fm), (dpr, blur, sharpen, enlarge, bg))| Options {
+                    width: w,
+                    height: h,
+                    fit,
+                    gravity: g,
+                    quality: q,
+                    format: fm,
+                    dpr: dpr.map(|d| d as f32 / 10.0),
+                    blur: blur.map(|b| b as f32 / 10.0),
+                    sharpen: sharpen.map(|s| s as f32 / 10.0),
+                    enlarge,
+                    background: bg,
+                },
+            )
+    }
+
+    #[test]
+    fn dpr_multiplies_and_limits_hold() {
+        let o = Options::from_query("w=400&h=300&dpr=2").unwrap().0;
+        let r = o.transform(4096).resize.unwrap();
+        assert_eq!((r.width, r.height), (Some(800), Some(600)));
+        let o = o.capped(1.5);
+        assert_eq!(o.canonical(), "w=400&h=300&dpr=1.5");
+        let r = o.transform(4096).resize.unwrap();
+        assert_eq!((r.width, r.height), (Some(600), Some(450)));
+        let r = Options::from_query("w=8000&h=2000")
+            .unwrap()
+            .0
+            .transform(4000)
+            .resize
+            .unwrap();
+        assert_eq!(
+            (r.width, r.height),
+            (Some(4000), Some(1000)),
+            "proportional"
+        );
+        assert!(Options::from_query("q=50")
+            .unwrap()
+            .0
+            .transform(4096)
+            .resize
+            .is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_of_canonical_is_identity(o in arb_options()) {
+            let (back, rest) = Options::from_query(&o.canonical()).unwrap();
+            proptest::prop_assert_eq!(back, o);
+            proptest::prop_assert_eq!(rest, None);
+        }
+
+        #[test]
+        fn arbitrary_queries_never_panic(q in ".{0,200}") {
+            let _ = Options::from_query(&q);
+        }
+
+        #[test]
+        fn arbitrary_values_never_panic(name in "(w|h|fit|g|q|fm|dpr|blur|sharpen|enlarge|bg)", v in ".{0,40}") {
+            let _ = Options::default().set(&name, &v);
+        }
+    }
+}
