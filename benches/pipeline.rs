@@ -63,5 +63,71 @@ fn transforms(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, negotiation, transforms);
+/// A 12 MP (4000×3000) photo-like JPEG: the 2 MP demo photo scaled up, with grain so the
+/// encoder and decoder see texture, at quality 90.
+fn twelve_mp_jpeg() -> Vec<u8> {
+    let photo = pixgate::demo::SAMPLES
+        .iter()
+        .find(|s| s.name == "retina.jpg")
+        .map(|s| s.bytes)
+        .unwrap_or_default();
+    let base = image::load_from_memory(photo)
+        .map(|i| i.resize_exact(4000, 3000, image::imageops::FilterType::Triangle))
+        .unwrap_or_else(|_| image::DynamicImage::new_rgb8(4000, 3000))
+        .into_rgb8();
+    let grainy = image::RgbImage::from_fn(4000, 3000, |x, y| {
+        let p = base.get_pixel(x, y).0;
+        let n = ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) % 17) as u8;
+        image::Rgb([
+            p[0].saturating_add(n),
+            p[1].saturating_add(n),
+            p[2].saturating_add(n),
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&grainy)
+        .expect("encode the 12 MP bench photo");
+    out
+}
+
+fn resize_12mp(c: &mut Criterion) {
+    use pixgate::image::resize::{self, Fit, Gravity, ResizeSpec};
+    use pixgate::image::{decode, probe};
+    let src = twelve_mp_jpeg();
+    let limits = HeaderLimits {
+        max_pixels: 50_000_000,
+        max_dimension: 16_384,
+    };
+    let Ok(p) = probe::probe(&src, pixgate::image::format::SourceFormat::Jpeg, limits) else {
+        return;
+    };
+    let spec = ResizeSpec {
+        width: Some(512),
+        height: Some(512),
+        fit: Fit::Inside,
+        gravity: Gravity::Center,
+        enlarge: false,
+        background: [255, 255, 255, 255],
+    };
+    let mut g = c.benchmark_group("resize_12mp_jpeg_to_512");
+    g.sample_size(10).measurement_time(Duration::from_secs(15));
+    g.bench_function("full_decode_then_lanczos3", |b| {
+        b.iter(|| {
+            let d = decode::decode(black_box(&src), &p).expect("decodes");
+            let out = resize::apply(d.image, &spec).expect("resizes");
+            assert_eq!((out.width(), out.height()), (512, 384));
+        })
+    });
+    g.bench_function("dct_scaled_decode_then_lanczos3", |b| {
+        b.iter(|| {
+            let d = decode::decode_for(black_box(&src), &p, Some(&spec)).expect("decodes");
+            let out = resize::apply(d.image, &spec).expect("resizes");
+            assert_eq!((out.width(), out.height()), (512, 384));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, negotiation, transforms, resize_12mp);
 criterion_main!(benches);
