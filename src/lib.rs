@@ -10,6 +10,7 @@ pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod demo;
+pub mod fetch;
 pub mod image;
 pub mod proxy;
 pub mod request;

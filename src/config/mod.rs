@@ -14,6 +14,7 @@ use std::path::Path;
 pub use units::{ByteSize, Dur};
 
 pub use crate::cache::config::{CacheConfig, DiskConfig, DiskSetting, MemoryConfig};
+pub use crate::fetch::config::UrlApiConfig;
 use crate::image::format::OutputFormat;
 
 /// The default configuration, byte for byte the file `config/pixgate.yaml`.
@@ -35,6 +36,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Transform options from URLs: which are read, and their limits.
     pub transform: TransformConfig,
+    /// The imgproxy-compatible signed URL API and its remote sources.
+    pub url_api: UrlApiConfig,
     /// The variant cache: tiers, TTLs and the retention guarantee.
     pub cache: CacheConfig,
     /// The admin listener (`/metrics`, `/health`, cache stats and purge). Off unless `listen`
@@ -51,6 +54,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
             transform: TransformConfig::default(),
+            url_api: UrlApiConfig::default(),
             cache: CacheConfig::default(),
             admin: AdminConfig::default(),
         }
@@ -466,6 +470,7 @@ impl Config {
                 format!("must be between 1 and 10, got {}", self.transform.max_dpr),
             ));
         }
+        p.extend(self.url_api.validate());
         p.extend(self.cache.validate());
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
             p.push((

@@ -17,10 +17,12 @@ use super::source::{fetch, Fetched, SourceImage};
 use crate::cache::flight::{Join, Leader, Waited};
 use crate::cache::policy;
 use crate::cache::{Entry, Key, KeyParts};
+use crate::fetch::ssrf::SourceUrl;
 use crate::image::pipeline::{Job, Outcome, Transform};
 use crate::image::pool::PoolResult;
 use crate::image::Reason;
 use crate::request::accept::Accept;
+use crate::request::imgproxy;
 use crate::request::negotiate::Plan;
 use crate::request::options::{FormatReq, OptionError, Options};
 use crate::telemetry::metrics::{self, record_original, record_transformed};
@@ -45,6 +47,10 @@ struct Request {
     options: String,
     /// The pixel operations they ask for.
     transform: Transform,
+    /// Which origin the key names: `origin.url`, or the remote source's scheme and host.
+    origin_id: String,
+    /// A remote source (the URL API), fetched behind the SSRF guard instead of the origin.
+    remote: Option<SourceUrl>,
 }
 
 impl Request {
@@ -53,7 +59,7 @@ impl Request {
     }
     fn parts<'a>(&'a self, st: &'a State, plan: &'a str) -> KeyParts<'a> {
         KeyParts {
-            origin: &st.cfg.origin.url,
+            origin: &self.origin_id,
             host: &self.host,
             path_and_query: &self.path_and_query,
             options: &self.options,
@@ -165,7 +171,80 @@ fn build_request(
         cacheable,
         options: options.canonical(),
         transform: options.transform(st.cfg.transform.max_output_dimension),
+        origin_id: st.cfg.origin.url.clone(),
+        remote: None,
     })
+}
+
+/// Answers a URL API request (`{prefix}/{signature}/{options}/...`): imgproxy's grammar,
+/// signature, expiry, then the same cache and pipeline as the proxy path, with the source
+/// fetched behind the SSRF guard.
+pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> Result<u16> {
+    let api = match imgproxy::parse(rest) {
+        Ok(a) => a,
+        Err(e) => return respond::bad_request(session, &e.to_string()).await,
+    };
+    let signed = st
+        .signer
+        .as_ref()
+        .is_some_and(|s| s.verify(&api.signature, &api.signed));
+    if !signed {
+        metrics::REMOTE_REFUSALS
+            .with_label_values(&["signature"])
+            .inc();
+        return respond::error(session, 403, "invalid signature").await;
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if api.expires.is_some_and(|e| now > e) {
+        return respond::error(session, 404, "this URL has expired").await;
+    }
+    let source = match SourceUrl::parse(&api.source) {
+        Ok(u) => u,
+        Err(e) => return respond::bad_request(session, &format!("parameter `source`: {e}")).await,
+    };
+    let Some(guard) = &st.guard else {
+        return respond::error(session, 404, "the URL API is off").await;
+    };
+    if !guard.allows(&source) {
+        metrics::REMOTE_REFUSALS
+            .with_label_values(&["not_allowed"])
+            .inc();
+        let msg = format!("source `{}` is not in url_api.sources", source.origin());
+        return respond::error(session, 403, &msg).await;
+    }
+    let options = api.options.capped(st.cfg.transform.max_dpr);
+    let accept = Accept::parse(
+        session
+            .req_header()
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let formats = &st.cfg.images.formats;
+    let plan = match options.format {
+        FormatReq::Auto => Plan::new(&accept, formats),
+        FormatReq::Force(f) if formats.contains(&f) => Plan::forced(f),
+        FormatReq::Force(f) => {
+            let msg = format!("format `{}` is not enabled here (images.formats)", f.name());
+            return respond::bad_request(session, &msg).await;
+        }
+    };
+    let req = Request {
+        origin_req: session.req_header().clone(),
+        host: source.host.clone(),
+        path_and_query: source.path_and_query.clone(),
+        cacheable: st.cache.enabled(),
+        options: options.canonical(),
+        transform: options.transform(st.cfg.transform.max_output_dimension),
+        origin_id: format!("remote:{}", source.origin()),
+        remote: Some(source),
+    };
+    if !req.cacheable {
+        return fill(st, session, &req, Fill::new(plan)).await;
+    }
+    variant(st, session, &req, plan, options.format == FormatReq::Auto).await
 }
 
 /// How long a follower waits for a leader before fetching itself: everything a leader may
@@ -177,6 +256,25 @@ fn wait_limit(st: &State) -> Duration {
         + l.transform_timeout.get()
         + o.connect_timeout.get()
         + o.read_timeout.get()
+}
+
+/// The origin, or the remote source behind the SSRF guard.
+async fn fetch_source(st: &State, req: &Request) -> Result<Fetched> {
+    let (Some(url), Some(guard)) = (&req.remote, &st.guard) else {
+        return fetch(st, &req.origin_req).await;
+    };
+    let epoch = st.cache.epoch();
+    let fetched_at = SystemTime::now();
+    Ok(match guard.fetch(&st.connector, url.clone()).await {
+        Ok(r) => Fetched::Image(SourceImage {
+            header: r.header,
+            body: r.body,
+            format: r.format,
+            fetched_at,
+            epoch,
+        }),
+        Err(refusal) => Fetched::Refused(refusal),
+    })
 }
 
 /// How one fill runs: which variant, whether it may be stored and shared, and how it answers.
@@ -314,7 +412,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
     } = f;
     let src = match source {
         Some(s) => s,
-        None => match fetch(st, &req.origin_req).await? {
+        None => match fetch_source(st, req).await? {
             Fetched::Image(s) => s,
             Fetched::Stream(up, chunks, reason) => {
                 drop(lead);
@@ -324,6 +422,11 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
                 drop(lead);
                 session.respond_error(code).await?;
                 return Ok(code);
+            }
+            Fetched::Refused(r) => {
+                drop(lead);
+                metrics::REMOTE_REFUSALS.with_label_values(&[r.kind]).inc();
+                return respond::error(session, r.status, &r.message).await;
             }
         },
     };

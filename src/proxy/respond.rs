@@ -150,15 +150,20 @@ pub async fn entry(
 
 /// Answers 400 with a plain-text message naming what is wrong (a bad URL option).
 pub async fn bad_request(session: &mut Session, message: &str) -> Result<u16> {
+    error(session, 400, message).await
+}
+
+/// Answers `status` with a plain-text message (never cached).
+pub async fn error(session: &mut Session, status: u16, message: &str) -> Result<u16> {
     let body = bytes::Bytes::from(format!("pixgate: {message}\n"));
-    let mut resp = ResponseHeader::build(400, Some(4))?;
+    let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
     headers::forward_response(&mut resp)?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
-    Ok(400)
+    Ok(status)
 }
 
 /// Streams the origin's response to the client unchanged (headers minus hop-by-hop, plus Via),

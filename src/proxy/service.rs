@@ -38,6 +38,10 @@ pub struct State {
     pub cache: Arc<Cache>,
     /// Hash of every setting that changes a variant's bytes (part of each cache key).
     pub settings_fingerprint: String,
+    /// The URL API's SSRF guard (when the API is on).
+    pub guard: Option<crate::fetch::Guard>,
+    /// The URL API's signature checker (when the API is on).
+    pub signer: Option<crate::request::imgproxy::Signer>,
 }
 
 impl State {
@@ -49,7 +53,22 @@ impl State {
             serde_yaml_ng::to_string(&cfg.images).unwrap_or_default(),
             serde_yaml_ng::to_string(&cfg.limits).unwrap_or_default()
         );
+        let api = &cfg.url_api;
+        let pairs = api
+            .keys
+            .iter()
+            .zip(&api.salts)
+            .filter_map(|(k, s)| {
+                Some((crate::fetch::config::hex(k)?, crate::fetch::config::hex(s)?))
+            })
+            .collect();
         State {
+            guard: api
+                .enabled
+                .then(|| crate::fetch::Guard::new(api, cfg.limits.max_source_bytes.get())),
+            signer: api.enabled.then(|| {
+                crate::request::imgproxy::Signer::new(pairs, api.signature_size, api.allow_unsigned)
+            }),
             cache,
             settings_fingerprint: crate::cache::key::fingerprint(&settings),
             pool: Pool::new(
@@ -81,6 +100,20 @@ impl Pixgate {
     }
 }
 
+impl Pixgate {
+    /// The part of the path after the URL API prefix, when this request is for the API.
+    fn api_path(&self, session: &Session) -> Option<String> {
+        let api = &self.state.cfg.url_api;
+        if !api.enabled {
+            return None;
+        }
+        let path = session.req_header().uri.path();
+        let prefix = api.prefix.trim_end_matches('/');
+        let rest = path.strip_prefix(prefix)?;
+        rest.starts_with('/').then(|| rest.to_string())
+    }
+}
+
 /// Per-request state.
 #[derive(Debug, Default)]
 pub struct Ctx {
@@ -101,6 +134,11 @@ impl ProxyHttp for Pixgate {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if let Some(rest) = self.api_path(session) {
+            let status = image_path::handle_api(&self.state, session, &rest).await?;
+            ctx.image_status = Some(status);
+            return Ok(true);
+        }
         if !candidate::is_candidate(session.req_header(), self.state.cfg.images.detect) {
             return Ok(false);
         }

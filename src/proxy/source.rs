@@ -37,6 +37,8 @@ pub enum Fetched {
     Stream(Upstream, Vec<Bytes>, Option<Reason>),
     /// The origin could not be reached (502) or timed out (504).
     Failed(u16),
+    /// A remote source was refused or failed (status and message for the client).
+    Refused(crate::fetch::Refusal),
 }
 
 /// Fetches the origin: an image body in hand, or a response to stream through unchanged.

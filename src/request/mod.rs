@@ -1,5 +1,6 @@
 //! What the client asked for: the Accept header and the output format it allows.
 
 pub mod accept;
+pub mod imgproxy;
 pub mod negotiate;
 pub mod options;

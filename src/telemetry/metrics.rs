@@ -176,6 +176,17 @@ pub static CACHE_OLDEST: Lazy<IntGauge> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+/// URL API requests refused or failed before a transform, by kind (`signature`,
+/// `not_allowed`, `forbidden_address`, `too_large`, `not_image`, `timeout`, ...).
+pub static REMOTE_REFUSALS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_remote_refusals_total",
+        "URL API requests refused before a transform, by kind",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});
+
 /// The status class label (`2xx`...) for a status code.
 pub fn status_class(code: u16) -> &'static str {
     match code {
@@ -231,6 +242,7 @@ pub fn init() {
     Lazy::force(&TRANSFORM_SECONDS);
     Lazy::force(&QUEUE_SECONDS);
     Lazy::force(&ORIGIN_ERRORS);
+    Lazy::force(&REMOTE_REFUSALS);
     Lazy::force(&CACHE_REQUESTS);
     Lazy::force(&CACHE_HITS);
     Lazy::force(&CACHE_COALESCED);

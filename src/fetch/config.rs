@@ -1,0 +1,128 @@
+//! The `url_api` section: the imgproxy-compatible signed URL API and its remote sources.
+
+use super::ssrf::{Allowed, Cidr};
+use crate::config::Dur;
+use serde::{Deserialize, Serialize};
+
+/// The URL API (docs/url-api.md).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UrlApiConfig {
+    /// Serve `/{signature}/{options}/plain/{url}` and `/{signature}/{options}/{base64url}`
+    /// under `prefix`. Default `false`.
+    pub enabled: bool,
+    /// Path prefix on the proxy listener (`/` gives the whole listener to the API, as a
+    /// dedicated imgproxy host would). Default `/img`.
+    pub prefix: String,
+    /// HMAC-SHA256 keys, hex, as imgproxy's `IMGPROXY_KEY`; several for rotation (any pair
+    /// verifies). Default none.
+    pub keys: Vec<String>,
+    /// Salts, hex, paired with `keys` by position. Default none.
+    pub salts: Vec<String>,
+    /// Signature length in bytes before base64url (imgproxy's `IMGPROXY_SIGNATURE_SIZE`),
+    /// 1–32. Default `32`.
+    pub signature_size: usize,
+    /// Accept `insecure` / `unsafe` / `_` in place of a signature. Default `false`.
+    pub allow_unsigned: bool,
+    /// Allowed sources: `scheme://host-glob[:port][/path/]`, matched on parsed URL parts.
+    /// Empty: no remote source is allowed. Default none.
+    pub sources: Vec<String>,
+    /// Address ranges exempt from the refusal of loopback / private / link-local / metadata
+    /// addresses (CIDR). Default none.
+    pub allow_ip_ranges: Vec<String>,
+    /// Redirects followed, each checked again. Default `3`.
+    pub max_redirects: u32,
+    /// TCP connect timeout per attempt. Default `5s`.
+    pub connect_timeout: Dur,
+    /// Total time for a source fetch, redirects included. Default `20s`.
+    pub timeout: Dur,
+}
+
+impl Default for UrlApiConfig {
+    fn default() -> Self {
+        UrlApiConfig {
+            enabled: false,
+            prefix: "/img".into(),
+            keys: Vec::new(),
+            salts: Vec::new(),
+            signature_size: 32,
+            allow_unsigned: false,
+            sources: Vec::new(),
+            allow_ip_ranges: Vec::new(),
+            max_redirects: 3,
+            connect_timeout: Dur::secs(5),
+            timeout: Dur::secs(20),
+        }
+    }
+}
+
+/// Decodes hex (imgproxy keys and salts).
+pub fn hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.is_empty() || s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl UrlApiConfig {
+    /// `(key, problem)` for every invalid value.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if !self.prefix.starts_with('/') {
+            p.push(("url_api.prefix".into(), "must start with `/`".into()));
+        }
+        for (i, k) in self.keys.iter().enumerate() {
+            if hex(k).is_none() {
+                p.push((format!("url_api.keys[{i}]"), "must be hex".into()));
+            }
+        }
+        for (i, s) in self.salts.iter().enumerate() {
+            if hex(s).is_none() {
+                p.push((format!("url_api.salts[{i}]"), "must be hex".into()));
+            }
+        }
+        if self.keys.len() != self.salts.len() {
+            p.push((
+                "url_api.salts".into(),
+                format!(
+                    "{} keys but {} salts: they pair by position",
+                    self.keys.len(),
+                    self.salts.len()
+                ),
+            ));
+        }
+        if !(1..=32).contains(&self.signature_size) {
+            p.push((
+                "url_api.signature_size".into(),
+                format!("must be between 1 and 32, got {}", self.signature_size),
+            ));
+        }
+        if self.enabled && self.keys.is_empty() && !self.allow_unsigned {
+            p.push((
+                "url_api.keys".into(),
+                "the URL API is enabled without keys: set keys and salts, or allow_unsigned".into(),
+            ));
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            if let Err(e) = Allowed::parse(s) {
+                p.push((format!("url_api.sources[{i}]"), e));
+            }
+        }
+        for (i, s) in self.allow_ip_ranges.iter().enumerate() {
+            if let Err(e) = Cidr::parse(s) {
+                p.push((format!("url_api.allow_ip_ranges[{i}]"), e));
+            }
+        }
+        if self.max_redirects > 10 {
+            p.push((
+                "url_api.max_redirects".into(),
+                format!("must be at most 10, got {}", self.max_redirects),
+            ));
+        }
+        p
+    }
+}

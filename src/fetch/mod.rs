@@ -1,0 +1,241 @@
+//! Fetching remote sources for the URL API, behind SSRF guards: the URL must match the
+//! allowlist; every address the host resolves to must be public (or explicitly allowed);
+//! the connection goes to the address that was checked (no second DNS lookup, so no DNS
+//! rebinding); each redirect is checked again; connect and total timeouts apply; reading stops
+//! past `limits.max_source_bytes`; the body must be an image.
+
+pub mod config;
+pub mod ssrf;
+
+use crate::image::format::{sniff, SourceFormat};
+use config::UrlApiConfig;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::upstreams::peer::HttpPeer;
+use ssrf::{Allowed, Cidr, SourceUrl};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// The checks and limits of remote fetching, built once from config.
+pub struct Guard {
+    allowed: Vec<Allowed>,
+    exempt: Vec<Cidr>,
+    max_redirects: u32,
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_bytes: u64,
+}
+
+/// Why a remote source was not fetched: an HTTP status and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Status to answer with.
+    pub status: u16,
+    /// Metric label.
+    pub kind: &'static str,
+    /// What happened (never includes resolved addresses of refused hosts beyond the reason).
+    pub message: String,
+}
+
+fn refuse(status: u16, kind: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        kind,
+        message: message.into(),
+    }
+}
+
+/// A fetched source image.
+#[derive(Debug)]
+pub struct Remote {
+    /// The final response header (after redirects).
+    pub header: ResponseHeader,
+    /// The body.
+    pub body: bytes::Bytes,
+    /// Sniffed format.
+    pub format: SourceFormat,
+}
+
+impl Guard {
+    /// Builds the guard (the config was validated).
+    pub fn new(cfg: &UrlApiConfig, max_bytes: u64) -> Guard {
+        Guard {
+            allowed: cfg
+                .sources
+                .iter()
+                .filter_map(|s| Allowed::parse(s).ok())
+                .collect(),
+            exempt: cfg
+                .allow_ip_ranges
+                .iter()
+                .filter_map(|s| Cidr::parse(s).ok())
+                .collect(),
+            max_redirects: cfg.max_redirects,
+            connect_timeout: cfg.connect_timeout.get(),
+            timeout: cfg.timeout.get(),
+            max_bytes,
+        }
+    }
+
+    /// Whether the allowlist admits `u`.
+    pub fn allows(&self, u: &SourceUrl) -> bool {
+        self.allowed.iter().any(|a| a.matches(u))
+    }
+
+    /// Refuses an address unless it is public or exempt.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+        match ssrf::forbidden(ip) {
+            Some(why) if !self.exempt.iter().any(|c| c.contains(ip)) => Err(refuse(
+                403,
+                "forbidden_address",
+                format!("the source resolves to a forbidden address ({why})"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves `u`'s host and checks every address; returns the one to connect to.
+    async fn resolve(&self, u: &SourceUrl) -> Result<SocketAddr, Refusal> {
+        let addrs: Vec<SocketAddr> = match u.host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, u.port)],
+            Err(_) => tokio::net::lookup_host((u.host.as_str(), u.port))
+                .await
+                .map_err(|_| refuse(502, "resolve", format!("cannot resolve `{}`", u.host)))?
+                .collect(),
+        };
+        if addrs.is_empty() {
+            return Err(refuse(
+                502,
+                "resolve",
+                format!("`{}` has no address", u.host),
+            ));
+        }
+        // Every address must pass: a name with one public and one private record is refused.
+        for a in &addrs {
+            self.check_ip(a.ip())?;
+        }
+        Ok(addrs[0])
+    }
+
+    /// Fetches `url` with all checks, within the total timeout.
+    pub async fn fetch(&self, connector: &Connector, url: SourceUrl) -> Result<Remote, Refusal> {
+        match tokio::time::timeout(self.timeout, self.fetch_inner(connector, url)).await {
+            Ok(r) => r,
+            Err(_) => Err(refuse(504, "timeout", "the source took too long")),
+        }
+    }
+
+    async fn fetch_inner(
+        &self,
+        connector: &Connector,
+        mut url: SourceUrl,
+    ) -> Result<Remote, Refusal> {
+        for _ in 0..=self.max_redirects {
+            if !self.allows(&url) {
+                return Err(refuse(
+                    403,
+                    "not_allowed",
+                    format!("source `{}` is not in url_api.sources", url.origin()),
+                ));
+            }
+            if url.scheme == "https" {
+                return Err(refuse(
+                    501,
+                    "https_unsupported",
+                    "https sources need a TLS backend, which this build does not have",
+                ));
+            }
+            let addr = self.resolve(&url).await?;
+            let mut peer = HttpPeer::new(addr, false, String::new());
+            peer.options.connection_timeout = Some(self.connect_timeout);
+            peer.options.read_timeout = Some(self.timeout);
+            let mut req = RequestHeader::build("GET", url.path_and_query.as_bytes(), None)
+                .map_err(|_| refuse(400, "bad_url", "invalid source path"))?;
+            let host = url.origin();
+            let host = host.split_once("://").map_or(host.as_str(), |(_, h)| h);
+            let _ = req.insert_header(http::header::HOST, host);
+            let _ = req.insert_header(http::header::USER_AGENT, "pixgate");
+            let _ = req.insert_header(http::header::ACCEPT, "image/*");
+            let mut up = crate::proxy::origin::send(connector, &peer, req)
+                .await
+                .map_err(|e| {
+                    refuse(
+                        502,
+                        "connect",
+                        format!("cannot fetch the source ({})", e.label()),
+                    )
+                })?;
+            let status = up.header.status.as_u16();
+            if matches!(status, 301 | 302 | 303 | 307 | 308) {
+                let loc = up
+                    .header
+                    .headers
+                    .get(http::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| refuse(502, "bad_redirect", "a redirect without Location"))?;
+                url = url.join(loc).map_err(|e| refuse(502, "bad_redirect", e))?;
+                continue;
+            }
+            if status != 200 {
+                let code = if status == 404 || status == 410 {
+                    404
+                } else {
+                    502
+                };
+                return Err(refuse(
+                    code,
+                    "status",
+                    format!("the source answered {status}"),
+                ));
+            }
+            let declared = up
+                .header
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > self.max_bytes) {
+                return Err(too_large(self.max_bytes));
+            }
+            let mut body = bytes::BytesMut::new();
+            loop {
+                match up.session.read_response_body().await {
+                    Ok(Some(chunk)) => {
+                        if (body.len() + chunk.len()) as u64 > self.max_bytes {
+                            return Err(too_large(self.max_bytes));
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(_) => return Err(refuse(502, "read", "the source's body was cut short")),
+                }
+            }
+            let body = body.freeze();
+            let Some(format) = sniff(&body) else {
+                return Err(refuse(
+                    422,
+                    "not_image",
+                    "the source is not an image pixgate reads",
+                ));
+            };
+            return Ok(Remote {
+                header: up.header,
+                body,
+                format,
+            });
+        }
+        Err(refuse(
+            502,
+            "redirects",
+            format!("more than {} redirects", self.max_redirects),
+        ))
+    }
+}
+
+fn too_large(max: u64) -> Refusal {
+    refuse(
+        422,
+        "too_large",
+        format!("the source is larger than {max} bytes"),
+    )
+}

@@ -1,0 +1,447 @@
+//! SSRF guards for remote sources: which URLs may be fetched (an allowlist of scheme + host
+//! glob + path prefix, matched on parsed components so `https://example.com` never matches
+//! `https://example.com.evil.net/`), and which resolved addresses may be connected to
+//! (loopback, private, link-local, CGNAT, unique-local, multicast, reserved, documentation
+//! and cloud-metadata ranges are refused, including IPv4-mapped, -compatible, NAT64 and 6to4
+//! IPv6 forms of them, unless explicitly allowed).
+
+use globset::{Glob, GlobMatcher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Why an address is refused (a metric label and part of the 403 message).
+pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => forbidden_v6(v6),
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    let why = match o {
+        [0, ..] => "this-network (0.0.0.0/8)",
+        [127, ..] => "loopback",
+        [10, ..] => "private (10/8)",
+        [172, b, ..] if (16..=31).contains(&b) => "private (172.16/12)",
+        [192, 168, ..] => "private (192.168/16)",
+        [169, 254, 169, 254] => "cloud metadata (169.254.169.254)",
+        [169, 254, ..] => "link-local",
+        [100, b, ..] if (64..=127).contains(&b) => "carrier-grade NAT (100.64/10)",
+        [192, 0, 0, _] => "IETF protocol assignments (192.0.0/24)",
+        [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => "documentation",
+        [198, b, ..] if b == 18 || b == 19 => "benchmarking (198.18/15)",
+        [192, 88, 99, _] => "6to4 relay anycast",
+        [a, ..] if (224..=239).contains(&a) => "multicast",
+        [a, ..] if a >= 240 => "reserved (240/4) or broadcast",
+        _ => return None,
+    };
+    Some(why)
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let s = ip.segments();
+    if ip.is_unspecified() {
+        return Some("unspecified (::)");
+    }
+    if ip.is_loopback() {
+        return Some("loopback (::1)");
+    }
+    // Forms that embed an IPv4 address: judged by that address.
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        // ::ffff:a.b.c.d reaches a.b.c.d: judged exactly like it.
+        return forbidden_v4(v4);
+    }
+    if s[..6] == [0, 0, 0, 0, 0, 0] {
+        // IPv4-compatible (deprecated): ::a.b.c.d
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+        return Some(forbidden_v4(v4).unwrap_or("IPv4-compatible (deprecated)"));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        // NAT64 well-known prefix 64:ff9b::/96
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+        return forbidden_v4(v4).map(|_| "NAT64 form of a forbidden IPv4 address");
+    }
+    if s[0] == 0x2002 {
+        // 6to4: 2002:AABB:CCDD::/48 embeds AA.BB.CC.DD
+        let v4 = Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
+        return forbidden_v4(v4).map(|_| "6to4 form of a forbidden IPv4 address");
+    }
+    let why = match s[0] {
+        x if x & 0xfe00 == 0xfc00 => "unique-local (fc00::/7, incl. cloud metadata fd00:ec2::254)",
+        x if x & 0xffc0 == 0xfe80 => "link-local (fe80::/10)",
+        x if x & 0xffc0 == 0xfec0 => "site-local (fec0::/10)",
+        x if x & 0xff00 == 0xff00 => "multicast (ff00::/8)",
+        0x2001 if s[1] == 0x0db8 => "documentation (2001:db8::/32)",
+        0x2001 if s[1] == 0 => "Teredo (2001::/32)",
+        0x0100 if s[1..4] == [0, 0, 0] => "discard-only (100::/64)",
+        _ => return None,
+    };
+    Some(why)
+}
+
+/// An address range allowed despite the rules above (e.g. a private image server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `10.1.0.0/16`, `fd00::/8` or a bare address.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, p) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if p.is_empty() {
+            max
+        } else {
+            p.trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("`{s}` has an invalid prefix length"))?
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A parsed absolute `http(s)` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceUrl {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Lowercase host (IPv6 without brackets).
+    pub host: String,
+    /// Port (default for the scheme when absent).
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path_and_query: String,
+}
+
+impl SourceUrl {
+    /// Parses an absolute URL; refuses credentials, other schemes, and missing hosts.
+    pub fn parse(s: &str) -> Result<SourceUrl, String> {
+        let uri: http::Uri = s.parse().map_err(|_| format!("`{s}` is not a valid URL"))?;
+        let scheme = uri
+            .scheme_str()
+            .map(str::to_ascii_lowercase)
+            .ok_or_else(|| format!("`{s}` is not an absolute URL"))?;
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            other => {
+                return Err(format!(
+                    "scheme `{other}` is not allowed: http or https only"
+                ))
+            }
+        };
+        let auth = uri
+            .authority()
+            .ok_or_else(|| format!("`{s}` has no host"))?;
+        if auth.as_str().contains('@') {
+            return Err("URLs with credentials are not allowed".into());
+        }
+        let host = auth
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(format!("`{s}` has no host"));
+        }
+        Ok(SourceUrl {
+            scheme,
+            host,
+            port: auth.port_u16().unwrap_or(default_port),
+            path_and_query: uri
+                .path_and_query()
+                .map_or("/".to_string(), |p| p.as_str().to_string()),
+        })
+    }
+
+    /// Resolves a `Location` header against this URL.
+    pub fn join(&self, location: &str) -> Result<SourceUrl, String> {
+        if location.starts_with("//") {
+            return SourceUrl::parse(&format!("{}:{location}", self.scheme));
+        }
+        if location.starts_with('/') {
+            return SourceUrl::parse(&format!("{}{location}", self.origin()));
+        }
+        if location.contains("://") {
+            return SourceUrl::parse(location);
+        }
+        let base = self
+            .path_and_query
+            .split('?')
+            .next()
+            .unwrap_or("/")
+            .rsplit_once('/')
+            .map_or("", |(dir, _)| dir);
+        SourceUrl::parse(&format!("{}{base}/{location}", self.origin()))
+    }
+
+    /// `scheme://host[:port]`.
+    pub fn origin(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        if self.port == default {
+            format!("{}://{host}", self.scheme)
+        } else {
+            format!("{}://{host}:{}", self.scheme, self.port)
+        }
+    }
+
+    /// The whole URL.
+    pub fn as_string(&self) -> String {
+        format!("{}{}", self.origin(), self.path_and_query)
+    }
+}
+
+/// One allowlist entry: `scheme://host-glob[:port][/path-prefix]`, e.g.
+/// `https://images.example.com/`, `https://*.cdn.example.org`, `http://10.0.0.5:8080/media/`.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    scheme: String,
+    host: GlobMatcher,
+    port: Option<u16>,
+    path_prefix: String,
+}
+
+impl Allowed {
+    /// Parses an entry. The path is a prefix that must end at a `/` boundary.
+    pub fn parse(s: &str) -> Result<Allowed, String> {
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("`{s}` must start with http:// or https://"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("`{s}`: scheme must be http or https"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse() {
+                Ok(p) => (h, Some(p)),
+                Err(_) => (authority, None),
+            },
+            _ => (authority, None),
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}` has no host"));
+        }
+        let glob = Glob::new(&host.to_ascii_lowercase())
+            .map_err(|e| format!("`{s}`: bad host glob: {e}"))?
+            .compile_matcher();
+        let mut path_prefix = path.to_string();
+        if !path_prefix.ends_with('/') {
+            // `https://x.com/media` means the folder, not `/media-private`.
+            path_prefix.push('/');
+        }
+        Ok(Allowed {
+            scheme,
+            host: glob,
+            port,
+            path_prefix,
+        })
+    }
+
+    /// Whether `u` is allowed by this entry.
+    pub fn matches(&self, u: &SourceUrl) -> bool {
+        let path = u.path_and_query.split('?').next().unwrap_or("/");
+        self.scheme == u.scheme
+            && self.host.is_match(&u.host)
+            && self.port.is_none_or(|p| p == u.port)
+            && (path.starts_with(&self.path_prefix) || format!("{path}/") == self.path_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ssrf_battery_is_refused() {
+        for a in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "169.254.1.1",
+            "100.64.0.1",
+            "100.127.255.254",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "198.18.0.1",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "2001::1",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert!(forbidden(ip).is_some(), "{a} must be refused");
+        }
+    }
+
+    #[test]
+    fn public_addresses_pass() {
+        for a in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "192.169.0.1",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "::ffff:93.184.216.34",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(forbidden(ip), None, "{a} is public");
+        }
+    }
+
+    #[test]
+    fn cidr_ranges() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.200.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(!c.contains("::1".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope").is_err());
+    }
+
+    #[test]
+    fn urls_parse_and_join() {
+        let u = SourceUrl::parse("HTTPS://Images.Example.com./a/b.jpg?x=1").unwrap();
+        assert_eq!(
+            (
+                u.scheme.as_str(),
+                u.host.as_str(),
+                u.port,
+                u.path_and_query.as_str()
+            ),
+            ("https", "images.example.com", 443, "/a/b.jpg?x=1")
+        );
+        assert!(SourceUrl::parse("ftp://x/y").is_err());
+        assert!(SourceUrl::parse("http://user:pw@x/y").is_err());
+        assert!(SourceUrl::parse("/relative").is_err());
+        let v6 = SourceUrl::parse("http://[::1]:8080/x").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 8080));
+        assert_eq!(v6.origin(), "http://[::1]:8080");
+        assert_eq!(
+            u.join("/c.png").unwrap().as_string(),
+            "https://images.example.com/c.png"
+        );
+        assert_eq!(
+            u.join("d.png").unwrap().as_string(),
+            "https://images.example.com/a/d.png"
+        );
+        assert_eq!(
+            u.join("//other.net/e").unwrap().as_string(),
+            "https://other.net/e"
+        );
+        assert_eq!(
+            u.join("http://h:81/f").unwrap().as_string(),
+            "http://h:81/f"
+        );
+    }
+
+    #[test]
+    fn allowlist_matches_components_not_strings() {
+        let a = Allowed::parse("https://images.example.com").unwrap();
+        let ok = |s: &str| a.matches(&SourceUrl::parse(s).unwrap());
+        assert!(ok("https://images.example.com/x.jpg"));
+        assert!(
+            !ok("https://images.example.com.evil.net/x.jpg"),
+            "the trailing-slash pitfall"
+        );
+        assert!(!ok("http://images.example.com/x.jpg"), "scheme matters");
+        assert!(!ok("https://evil.net/images.example.com/x.jpg"));
+        let g = Allowed::parse("https://*.cdn.example.org/media").unwrap();
+        let ok = |s: &str| g.matches(&SourceUrl::parse(s).unwrap());
+        assert!(ok("https://a.cdn.example.org/media/x.jpg"));
+        assert!(ok("https://a.cdn.example.org/media"));
+        assert!(
+            !ok("https://a.cdn.example.org/media-private/x.jpg"),
+            "a folder, not a prefix"
+        );
+        assert!(!ok("https://cdn.example.org.evil.net/media/x.jpg"));
+        let p = Allowed::parse("http://10.0.0.5:8080/").unwrap();
+        assert!(p.matches(&SourceUrl::parse("http://10.0.0.5:8080/a").unwrap()));
+        assert!(!p.matches(&SourceUrl::parse("http://10.0.0.5/a").unwrap()));
+        assert!(Allowed::parse("images.example.com").is_err());
+        assert!(Allowed::parse("gopher://x").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in ".{0,120}") {
+            let _ = SourceUrl::parse(&s);
+            let _ = Allowed::parse(&s);
+            let _ = Cidr::parse(&s);
+        }
+
+        #[test]
+        fn mapped_v4_is_judged_like_v4(a: u8, b: u8, c: u8, d: u8) {
+            let v4 = Ipv4Addr::new(a, b, c, d);
+            proptest::prop_assert_eq!(
+                forbidden(IpAddr::V6(v4.to_ipv6_mapped())).is_some(),
+                forbidden(IpAddr::V4(v4)).is_some()
+            );
+        }
+    }
+}

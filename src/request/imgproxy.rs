@@ -1,0 +1,420 @@
+//! imgproxy's URL grammar, so existing imgproxy templates work unchanged:
+//!
+//! ```text
+//! /{signature}/{option}/{option}/.../plain/{source url}[@{ext}]
+//! /{signature}/{option}/{option}/.../{base64url(source url)}[.{ext}]
+//! ```
+//!
+//! Options are `name:arg:arg`. The signature is imgproxy's: base64url (no padding) of
+//! HMAC-SHA256(key, salt ‖ path), where the path is everything after the signature, truncated
+//! to `signature_size` bytes; several key/salt pairs are tried (rotation); comparison is
+//! constant-time. The supported subset maps onto [`Options`]; anything else is an error that
+//! names the option (docs/url-api.md has the table).
+
+use super::options::{Fit, FormatReq, Gravity, OptionError, Options};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// A parsed API path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiUrl {
+    /// The signature segment as written.
+    pub signature: String,
+    /// The signed part: everything after the signature, with its leading `/`.
+    pub signed: String,
+    /// The transform options.
+    pub options: Options,
+    /// The source URL.
+    pub source: String,
+    /// `exp:` — not valid after this Unix time.
+    pub expires: Option<u64>,
+}
+
+fn err(param: &str, message: impl Into<String>) -> OptionError {
+    OptionError {
+        param: param.to_string(),
+        message: message.into(),
+    }
+}
+
+fn format_of(ext: &str) -> Result<FormatReq, OptionError> {
+    let mut o = Options::default();
+    o.set("fm", ext).map_err(|_| {
+        err(
+            "format",
+            format!("`{ext}` is not one of avif, webp, jpeg, jpg, png"),
+        )
+    })?;
+    Ok(o.format)
+}
+
+fn truthy(name: &str, v: &str) -> Result<bool, OptionError> {
+    match v {
+        "1" | "t" | "true" => Ok(true),
+        "0" | "f" | "false" | "" => Ok(false),
+        _ => Err(err(name, format!("`{v}` must be 1/0, t/f or true/false"))),
+    }
+}
+
+/// `0` or empty means "not set" for imgproxy's sizes.
+fn size(o: &mut Options, name: &str, key: &str, v: &str) -> Result<(), OptionError> {
+    if v.is_empty() || v == "0" {
+        return Ok(());
+    }
+    o.set(key, v).map_err(|e| err(name, e.message))
+}
+
+fn resizing_type(o: &mut Options, name: &str, v: &str) -> Result<(), OptionError> {
+    o.fit = match v {
+        "" => return Ok(()),
+        "fit" => Fit::Inside,
+        "fill" | "fill-down" | "auto" => Fit::Cover,
+        "force" => Fit::Fill,
+        _ => {
+            return Err(err(
+                name,
+                format!("`{v}` is not one of fit, fill, fill-down, force, auto"),
+            ))
+        }
+    };
+    Ok(())
+}
+
+/// Applies one `name:args` option.
+fn apply(o: &mut Options, expires: &mut Option<u64>, seg: &str) -> Result<(), OptionError> {
+    let mut parts = seg.split(':');
+    let name = parts.next().unwrap_or_default();
+    let args: Vec<&str> = parts.collect();
+    let arg = |i: usize| args.get(i).copied().unwrap_or("");
+    match name {
+        "resize" | "rs" => {
+            resizing_type(o, name, arg(0))?;
+            size(o, name, "w", arg(1))?;
+            size(o, name, "h", arg(2))?;
+            o.enlarge = truthy(name, arg(3))? || o.enlarge;
+            if truthy(name, arg(4))? {
+                o.fit = Fit::Contain;
+            }
+        }
+        "size" | "s" => {
+            size(o, name, "w", arg(0))?;
+            size(o, name, "h", arg(1))?;
+            o.enlarge = truthy(name, arg(2))? || o.enlarge;
+            if truthy(name, arg(3))? {
+                o.fit = Fit::Contain;
+            }
+        }
+        "resizing_type" | "rt" => resizing_type(o, name, arg(0))?,
+        "width" | "w" => size(o, name, "w", arg(0))?,
+        "height" | "h" => size(o, name, "h", arg(0))?,
+        "enlarge" | "el" => o.enlarge = truthy(name, arg(0))?,
+        "extend" | "ex" => {
+            if truthy(name, arg(0))? {
+                o.fit = Fit::Contain;
+            }
+        }
+        "dpr" => o.set("dpr", arg(0)).map_err(|e| err(name, e.message))?,
+        "quality" | "q" => {
+            if arg(0) != "0" {
+                o.set("q", arg(0)).map_err(|e| err(name, e.message))?
+            }
+        }
+        "format" | "f" | "ext" => o.format = format_of(arg(0)).map_err(|e| err(name, e.message))?,
+        "blur" | "bl" => {
+            if arg(0) != "0" {
+                o.set("blur", arg(0)).map_err(|e| err(name, e.message))?
+            }
+        }
+        "sharpen" | "sh" => {
+            if arg(0) != "0" {
+                o.set("sharpen", arg(0)).map_err(|e| err(name, e.message))?
+            }
+        }
+        "gravity" | "g" => {
+            let g = if arg(0) == "fp" {
+                Gravity::parse(&format!("fp:{}:{}", arg(1), arg(2)))
+            } else {
+                if args.len() > 1 && args[1..].iter().any(|a| !a.is_empty() && *a != "0") {
+                    return Err(err(name, "gravity offsets are not supported"));
+                }
+                Gravity::parse(arg(0))
+            };
+            o.gravity = g.ok_or_else(|| {
+                err(name, format!("`{}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe, sm, fp:X:Y", args.join(":")))
+            })?;
+        }
+        "background" | "bg" => {
+            let hex = if args.len() == 3 {
+                let c: Result<Vec<u8>, _> = args.iter().map(|a| a.parse::<u8>()).collect();
+                let c = c.map_err(|_| err(name, "R:G:B must be numbers from 0 to 255"))?;
+                format!("{:02x}{:02x}{:02x}", c[0], c[1], c[2])
+            } else {
+                arg(0).to_string()
+            };
+            o.set("bg", &hex).map_err(|e| err(name, e.message))?;
+        }
+        // Every output is encoded from pixels: metadata is always stripped.
+        "strip_metadata" | "sm" | "strip_color_profile" | "scp" => {
+            truthy(name, arg(0))?;
+        }
+        "cachebuster" | "cb" => {}
+        "expires" | "exp" => {
+            *expires = Some(
+                arg(0)
+                    .parse()
+                    .map_err(|_| err(name, "must be a Unix timestamp"))?,
+            )
+        }
+        "preset" | "pr" => {
+            return Err(err(
+                name,
+                "presets are not available yet (they come with rules)",
+            ))
+        }
+        "" => return Err(err(seg, "an empty option")),
+        other => {
+            return Err(err(
+                other,
+                "is not supported by pixgate (docs/url-api.md lists what is)",
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Parses a path (after the API prefix), e.g. `/sig/rs:fill:300:200/plain/http://x/a.jpg@webp`.
+pub fn parse(path: &str) -> Result<ApiUrl, OptionError> {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let (signature, after) = rest
+        .split_once('/')
+        .ok_or_else(|| err("path", "expected /{signature}/{options}/{source}"))?;
+    let segs: Vec<&str> = after.split('/').collect();
+    let mut o = Options::default();
+    let mut expires = None;
+    let mut source = None;
+    for (i, seg) in segs.iter().enumerate() {
+        if *seg == "plain" {
+            let raw = segs[i + 1..].join("/");
+            let (url, ext) = match raw.rsplit_once('@') {
+                Some((u, e)) if !e.is_empty() && !e.contains('/') => (u.to_string(), Some(e)),
+                _ => (raw.clone(), None),
+            };
+            if let Some(e) = ext {
+                o.format = format_of(e)?;
+            }
+            source = Some(percent_decode(&url));
+            break;
+        }
+        if seg.contains(':') {
+            apply(&mut o, &mut expires, seg)?;
+            continue;
+        }
+        // The encoded source, possibly split by slashes, with an optional .ext.
+        let joined: String = segs[i..].concat();
+        let (b64, ext) = match joined.rsplit_once('.') {
+            Some((b, e)) => (b.to_string(), Some(e.to_string())),
+            None => (joined, None),
+        };
+        if let Some(e) = ext {
+            o.format = format_of(&e)?;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b64.trim_end_matches('='))
+            .map_err(|_| err("source", "the encoded source URL is not base64url"))?;
+        source = Some(
+            String::from_utf8(bytes).map_err(|_| err("source", "the source URL is not UTF-8"))?,
+        );
+        break;
+    }
+    let source = source.filter(|s| !s.is_empty()).ok_or_else(|| {
+        err(
+            "source",
+            "no source URL: use /plain/{url} or a base64url segment",
+        )
+    })?;
+    Ok(ApiUrl {
+        signature: signature.to_string(),
+        signed: format!("/{after}"),
+        options: o,
+        source,
+        expires,
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Checks signatures against key/salt pairs.
+#[derive(Clone)]
+pub struct Signer {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    size: usize,
+    allow_unsigned: bool,
+}
+
+impl Signer {
+    /// `pairs` of (key, salt), signatures of `size` bytes (1–32).
+    pub fn new(pairs: Vec<(Vec<u8>, Vec<u8>)>, size: usize, allow_unsigned: bool) -> Signer {
+        Signer {
+            pairs,
+            size: size.clamp(1, 32),
+            allow_unsigned,
+        }
+    }
+
+    fn mac(key: &[u8], salt: &[u8], path: &str) -> Option<Hmac<Sha256>> {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).ok()?;
+        m.update(salt);
+        m.update(path.as_bytes());
+        Some(m)
+    }
+
+    /// Whether `signature` signs `path` under any pair (constant-time per pair).
+    pub fn verify(&self, signature: &str, path: &str) -> bool {
+        if self.allow_unsigned && matches!(signature, "insecure" | "unsafe" | "_") {
+            return true;
+        }
+        let Ok(given) = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature.trim_end_matches('='))
+        else {
+            return false;
+        };
+        if given.len() != self.size {
+            return false;
+        }
+        self.pairs.iter().any(|(k, s)| {
+            Self::mac(k, s, path).is_some_and(|m| m.verify_truncated_left(&given).is_ok())
+        })
+    }
+
+    /// The signature of `path` with the first pair (for tools and tests).
+    pub fn sign(&self, path: &str) -> Option<String> {
+        let (k, s) = self.pairs.first()?;
+        let d = Self::mac(k, s, path)?.finalize().into_bytes();
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d[..self.size]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::format::OutputFormat;
+
+    #[test]
+    fn plain_and_encoded_sources() {
+        let u = parse("/sig/rs:fill:300:200/g:sm/q:70/plain/http://img.example.com/a%40b.jpg@webp")
+            .unwrap();
+        assert_eq!(u.signature, "sig");
+        assert_eq!(
+            u.signed,
+            "/rs:fill:300:200/g:sm/q:70/plain/http://img.example.com/a%40b.jpg@webp"
+        );
+        assert_eq!(u.source, "http://img.example.com/a@b.jpg");
+        assert_eq!(u.options.fit, Fit::Cover);
+        assert_eq!((u.options.width, u.options.height), (Some(300), Some(200)));
+        assert_eq!(u.options.gravity, Gravity::Smart);
+        assert_eq!(u.options.quality, Some(70));
+        assert_eq!(u.options.format, FormatReq::Force(OutputFormat::Webp));
+
+        let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("http://x.test/p/q.png");
+        let (a, b) = enc.split_at(10);
+        let u = parse(&format!("/s/w:100/{a}/{b}.avif")).unwrap();
+        assert_eq!(u.source, "http://x.test/p/q.png");
+        assert_eq!(u.options.width, Some(100));
+        assert_eq!(u.options.format, FormatReq::Force(OutputFormat::Avif));
+        let u = parse("/s/rs:fit:0:150:1/el:0/plain/http://x.test/a.jpg").unwrap();
+        assert_eq!(
+            (u.options.width, u.options.height, u.options.enlarge),
+            (None, Some(150), false)
+        );
+        let u = parse("/s/g:fp:0.5:0.25/bg:255:0:0/ex:1/exp:99/plain/http://x/a").unwrap();
+        assert_eq!(u.options.gravity, Gravity::Focus(0.5, 0.25));
+        assert_eq!(u.options.background, Some([255, 0, 0, 255]));
+        assert_eq!(u.options.fit, Fit::Contain);
+        assert_eq!(u.expires, Some(99));
+    }
+
+    #[test]
+    fn unsupported_and_bad_options_are_named() {
+        for (path, param) in [
+            ("/s/wm:0.5/plain/http://x/a", "wm"),
+            ("/s/rs:wide:1:1/plain/http://x/a", "rs"),
+            ("/s/w:abc/plain/http://x/a", "w"),
+            ("/s/g:ce:10:5/plain/http://x/a", "g"),
+            ("/s/pr:thumb/plain/http://x/a", "pr"),
+            ("/s/plain/http://x/a@gif", "format"),
+            ("/s/w:10", "source"),
+            ("/s/w:10/!!!notbase64", "source"),
+            ("/nosig", "path"),
+        ] {
+            assert_eq!(parse(path).unwrap_err().param, param, "{path}");
+        }
+    }
+
+    #[test]
+    fn signatures_match_imgproxy_and_rotate() {
+        // imgproxy's documented example: key "secret", salt "hello".
+        let s = Signer::new(vec![(b"secret".to_vec(), b"hello".to_vec())], 32, false);
+        let path =
+            "/rs:fill:300:400:0/g:sm/aHR0cDovL2V4YW1w/bGUuY29tL2ltYWdl/cy9jdXJpb3NpdHku/anBn.png";
+        let sig = s.sign(path).unwrap();
+        assert_eq!(sig, "oKfUtW34Dvo2BGQehJFR4Nr0_rIjOtdtzJ3QFsUcXH8");
+        assert!(s.verify(&sig, path));
+        assert!(
+            !s.verify(&sig, "/rs:fill:300:401:0/g:sm/x"),
+            "tampered path"
+        );
+        let other = Signer::new(vec![(b"wrong".to_vec(), b"hello".to_vec())], 32, false);
+        assert!(!other.verify(&sig, path), "wrong key");
+        let rotated = Signer::new(
+            vec![
+                (b"new".to_vec(), b"salt".to_vec()),
+                (b"secret".to_vec(), b"hello".to_vec()),
+            ],
+            32,
+            false,
+        );
+        assert!(
+            rotated.verify(&sig, path),
+            "old pair still accepted during rotation"
+        );
+        assert!(!s.verify("insecure", path));
+        assert!(Signer::new(vec![], 32, true).verify("insecure", path));
+        let short = Signer::new(vec![(b"secret".to_vec(), b"hello".to_vec())], 8, false);
+        let t = short.sign(path).unwrap();
+        assert_eq!(t.len(), 11);
+        assert!(short.verify(&t, path));
+        assert!(
+            !short.verify(&sig, path),
+            "the full signature is not the truncated one"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_paths_never_panic(p in ".{0,200}") {
+            let _ = parse(&p);
+            let _ = percent_decode(&p);
+            let _ = Signer::new(vec![(b"k".to_vec(), b"s".to_vec())], 32, false).verify(&p, &p);
+        }
+    }
+}
