@@ -283,3 +283,97 @@ async fn resizing_keeps_orientation_and_reduced_dct_decoding_is_faithful() {
         "mean abs difference {diff:.2} from a full-decode resize"
     );
 }
+
+#[tokio::test]
+async fn client_hints_fill_what_the_url_leaves_out() {
+    let origin = TestOrigin::start(vec![
+        ("/p.jpg", Route::ok("image/jpeg", halves())),
+        (
+            "/page",
+            Route::ok("text/html; charset=utf-8", "<img src=/p.jpg>"),
+        ),
+    ]);
+    let ask = |px: &Pixgate, path: &str, hints: &[(&'static str, &'static str)]| {
+        let mut r = client().get(px.url(path)).header("accept", WEBP);
+        for (k, v) in hints {
+            r = r.header(*k, *v);
+        }
+        r.send()
+    };
+    let px = Pixgate::start_with(&origin, |c| c.transform.client_hints = true);
+    let r = ask(&px, "/p.jpg?w=100", &[("sec-ch-dpr", "2")])
+        .await
+        .unwrap();
+    let vary = r.headers()["vary"].to_str().unwrap().to_string();
+    assert!(
+        vary.contains("Sec-CH-DPR") && vary.contains("Save-Data"),
+        "{vary}"
+    );
+    assert_eq!(
+        decode(&r.bytes().await.unwrap()).width(),
+        200,
+        "DPR 2 from the hint"
+    );
+    let r = ask(&px, "/p.jpg", &[("sec-ch-width", "333")])
+        .await
+        .unwrap();
+    assert_eq!(
+        decode(&r.bytes().await.unwrap()).width(),
+        350,
+        "Width, stepped to 50"
+    );
+    let r = ask(&px, "/p.jpg?w=100&dpr=1", &[("dpr", "3")])
+        .await
+        .unwrap();
+    assert_eq!(
+        decode(&r.bytes().await.unwrap()).width(),
+        100,
+        "the URL wins"
+    );
+    let plain = ask(&px, "/p.jpg?w=300", &[])
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let saving = ask(&px, "/p.jpg?w=300", &[("save-data", "on")])
+        .await
+        .unwrap();
+    let saving = saving.bytes().await.unwrap();
+    assert!(
+        saving.len() < plain.len(),
+        "Save-Data: {} vs {}",
+        saving.len(),
+        plain.len()
+    );
+    let page = ask(&px, "/page", &[]).await.unwrap();
+    assert_eq!(
+        page.headers()["accept-ch"],
+        "Sec-CH-DPR, Sec-CH-Width, DPR, Width"
+    );
+
+    // A browser navigation (pingora's proxy path) gets it too.
+    let nav = client()
+        .get(px.url("/page"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        nav.headers()["accept-ch"],
+        "Sec-CH-DPR, Sec-CH-Width, DPR, Width"
+    );
+
+    // Off (the default): hints change nothing and are not advertised.
+    let px = Pixgate::start(&origin);
+    let r = ask(&px, "/p.jpg?w=100", &[("sec-ch-dpr", "2")])
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["vary"], "Accept");
+    assert_eq!(decode(&r.bytes().await.unwrap()).width(), 100);
+    assert!(!ask(&px, "/page", &[])
+        .await
+        .unwrap()
+        .headers()
+        .contains_key("accept-ch"));
+}

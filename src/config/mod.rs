@@ -253,6 +253,12 @@ pub struct TransformConfig {
     pub max_output_dimension: u32,
     /// `dpr` values above this are capped. Default `3`.
     pub max_dpr: f32,
+    /// Use client hints (`Sec-CH-DPR`/`DPR`, `Sec-CH-Width`/`Width`, `Save-Data`) where the URL
+    /// is silent, advertise them with `Accept-CH` on HTML pages, and add them to `Vary` on
+    /// images. Default `false` (a site opts in: hints fragment CDN caches).
+    pub client_hints: bool,
+    /// Quality used for `Save-Data: on` clients when the URL sets none. Default `50`.
+    pub save_data_quality: u8,
 }
 
 impl Default for TransformConfig {
@@ -261,6 +267,8 @@ impl Default for TransformConfig {
             query_options: true,
             max_output_dimension: 4096,
             max_dpr: 3.0,
+            client_hints: false,
+            save_data_quality: 50,
         }
     }
 }
@@ -439,6 +447,12 @@ impl Config {
             1 << 32,
         );
         range("server.threads", self.server.threads as u64, 1, 1024);
+        range(
+            "transform.save_data_quality",
+            self.transform.save_data_quality.into(),
+            1,
+            100,
+        );
         range(
             "transform.max_output_dimension",
             self.transform.max_output_dimension.into(),

@@ -22,6 +22,7 @@ use crate::image::pipeline::{Job, Outcome, Transform};
 use crate::image::pool::PoolResult;
 use crate::image::Reason;
 use crate::request::accept::Accept;
+use crate::request::hints::Hints;
 use crate::request::imgproxy;
 use crate::request::negotiate::Plan;
 use crate::request::options::{FormatReq, OptionError, Options};
@@ -81,6 +82,14 @@ pub async fn handle(st: &Arc<State>, session: &mut Session) -> Result<u16> {
     let (options, origin_query) = match url_options(st, session.req_header()) {
         Ok(o) => o,
         Err(e) => return respond::bad_request(session, &e.to_string()).await,
+    };
+    let t = &st.cfg.transform;
+    let options = if t.client_hints {
+        Hints::from_headers(&session.req_header().headers)
+            .apply(options, t.save_data_quality)
+            .capped(t.max_dpr)
+    } else {
+        options
     };
     let formats = &st.cfg.images.formats;
     let plan = match options.format {
@@ -565,7 +574,8 @@ impl Parts {
             } => {
                 record_transformed(self.format, out, n, bytes.len(), res.ran.as_secs_f64());
                 let etag = headers::variant_etag(&bytes);
-                let h = respond::stored_headers(&self.header, Some(out.mime()), Some(&etag));
+                let h =
+                    respond::stored_headers(&self.header, Some(out.mime()), Some(&etag), st.vary());
                 (h, bytes, Some(etag), out.name().to_string(), true)
             }
             Outcome::Original(reason) => {
@@ -575,7 +585,7 @@ impl Parts {
                     .get(header::ETAG)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let h = respond::stored_headers(&self.header, None, etag.as_deref());
+                let h = respond::stored_headers(&self.header, None, etag.as_deref(), st.vary());
                 let transient = matches!(
                     reason,
                     Reason::Timeout | Reason::QueueTimeout | Reason::EncodeFailed

@@ -59,15 +59,23 @@ impl CacheStatus {
 
 /// The headers an entry replays: the origin's (caching, CORS, Last-Modified, ...) minus
 /// hop-by-hop and body-describing ones, plus the variant's Content-Type, ETag and
-/// `Vary: Accept`. `content_type: None` keeps the origin's (the original bytes are sent).
+/// `Vary: Accept` (plus `vary_fields`, the client hints when they are on). `content_type: None` keeps the origin's (the original bytes are sent).
 pub fn stored_headers(
     origin: &HeaderMap,
     content_type: Option<&str>,
     etag: Option<&str>,
+    vary_fields: &[&str],
 ) -> Vec<(String, Vec<u8>)> {
     let mut h = origin.clone();
     headers::strip_hop_by_hop(&mut h);
-    let vary = headers::vary_with(&h, "Accept");
+    let mut vary = headers::vary_with(&h, "Accept");
+    for f in vary_fields {
+        let mut m = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&vary) {
+            m.insert(header::VARY, v);
+        }
+        vary = headers::vary_with(&m, f);
+    }
     let origin_ct = h.get(header::CONTENT_TYPE).cloned();
     let mut out: Vec<(String, Vec<u8>)> = h
         .iter()
@@ -179,6 +187,7 @@ pub async fn stream_through(
     headers::strip_response(&mut resp);
     // An HTTP/1.0 origin's body may be close-delimited; chunked framing needs HTTP/1.1.
     resp.set_version(http::Version::HTTP_11);
+    st.advertise_hints(&mut resp)?;
     headers::forward_response(&mut resp)?;
     if let Some(r) = reason {
         resp.insert_header(

@@ -100,6 +100,26 @@ impl Pixgate {
     }
 }
 
+impl State {
+    /// On an HTML page, asks browsers (`Accept-CH`) to send client hints with their image
+    /// requests, when hints are on.
+    pub fn advertise_hints(&self, resp: &mut ResponseHeader) -> Result<()> {
+        if self.cfg.transform.client_hints && is_html(resp) {
+            resp.insert_header("accept-ch", crate::request::hints::ACCEPT_CH)?;
+        }
+        Ok(())
+    }
+
+    /// Request headers besides `Accept` that image responses vary on.
+    pub fn vary(&self) -> &'static [&'static str] {
+        if self.cfg.transform.client_hints {
+            crate::request::hints::VARY
+        } else {
+            &[]
+        }
+    }
+}
+
 impl Pixgate {
     /// The part of the path after the URL API prefix, when this request is for the API.
     fn api_path(&self, session: &Session) -> Option<String> {
@@ -112,6 +132,13 @@ impl Pixgate {
         let rest = path.strip_prefix(prefix)?;
         rest.starts_with('/').then(|| rest.to_string())
     }
+}
+
+fn is_html(resp: &ResponseHeader) -> bool {
+    resp.headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
 }
 
 /// Per-request state.
@@ -167,6 +194,7 @@ impl ProxyHttp for Pixgate {
         resp: &mut ResponseHeader,
         _ctx: &mut Ctx,
     ) -> Result<()> {
+        self.state.advertise_hints(resp)?;
         headers::forward_response(resp)
     }
 
