@@ -14,5 +14,6 @@ pub mod fetch;
 pub mod image;
 pub mod proxy;
 pub mod request;
+pub mod rules;
 pub mod server;
 pub mod telemetry;

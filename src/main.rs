@@ -51,10 +51,22 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig { file } => match load(file.as_ref().or(cli.config.as_ref())) {
-            Ok(_) => {
-                println!("configuration OK");
-                ExitCode::SUCCESS
-            }
+            Ok(cfg) => match &cfg.rules.dir {
+                Some(dir) => match pixgate::rules::RuleSet::load_dir(dir) {
+                    Ok(set) => {
+                        println!("configuration OK, {} rules", set.len());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::from(2)
+                    }
+                },
+                None => {
+                    println!("configuration OK");
+                    ExitCode::SUCCESS
+                }
+            },
             Err(e) => {
                 eprintln!("{e}");
                 ExitCode::from(2)

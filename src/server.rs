@@ -55,6 +55,33 @@ impl BackgroundService for Sweeper {
     }
 }
 
+/// Reloads the rules on SIGHUP and on file changes; a bad file keeps the old rules.
+struct RulesWatcher {
+    rules: Arc<crate::rules::Rules>,
+    poll: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for RulesWatcher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let on_event = |e: crate::rules::ReloadEvent| match e {
+            crate::rules::ReloadEvent::Reloaded { rules } => {
+                metrics::RULES_RELOADS.with_label_values(&["ok"]).inc();
+                metrics::RULES_LOADED.set(rules as i64);
+                tracing::info!(rules, "rules reloaded");
+            }
+            crate::rules::ReloadEvent::Failed { errors } => {
+                metrics::RULES_RELOADS.with_label_values(&["error"]).inc();
+                tracing::error!("rules not reloaded, the old rules stay: {errors}");
+            }
+        };
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            _ = self.rules.clone().watch(self.poll, on_event) => {}
+        }
+    }
+}
+
 fn publish(s: &crate::cache::Stats) {
     use crate::telemetry::metrics::{CACHE_BYTES, CACHE_ENTRIES, CACHE_OLDEST};
     let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -102,7 +129,16 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let admin = cfg.admin.listen;
     let token = cfg.admin.token.clone();
     let sweep = cfg.cache.sweep_interval.get();
-    let state = Arc::new(State::new(cfg, origin, cache.clone()));
+    let rules = match &cfg.rules.dir {
+        Some(dir) => {
+            let r = crate::rules::Rules::load(dir.clone()).map_err(|e| anyhow!("{e}"))?;
+            metrics::RULES_LOADED.set(r.current().len() as i64);
+            Some(Arc::new(r))
+        }
+        None => None,
+    };
+    let poll = cfg.rules.poll_interval.get();
+    let state = Arc::new(State::new(cfg, origin, cache.clone(), rules.clone()));
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Pixgate::new(state));
     proxy.add_tcp(&listen);
     server.add_service(proxy);
@@ -113,6 +149,12 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             every: sweep,
         },
     ));
+    if let Some(rules) = rules {
+        server.add_service(background_service(
+            "rules watcher",
+            RulesWatcher { rules, poll },
+        ));
+    }
     if let Some(a) = admin {
         let mut svc = Service::new("pixgate admin".to_string(), Admin::new(cache, token));
         svc.add_tcp(&a.to_string());

@@ -36,6 +36,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Transform options from URLs: which are read, and their limits.
     pub transform: TransformConfig,
+    /// Per-site / per-path rules (rules/*.yaml).
+    pub rules: RulesConfig,
     /// The imgproxy-compatible signed URL API and its remote sources.
     pub url_api: UrlApiConfig,
     /// The variant cache: tiers, TTLs and the retention guarantee.
@@ -54,6 +56,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
             transform: TransformConfig::default(),
+            rules: RulesConfig::default(),
             url_api: UrlApiConfig::default(),
             cache: CacheConfig::default(),
             admin: AdminConfig::default(),
@@ -273,6 +276,26 @@ impl Default for TransformConfig {
     }
 }
 
+/// Where rules live and how they reload (docs/rules.md).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Directory of `*.yaml` rule files; `null`: no rules (the global settings apply to every
+    /// image). Errors at start are fatal; on reload a bad file keeps the old rules. Default `null`.
+    pub dir: Option<std::path::PathBuf>,
+    /// How often the directory is checked for changes (SIGHUP also reloads). Default `1s`.
+    pub poll_interval: Dur,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            dir: None,
+            poll_interval: Dur::secs(1),
+        }
+    }
+}
+
 /// Process settings handed to pingora.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -482,6 +505,16 @@ impl Config {
             p.push((
                 "transform.max_dpr".into(),
                 format!("must be between 1 and 10, got {}", self.transform.max_dpr),
+            ));
+        }
+        let poll = self.rules.poll_interval.get().as_millis();
+        if !(10..=60_000).contains(&poll) {
+            p.push((
+                "rules.poll_interval".into(),
+                format!(
+                    "must be between 10ms and 60s, got {}",
+                    self.rules.poll_interval
+                ),
             ));
         }
         p.extend(self.url_api.validate());

@@ -92,6 +92,15 @@ impl Job {
         }
     }
 
+    /// The same job with per-format qualities (a rule's) replacing the configured ones.
+    #[must_use]
+    pub fn with_qualities(mut self, q: &[(OutputFormat, u8)]) -> Job {
+        for (f, v) in q {
+            self.settings = self.settings.with_quality(*f, *v);
+        }
+        self
+    }
+
     /// The same job with pixel operations.
     #[must_use]
     pub fn with_transform(mut self, t: Transform) -> Job {

@@ -11,6 +11,7 @@
 //!    variant while AVIF finishes in the background.
 
 use super::headers;
+use super::policy::Applied;
 use super::respond::{self, CacheStatus};
 use super::service::State;
 use super::source::{fetch, Fetched, SourceImage};
@@ -52,6 +53,10 @@ struct Request {
     origin_id: String,
     /// A remote source (the URL API), fetched behind the SSRF guard instead of the origin.
     remote: Option<SourceUrl>,
+    /// The matched rule's TTL cap.
+    rule_ttl: Option<Duration>,
+    /// The matched rule's per-format qualities.
+    qualities: Vec<(crate::image::format::OutputFormat, u8)>,
 }
 
 impl Request {
@@ -71,7 +76,7 @@ impl Request {
 }
 
 /// Answers a candidate request. Returns the status written.
-pub async fn handle(st: &Arc<State>, session: &mut Session) -> Result<u16> {
+pub async fn handle(st: &Arc<State>, session: &mut Session, applied: Applied) -> Result<u16> {
     let accept = Accept::parse(
         session
             .req_header()
@@ -79,10 +84,14 @@ pub async fn handle(st: &Arc<State>, session: &mut Session) -> Result<u16> {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
-    let (options, origin_query) = match url_options(st, session.req_header()) {
+    let (options, origin_query) = match url_options(st, session.req_header(), &applied) {
         Ok(o) => o,
         Err(e) => return respond::bad_request(session, &e.to_string()).await,
     };
+    if applied.require_signature() && !options.is_identity() {
+        let msg = "this path only allows signed transforms (the URL API)";
+        return respond::error(session, 403, msg).await;
+    }
     let t = &st.cfg.transform;
     let options = if t.client_hints {
         Hints::from_headers(&session.req_header().headers)
@@ -91,19 +100,19 @@ pub async fn handle(st: &Arc<State>, session: &mut Session) -> Result<u16> {
     } else {
         options
     };
-    let formats = &st.cfg.images.formats;
+    let formats = &applied.formats(&st.cfg.images.formats);
     let plan = match options.format {
         FormatReq::Auto => Plan::new(&accept, formats),
         FormatReq::Force(f) if formats.contains(&f) => Plan::forced(f),
         FormatReq::Force(f) => {
             let msg = format!(
-                "parameter `fm`: `{}` is not enabled here (images.formats)",
+                "parameter `fm`: `{}` is not enabled here (images.formats or the path's rule)",
                 f.name()
             );
             return respond::bad_request(session, &msg).await;
         }
     };
-    let req = build_request(st, session, &options, origin_query)?;
+    let req = build_request(st, session, &options, origin_query, &applied)?;
     if !req.cacheable {
         return fill(st, session, &req, Fill::new(plan)).await;
     }
@@ -117,11 +126,23 @@ pub async fn handle(st: &Arc<State>, session: &mut Session) -> Result<u16> {
 fn url_options(
     st: &State,
     req: &RequestHeader,
+    applied: &Applied,
 ) -> std::result::Result<(Options, Option<String>), OptionError> {
     let Some(query) = req.uri.query().filter(|_| st.cfg.transform.query_options) else {
         return Ok((Options::default(), None));
     };
-    let (o, rest) = Options::from_query(query)?;
+    // `pr=name` expands in place to the preset's options; later parameters override them.
+    let mut expanded: Vec<String> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.strip_prefix("pr=") {
+            Some(name) => expanded.push(applied.preset(name).ok_or_else(|| OptionError {
+                param: "pr".into(),
+                message: format!("unknown preset `{name}`"),
+            })?),
+            None => expanded.push(pair.to_string()),
+        }
+    }
+    let (o, rest) = Options::from_query(&expanded.join("&"))?;
     let origin_path = match rest {
         Some(q) => format!("{}?{q}", req.uri.path()),
         None => req.uri.path().to_string(),
@@ -134,6 +155,7 @@ fn build_request(
     session: &Session,
     options: &Options,
     origin_path: Option<String>,
+    applied: &Applied,
 ) -> Result<Request> {
     let mut req = session.req_header().clone();
     if let Some(pq) = origin_path {
@@ -178,10 +200,12 @@ fn build_request(
         host,
         path_and_query,
         cacheable,
-        options: options.canonical(),
-        transform: options.transform(st.cfg.transform.max_output_dimension),
+        options: format!("{}{}", options.canonical(), applied.key_part()),
+        transform: applied.clamp(options.transform(st.cfg.transform.max_output_dimension)),
         origin_id: st.cfg.origin.url.clone(),
         remote: None,
+        rule_ttl: applied.ttl(),
+        qualities: applied.qualities(),
     })
 }
 
@@ -189,7 +213,15 @@ fn build_request(
 /// signature, expiry, then the same cache and pipeline as the proxy path, with the source
 /// fetched behind the SSRF guard.
 pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> Result<u16> {
-    let api = match imgproxy::parse(rest) {
+    // Presets in URL API paths come from the rule files' file-level presets.
+    let global = st.rules.as_ref().map(|r| r.current());
+    let presets = |name: &str| {
+        global
+            .as_ref()
+            .and_then(|g| g.preset(None, name))
+            .map(str::to_string)
+    };
+    let api = match imgproxy::parse(rest, &presets) {
         Ok(a) => a,
         Err(e) => return respond::bad_request(session, &e.to_string()).await,
     };
@@ -223,6 +255,17 @@ pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> R
         let msg = format!("source `{}` is not in url_api.sources", source.origin());
         return respond::error(session, 403, &msg).await;
     }
+    let applied = st.applied(
+        &source.host,
+        source.path_and_query.split('?').next().unwrap_or("/"),
+    );
+    if applied.require_signature() && matches!(api.signature.as_str(), "insecure" | "unsafe" | "_")
+    {
+        return respond::error(session, 403, "this source requires a signed URL").await;
+    }
+    if applied.bypass() {
+        return respond::error(session, 403, "a rule excludes this source from transforms").await;
+    }
     let options = api.options.capped(st.cfg.transform.max_dpr);
     let accept = Accept::parse(
         session
@@ -231,12 +274,12 @@ pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> R
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
-    let formats = &st.cfg.images.formats;
+    let formats = &applied.formats(&st.cfg.images.formats);
     let plan = match options.format {
         FormatReq::Auto => Plan::new(&accept, formats),
         FormatReq::Force(f) if formats.contains(&f) => Plan::forced(f),
         FormatReq::Force(f) => {
-            let msg = format!("format `{}` is not enabled here (images.formats)", f.name());
+            let msg = format!("format `{}` is not enabled here", f.name());
             return respond::bad_request(session, &msg).await;
         }
     };
@@ -245,10 +288,12 @@ pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> R
         host: source.host.clone(),
         path_and_query: source.path_and_query.clone(),
         cacheable: st.cache.enabled(),
-        options: options.canonical(),
-        transform: options.transform(st.cfg.transform.max_output_dimension),
+        options: format!("{}{}", options.canonical(), applied.key_part()),
+        transform: applied.clamp(options.transform(st.cfg.transform.max_output_dimension)),
         origin_id: format!("remote:{}", source.origin()),
         remote: Some(source),
+        rule_ttl: applied.ttl(),
+        qualities: applied.qualities(),
     };
     if !req.cacheable {
         return fill(st, session, &req, Fill::new(plan)).await;
@@ -441,7 +486,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
     };
     let ttl = match policy::ttl(
         &src.header.headers,
-        &st.cache.limits(None),
+        &st.cache.limits(req.rule_ttl),
         SystemTime::now(),
     ) {
         Ok(t) => Some(t),
@@ -535,6 +580,7 @@ fn job(st: &State, req: &Request, src: &SourceImage, plan: Plan) -> Job {
         st.header_limits,
     )
     .with_transform(req.transform)
+    .with_qualities(&req.qualities)
 }
 
 /// What turns a transform result into an entry; owned, so a background encode can finish

@@ -6,6 +6,7 @@ pub mod candidate;
 pub mod headers;
 pub mod image_path;
 pub mod origin;
+pub mod policy;
 pub mod respond;
 mod service;
 pub mod source;

@@ -6,6 +6,7 @@ use super::candidate;
 use super::headers;
 use super::image_path;
 use super::origin::Origin;
+use super::policy::Applied;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::image::codec::EncodeSettings;
@@ -42,11 +43,18 @@ pub struct State {
     pub guard: Option<crate::fetch::Guard>,
     /// The URL API's signature checker (when the API is on).
     pub signer: Option<crate::request::imgproxy::Signer>,
+    /// The live rules (when `rules.dir` is set).
+    pub rules: Option<Arc<crate::rules::Rules>>,
 }
 
 impl State {
     /// Builds the state from a validated config, a resolved origin and an opened cache.
-    pub fn new(cfg: Config, origin: Origin, cache: Arc<Cache>) -> State {
+    pub fn new(
+        cfg: Config,
+        origin: Origin,
+        cache: Arc<Cache>,
+        rules: Option<Arc<crate::rules::Rules>>,
+    ) -> State {
         let l = cfg.limits;
         let settings = format!(
             "{}\n{}",
@@ -63,6 +71,7 @@ impl State {
             })
             .collect();
         State {
+            rules,
             guard: api
                 .enabled
                 .then(|| crate::fetch::Guard::new(api, cfg.limits.max_source_bytes.get())),
@@ -101,6 +110,11 @@ impl Pixgate {
 }
 
 impl State {
+    /// The rule for a site host and path (client's Host header).
+    pub fn applied(&self, host: &str, path: &str) -> Applied {
+        Applied::find(self.rules.as_ref().map(|r| r.current()), host, path)
+    }
+
     /// On an HTML page, asks browsers (`Accept-CH`) to send client hints with their image
     /// requests, when hints are on.
     pub fn advertise_hints(&self, resp: &mut ResponseHeader) -> Result<()> {
@@ -169,7 +183,20 @@ impl ProxyHttp for Pixgate {
         if !candidate::is_candidate(session.req_header(), self.state.cfg.images.detect) {
             return Ok(false);
         }
-        let status = image_path::handle(&self.state, session).await?;
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri.host())
+            .unwrap_or("")
+            .to_string();
+        let applied = self.state.applied(&host, req.uri.path());
+        if applied.bypass() {
+            // The rule says: untouched. pingora's proxy path streams it.
+            return Ok(false);
+        }
+        let status = image_path::handle(&self.state, session, applied).await?;
         ctx.image_status = Some(status);
         Ok(true)
     }

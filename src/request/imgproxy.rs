@@ -81,8 +81,16 @@ fn resizing_type(o: &mut Options, name: &str, v: &str) -> Result<(), OptionError
     Ok(())
 }
 
+/// Looks up a preset's option string (query form, e.g. `w=200&h=200&fit=cover`).
+pub type Presets<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Applies one `name:args` option.
-fn apply(o: &mut Options, expires: &mut Option<u64>, seg: &str) -> Result<(), OptionError> {
+fn apply(
+    o: &mut Options,
+    expires: &mut Option<u64>,
+    seg: &str,
+    presets: Presets,
+) -> Result<(), OptionError> {
     let mut parts = seg.split(':');
     let name = parts.next().unwrap_or_default();
     let args: Vec<&str> = parts.collect();
@@ -167,10 +175,13 @@ fn apply(o: &mut Options, expires: &mut Option<u64>, seg: &str) -> Result<(), Op
             )
         }
         "preset" | "pr" => {
-            return Err(err(
-                name,
-                "presets are not available yet (they come with rules)",
-            ))
+            for p in &args {
+                let set = presets(p).ok_or_else(|| err(name, format!("unknown preset `{p}`")))?;
+                for (k, v) in form_urlencoded::parse(set.as_bytes()) {
+                    o.set(&k, &v)
+                        .map_err(|e| err(name, format!("preset `{p}`: {e}")))?;
+                }
+            }
         }
         "" => return Err(err(seg, "an empty option")),
         other => {
@@ -184,7 +195,7 @@ fn apply(o: &mut Options, expires: &mut Option<u64>, seg: &str) -> Result<(), Op
 }
 
 /// Parses a path (after the API prefix), e.g. `/sig/rs:fill:300:200/plain/http://x/a.jpg@webp`.
-pub fn parse(path: &str) -> Result<ApiUrl, OptionError> {
+pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
     let rest = path.strip_prefix('/').unwrap_or(path);
     let (signature, after) = rest
         .split_once('/')
@@ -207,7 +218,7 @@ pub fn parse(path: &str) -> Result<ApiUrl, OptionError> {
             break;
         }
         if seg.contains(':') {
-            apply(&mut o, &mut expires, seg)?;
+            apply(&mut o, &mut expires, seg, presets)?;
             continue;
         }
         // The encoded source, possibly split by slashes, with an optional .ext.
@@ -319,6 +330,25 @@ mod tests {
     use super::*;
     use crate::image::format::OutputFormat;
 
+    fn parse(p: &str) -> Result<ApiUrl, OptionError> {
+        super::parse(p, &|name| {
+            (name == "thumb").then(|| "w=50&h=50&fit=cover".to_string())
+        })
+    }
+
+    #[test]
+    fn presets_expand() {
+        let u = parse("/s/pr:thumb/q:40/plain/http://x/a").unwrap();
+        assert_eq!(
+            (u.options.width, u.options.fit, u.options.quality),
+            (Some(50), Fit::Cover, Some(40))
+        );
+        assert_eq!(
+            parse("/s/pr:nope/plain/http://x/a").unwrap_err().param,
+            "pr"
+        );
+    }
+
     #[test]
     fn plain_and_encoded_sources() {
         let u = parse("/sig/rs:fill:300:200/g:sm/q:70/plain/http://img.example.com/a%40b.jpg@webp")
@@ -360,7 +390,7 @@ mod tests {
             ("/s/rs:wide:1:1/plain/http://x/a", "rs"),
             ("/s/w:abc/plain/http://x/a", "w"),
             ("/s/g:ce:10:5/plain/http://x/a", "g"),
-            ("/s/pr:thumb/plain/http://x/a", "pr"),
+            ("/s/pr:other/plain/http://x/a", "pr"),
             ("/s/plain/http://x/a@gif", "format"),
             ("/s/w:10", "source"),
             ("/s/w:10/!!!notbase64", "source"),

@@ -187,6 +187,22 @@ pub static REMOTE_REFUSALS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+/// Rule reloads, by outcome (`ok`, `error`).
+pub static RULES_RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_rules_reloads_total",
+        "Rule reloads, by outcome",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+/// Rules in the live rule set.
+pub static RULES_LOADED: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!("pixgate_rules_loaded", "Rules in the live rule set")
+        .expect("metric registers once")
+});
+
 /// The status class label (`2xx`...) for a status code.
 pub fn status_class(code: u16) -> &'static str {
     match code {
@@ -243,6 +259,8 @@ pub fn init() {
     Lazy::force(&QUEUE_SECONDS);
     Lazy::force(&ORIGIN_ERRORS);
     Lazy::force(&REMOTE_REFUSALS);
+    Lazy::force(&RULES_RELOADS);
+    Lazy::force(&RULES_LOADED);
     Lazy::force(&CACHE_REQUESTS);
     Lazy::force(&CACHE_HITS);
     Lazy::force(&CACHE_COALESCED);
