@@ -5,6 +5,7 @@
 
 mod common;
 use base64::Engine;
+use common::tls::TlsOrigin;
 use common::*;
 use image::GenericImageView;
 use pixgate::config::Config;
@@ -269,4 +270,41 @@ async fn oversized_and_non_image_sources_are_refused() {
         assert_eq!(r.status(), code, "{p}");
         assert!(r.text().await.unwrap().contains(text), "{p}");
     }
+}
+
+#[tokio::test]
+async fn https_sources_are_verified_against_the_configured_roots() {
+    let tls = TlsOrigin::start(photo(), "image/jpeg");
+    let plain = TestOrigin::start(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    let cfg = |ca_file: Option<std::path::PathBuf>| {
+        api_config(&plain, |c| {
+            c.url_api.sources = vec![format!("https://127.0.0.1:{}/", tls.addr.port())];
+            c.url_api.allow_ip_ranges = vec!["127.0.0.1/32".into()];
+            c.url_api.ca_file = ca_file;
+        })
+    };
+    let path = format!(
+        "/rs:fit:100:100/plain/https://127.0.0.1:{}/a.jpg@webp",
+        tls.addr.port()
+    );
+
+    let px = Pixgate::start_config(cfg(Some(ca.clone())));
+    let r = get(&px.url(&signed(&path, KEY, SALT)), None).await;
+    assert_eq!(r.status(), 200, "{:?}", r.headers());
+    assert_eq!(r.headers()["content-type"], "image/webp");
+    assert_eq!(decode(&r.bytes().await.unwrap()).dimensions(), (100, 75));
+    assert_eq!(tls.hits(), 1);
+
+    // The same source with only the system's roots: the test CA is not trusted.
+    let px = Pixgate::start_config(cfg(None));
+    let r = get(&px.url(&signed(&path, KEY, SALT)), None).await;
+    assert_eq!(r.status(), 502, "an untrusted certificate is refused");
+    assert_eq!(
+        tls.hits(),
+        1,
+        "no request was sent over the untrusted connection"
+    );
 }

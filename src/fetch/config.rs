@@ -36,6 +36,9 @@ pub struct UrlApiConfig {
     pub connect_timeout: Dur,
     /// Total time for a source fetch, redirects included. Default `20s`.
     pub timeout: Dur,
+    /// PEM file of the CA certificates trusted for https sources; `null`: the system's roots
+    /// (plus `SSL_CERT_FILE`). Default `null`.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for UrlApiConfig {
@@ -52,6 +55,7 @@ impl Default for UrlApiConfig {
             max_redirects: 3,
             connect_timeout: Dur::secs(5),
             timeout: Dur::secs(20),
+            ca_file: None,
         }
     }
 }
@@ -115,6 +119,14 @@ impl UrlApiConfig {
         for (i, s) in self.allow_ip_ranges.iter().enumerate() {
             if let Err(e) = Cidr::parse(s) {
                 p.push((format!("url_api.allow_ip_ranges[{i}]"), e));
+            }
+        }
+        if let Some(f) = &self.ca_file {
+            if std::fs::metadata(f).is_err() {
+                p.push((
+                    "url_api.ca_file".into(),
+                    format!("cannot read `{}`", f.display()),
+                ));
             }
         }
         if self.max_redirects > 10 {

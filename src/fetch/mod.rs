@@ -18,6 +18,8 @@ use std::time::Duration;
 
 /// The checks and limits of remote fetching, built once from config.
 pub struct Guard {
+    /// Connections to remote sources (own pool; trusts `ca_file` or the system roots).
+    connector: Connector,
     allowed: Vec<Allowed>,
     exempt: Vec<Cidr>,
     max_redirects: u32,
@@ -59,7 +61,10 @@ pub struct Remote {
 impl Guard {
     /// Builds the guard (the config was validated).
     pub fn new(cfg: &UrlApiConfig, max_bytes: u64) -> Guard {
+        let mut opts = pingora::connectors::ConnectorOptions::new(128);
+        opts.ca_file = cfg.ca_file.as_ref().map(|p| p.display().to_string());
         Guard {
+            connector: Connector::new(Some(opts)),
             allowed: cfg
                 .sources
                 .iter()
@@ -118,8 +123,8 @@ impl Guard {
     }
 
     /// Fetches `url` with all checks, within the total timeout.
-    pub async fn fetch(&self, connector: &Connector, url: SourceUrl) -> Result<Remote, Refusal> {
-        match tokio::time::timeout(self.timeout, self.fetch_inner(connector, url)).await {
+    pub async fn fetch(&self, url: SourceUrl) -> Result<Remote, Refusal> {
+        match tokio::time::timeout(self.timeout, self.fetch_inner(&self.connector, url)).await {
             Ok(r) => r,
             Err(_) => Err(refuse(504, "timeout", "the source took too long")),
         }
@@ -138,15 +143,11 @@ impl Guard {
                     format!("source `{}` is not in url_api.sources", url.origin()),
                 ));
             }
-            if url.scheme == "https" {
-                return Err(refuse(
-                    501,
-                    "https_unsupported",
-                    "https sources need a TLS backend, which this build does not have",
-                ));
-            }
             let addr = self.resolve(&url).await?;
-            let mut peer = HttpPeer::new(addr, false, String::new());
+            // TLS to the checked address, with the URL's host for SNI and verification.
+            let tls = url.scheme == "https";
+            let sni = if tls { url.host.clone() } else { String::new() };
+            let mut peer = HttpPeer::new(addr, tls, sni);
             peer.options.connection_timeout = Some(self.connect_timeout);
             peer.options.read_timeout = Some(self.timeout);
             let mut req = RequestHeader::build("GET", url.path_and_query.as_bytes(), None)

@@ -319,7 +319,7 @@ async fn fetch_source(st: &State, req: &Request) -> Result<Fetched> {
     };
     let epoch = st.cache.epoch();
     let fetched_at = SystemTime::now();
-    Ok(match guard.fetch(&st.connector, url.clone()).await {
+    Ok(match guard.fetch(url.clone()).await {
         Ok(r) => Fetched::Image(SourceImage {
             header: r.header,
             body: r.body,

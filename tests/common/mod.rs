@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod origin;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
