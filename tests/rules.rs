@@ -248,3 +248,50 @@ fn check_config_validates_rules_with_file_line_and_key() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("rules"));
 }
+
+#[tokio::test]
+async fn source_format_rules_apply_after_the_fetch() {
+    let rgb = image::RgbImage::from_fn(200, 150, |x, y| image::Rgb([x as u8, y as u8, 90]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(rgb.clone())
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let mut gif = Vec::new();
+    image::DynamicImage::ImageRgb8(rgb)
+        .write_to(&mut std::io::Cursor::new(&mut gif), image::ImageFormat::Gif)
+        .unwrap();
+    let o = TestOrigin::start(vec![
+        ("/mixed/a.jpg", Route::ok("image/jpeg", photo(2))),
+        ("/mixed/b.png", Route::ok("image/png", png)),
+        ("/mixed/c.gif", Route::ok("image/gif", gif.clone())),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mixed.yaml"),
+        r#"rules:
+  - name: mixed-default
+    paths: ["/mixed/**"]
+    formats: [jpeg]
+  - name: mixed-png
+    paths: ["/mixed/**"]
+    source_formats: [png]
+    formats: [webp, png]
+  - name: mixed-gif
+    paths: ["/mixed/**"]
+    source_formats: [gif]
+    bypass: true
+"#,
+    )
+    .unwrap();
+    let px = start(&o, dir.path());
+    assert_eq!(ct(&px, "/mixed/a.jpg", CHROME).await.0, "image/jpeg");
+    assert_eq!(
+        ct(&px, "/mixed/b.png", CHROME).await.0,
+        "image/webp",
+        "the PNG-only rule wins for a PNG"
+    );
+    let (c, r) = ct(&px, "/mixed/c.gif", CHROME).await;
+    assert_eq!(c, "image/gif");
+    assert_eq!(r.headers()["x-pixgate"], "original; reason=rule_bypass");
+    assert_eq!(r.bytes().await.unwrap(), gif, "the original bytes");
+}

@@ -40,11 +40,13 @@ pub enum Reason {
     Empty,
     /// The origin sent `Cache-Control: no-transform` (RFC 9110 §7.7: a proxy must not change it).
     NoTransform,
+    /// A rule for this source's format says `bypass`.
+    RuleBypass,
 }
 
 impl Reason {
     /// Every reason, for metric pre-registration and docs.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::NotSmaller,
         Reason::Truncated,
         Reason::Undecodable,
@@ -58,6 +60,7 @@ impl Reason {
         Reason::EncodeFailed,
         Reason::Empty,
         Reason::NoTransform,
+        Reason::RuleBypass,
     ];
     /// The label used in metrics and headers.
     pub fn label(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Reason {
             Reason::EncodeFailed => "encode_failed",
             Reason::Empty => "empty",
             Reason::NoTransform => "no_transform",
+            Reason::RuleBypass => "rule_bypass",
         }
     }
 }

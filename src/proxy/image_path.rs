@@ -57,6 +57,15 @@ struct Request {
     rule_ttl: Option<Duration>,
     /// The matched rule's per-format qualities.
     qualities: Vec<(crate::image::format::OutputFormat, u8)>,
+    /// The rule matched before the fetch (and its rule set, kept for this request).
+    applied: Applied,
+    /// Host and path the rules are matched on.
+    rule_site: (String, String),
+    /// The URL's options, before any rule (to re-derive them when a source-format rule
+    /// applies after the fetch).
+    url_opts: Options,
+    /// The client's Accept header.
+    accept: Accept,
 }
 
 impl Request {
@@ -112,7 +121,7 @@ pub async fn handle(st: &Arc<State>, session: &mut Session, applied: Applied) ->
             return respond::bad_request(session, &msg).await;
         }
     };
-    let req = build_request(st, session, &options, origin_query, &applied)?;
+    let req = build_request(st, session, &options, origin_query, applied, accept)?;
     if !req.cacheable {
         return fill(st, session, &req, Fill::new(plan)).await;
     }
@@ -155,8 +164,20 @@ fn build_request(
     session: &Session,
     options: &Options,
     origin_path: Option<String>,
-    applied: &Applied,
+    applied: Applied,
+    accept: Accept,
 ) -> Result<Request> {
+    let client = session.req_header();
+    let rule_site = (
+        client
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| client.uri.host())
+            .unwrap_or("")
+            .to_string(),
+        client.uri.path().to_string(),
+    );
     let mut req = session.req_header().clone();
     if let Some(pq) = origin_path {
         // Transform parameters are pixgate's: the origin sees the URL without them.
@@ -206,6 +227,10 @@ fn build_request(
         remote: None,
         rule_ttl: applied.ttl(),
         qualities: applied.qualities(),
+        applied,
+        rule_site,
+        url_opts: *options,
+        accept,
     })
 }
 
@@ -255,10 +280,13 @@ pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> R
         let msg = format!("source `{}` is not in url_api.sources", source.origin());
         return respond::error(session, 403, &msg).await;
     }
-    let applied = st.applied(
-        &source.host,
-        source.path_and_query.split('?').next().unwrap_or("/"),
-    );
+    let source_path = source
+        .path_and_query
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_string();
+    let applied = st.applied(&source.host, &source_path);
     if applied.require_signature() && matches!(api.signature.as_str(), "insecure" | "unsafe" | "_")
     {
         return respond::error(session, 403, "this source requires a signed URL").await;
@@ -291,9 +319,13 @@ pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> R
         options: format!("{}{}", options.canonical(), applied.key_part()),
         transform: applied.clamp(options.transform(st.cfg.transform.max_output_dimension)),
         origin_id: format!("remote:{}", source.origin()),
-        remote: Some(source),
         rule_ttl: applied.ttl(),
         qualities: applied.qualities(),
+        rule_site: (source.host.clone(), source_path),
+        remote: Some(source),
+        applied,
+        url_opts: options,
+        accept,
     };
     if !req.cacheable {
         return fill(st, session, &req, Fill::new(plan)).await;
@@ -484,9 +516,33 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
             }
         },
     };
+    // A rule for this source's format may apply now that the format is known.
+    let over = req
+        .applied
+        .for_source(&req.rule_site.0, &req.rule_site.1, src.format);
+    if over.as_ref().is_some_and(Applied::bypass) {
+        drop(lead);
+        let res = PoolResult {
+            outcome: Outcome::Original(Reason::RuleBypass),
+            queued: Duration::ZERO,
+            ran: Duration::ZERO,
+        };
+        let (e, _) = Parts::of(req, &src, None).entry(st, res);
+        return respond::entry(st, session, &e, CacheStatus::Bypass, fallback).await;
+    }
+    let work = match &over {
+        Some(a) => Work::from_rule(st, req, a, plan),
+        None => Work {
+            plan,
+            transform: req.transform,
+            qualities: req.qualities.clone(),
+            rule_ttl: req.rule_ttl,
+        },
+    };
+    let plan = work.plan;
     let ttl = match policy::ttl(
         &src.header.headers,
-        &st.cache.limits(req.rule_ttl),
+        &st.cache.limits(work.rule_ttl),
         SystemTime::now(),
     ) {
         Ok(t) => Some(t),
@@ -503,7 +559,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
     let (Some(key), Some(_)) = (key, ttl) else {
         // Not shareable: release any waiters now so they fetch for themselves.
         drop(lead);
-        let res = st.pool.run(job(st, req, &src, plan)).await;
+        let res = st.pool.run(job(st, &work, &src)).await;
         let (e, _) = parts.entry(st, res);
         return respond::entry(st, session, &e, CacheStatus::Bypass, fallback).await;
     };
@@ -518,7 +574,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let st2 = st.clone();
-        let job = job(st, req, &src, plan);
+        let job = job(st, &work, &src);
         tokio::spawn(async move {
             let res = st2.pool.run(job).await;
             let (e, storable) = parts.entry(&st2, res);
@@ -549,7 +605,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
         };
     }
 
-    let res = st.pool.run(job(st, req, &src, plan)).await;
+    let res = st.pool.run(job(st, &work, &src)).await;
     let (e, storable) = parts.entry(st, res);
     let persist = storable.then(|| st.cache.insert(key, e.clone(), src.epoch));
     if !storable {
@@ -571,16 +627,44 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
     respond::entry(st, session, &e, status, fallback).await
 }
 
-fn job(st: &State, req: &Request, src: &SourceImage, plan: Plan) -> Job {
+/// What the transform does, after the rules (re-derived when a source-format rule applies).
+struct Work {
+    plan: Plan,
+    transform: Transform,
+    qualities: Vec<(crate::image::format::OutputFormat, u8)>,
+    rule_ttl: Option<Duration>,
+}
+
+impl Work {
+    /// The URL's options under rule `a` instead of the one matched before the fetch.
+    fn from_rule(st: &State, req: &Request, a: &Applied, before: Plan) -> Work {
+        let formats = a.formats(&st.cfg.images.formats);
+        let plan = match req.url_opts.format {
+            FormatReq::Auto => Plan::new(&req.accept, &formats),
+            FormatReq::Force(f) if formats.contains(&f) => Plan::forced(f),
+            // The URL named a format this rule does not allow: keep what was agreed.
+            FormatReq::Force(_) => before,
+        };
+        let max = st.cfg.transform.max_output_dimension;
+        Work {
+            plan,
+            transform: a.clamp(req.url_opts.transform(max)),
+            qualities: a.qualities(),
+            rule_ttl: a.ttl(),
+        }
+    }
+}
+
+fn job(st: &State, w: &Work, src: &SourceImage) -> Job {
     Job::for_plan(
         src.body.clone(),
         src.format,
-        plan,
+        w.plan,
         &st.cfg.images,
         st.header_limits,
     )
-    .with_transform(req.transform)
-    .with_qualities(&req.qualities)
+    .with_transform(w.transform)
+    .with_qualities(&w.qualities)
 }
 
 /// What turns a transform result into an entry; owned, so a background encode can finish

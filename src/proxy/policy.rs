@@ -18,6 +18,18 @@ pub fn output(f: rules::OutputFormat) -> OutputFormat {
     }
 }
 
+/// pixgate's source format as the rules module's.
+pub fn source(f: crate::image::format::SourceFormat) -> rules::SourceFormat {
+    use crate::image::format::SourceFormat as S;
+    match f {
+        S::Jpeg => rules::SourceFormat::Jpeg,
+        S::Png => rules::SourceFormat::Png,
+        S::Gif => rules::SourceFormat::Gif,
+        S::Webp => rules::SourceFormat::Webp,
+        S::Avif => rules::SourceFormat::Avif,
+    }
+}
+
 /// The rule that applies, with the set it came from (kept alive for the request: a reload
 /// swaps the set, in-flight requests finish under the old one).
 pub struct Applied {
@@ -33,6 +45,23 @@ impl Applied {
             s.rules().iter().position(|x| std::ptr::eq(x, r))
         });
         Applied { set, index }
+    }
+
+    /// After the fetch: the rule for the same host and path given the source's format, when it
+    /// differs from the one matched before (a rule with `source_formats` applies).
+    pub fn for_source(
+        &self,
+        host: &str,
+        path: &str,
+        format: crate::image::format::SourceFormat,
+    ) -> Option<Applied> {
+        let set = self.set.as_ref()?;
+        let r = set.find(host, path, Some(source(format)))?;
+        let index = set.rules().iter().position(|x| std::ptr::eq(x, r));
+        (index != self.index).then(|| Applied {
+            set: Some(set.clone()),
+            index,
+        })
     }
 
     /// The rule, if one matched.
