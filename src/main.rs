@@ -12,6 +12,10 @@ struct Cli {
     /// Configuration file (YAML). Without it, the embedded config/pixgate.yaml is used.
     #[arg(short, long, global = true)]
     config: Option<PathBuf>,
+    /// Take the listening sockets from a running pixgate (it must get SIGQUIT), instead of
+    /// binding them: a binary or configuration upgrade without refused connections.
+    #[arg(long, global = true)]
+    upgrade: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -80,7 +84,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match pixgate::server::run(cfg) {
+            match pixgate::server::run(cfg, cli.upgrade) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("pixgate: {e:#}");

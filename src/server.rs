@@ -102,7 +102,7 @@ fn publish(s: &crate::cache::Stats) {
 
 /// Resolves the origin (starting the demo origin when asked), binds the listeners and serves
 /// until SIGINT / SIGTERM / SIGQUIT.
-pub fn run(cfg: Config) -> anyhow::Result<()> {
+pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     metrics::init();
     let target = OriginTarget::parse(&cfg.origin.url).map_err(|e| anyhow!(e))?;
     let origin = match target {
@@ -119,9 +119,14 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         threads: cfg.server.threads,
         grace_period_seconds: Some(cfg.server.grace_period.get().as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: cfg.server.upgrade_sock.display().to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     let cache = Arc::new(Cache::open(&cfg.cache).map_err(|e| anyhow!(e))?);

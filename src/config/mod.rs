@@ -297,19 +297,24 @@ impl Default for RulesConfig {
 }
 
 /// Process settings handed to pingora.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Worker threads of the proxy service. Default `2`.
     pub threads: usize,
     /// On SIGTERM, keep serving this long before shutting down. Default `5s`.
     pub grace_period: Dur,
+    /// Unix socket over which a new process started with `--upgrade` takes the listening
+    /// sockets from this one when it gets SIGQUIT (pingora's graceful upgrade).
+    /// Default `/tmp/pixgate_upgrade.sock`.
+    pub upgrade_sock: std::path::PathBuf,
 }
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             threads: 2,
             grace_period: Dur::secs(5),
+            upgrade_sock: "/tmp/pixgate_upgrade.sock".into(),
         }
     }
 }
