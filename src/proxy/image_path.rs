@@ -86,13 +86,7 @@ impl Request {
 
 /// Answers a candidate request. Returns the status written.
 pub async fn handle(st: &Arc<State>, session: &mut Session, applied: Applied) -> Result<u16> {
-    let accept = Accept::parse(
-        session
-            .req_header()
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let accept = accept_of(session);
     let (options, origin_query) = match url_options(st, session.req_header(), &applied) {
         Ok(o) => o,
         Err(e) => return respond::bad_request(session, &e.to_string()).await,
@@ -128,6 +122,17 @@ pub async fn handle(st: &Arc<State>, session: &mut Session, applied: Applied) ->
     // An explicit `fm=avif` waits for AVIF: the client asked for that format by name.
     let budgeted = options.format == FormatReq::Auto;
     variant(st, session, &req, plan, budgeted).await
+}
+
+/// The client's Accept header, parsed.
+fn accept_of(session: &Session) -> Accept {
+    Accept::parse(
+        session
+            .req_header()
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// The transform options of the URL's query, and the query the origin should see instead
@@ -295,13 +300,7 @@ pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> R
         return respond::error(session, 403, "a rule excludes this source from transforms").await;
     }
     let options = api.options.capped(st.cfg.transform.max_dpr);
-    let accept = Accept::parse(
-        session
-            .req_header()
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let accept = accept_of(session);
     let formats = &applied.formats(&st.cfg.images.formats);
     let plan = match options.format {
         FormatReq::Auto => Plan::new(&accept, formats),
