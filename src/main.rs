@@ -40,16 +40,20 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
     }
 }
 
+/// Logging for the commands that do not serve: diagnostics only, no access log.
+fn quiet() -> pixgate::config::LogConfig {
+    let mut l = pixgate::config::LogConfig::default();
+    l.access.enabled = false;
+    l
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PIXGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match cli.command.unwrap_or(Command::Run) {
+    let command = cli.command.unwrap_or(Command::Run);
+    if !matches!(command, Command::Run) {
+        let _ = pixgate::telemetry::access::install(&quiet());
+    }
+    match command {
         Command::DefaultConfig => {
             print!("{}", pixgate::config::DEFAULT_YAML);
             ExitCode::SUCCESS
@@ -79,6 +83,14 @@ fn main() -> ExitCode {
         Command::Run => {
             let cfg = match load(cli.config.as_ref()) {
                 Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            // Held until the process ends: dropping it flushes the access log.
+            let _flush = match pixgate::telemetry::access::install(&cfg.log) {
+                Ok(f) => f,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::from(2);

@@ -143,7 +143,16 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         None => None,
     };
     let poll = cfg.rules.poll_interval.get();
+    metrics::CACHE_MAX_RETENTION
+        .set(i64::try_from(cfg.cache.max_retention.get().as_secs()).unwrap_or(i64::MAX));
+    metrics::TRANSFORM_SLOTS.set(cfg.limits.max_concurrent_transforms as i64);
+    let origin_addr = origin.addr;
     let state = Arc::new(State::new(cfg, origin, cache.clone(), rules.clone()));
+    let ready = crate::admin::Readiness {
+        telemetry: state.telemetry.clone(),
+        origin: origin_addr,
+        rules: rules.clone(),
+    };
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Pixgate::new(state));
     proxy.add_tcp(&listen);
     server.add_service(proxy);
@@ -161,7 +170,7 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         ));
     }
     if let Some(a) = admin {
-        let mut svc = Service::new("pixgate admin".to_string(), Admin::new(cache, token));
+        let mut svc = Service::new("pixgate admin".to_string(), Admin::new(cache, token, ready));
         svc.add_tcp(&a.to_string());
         server.add_service(svc);
     }

@@ -1,30 +1,94 @@
-//! The admin listener, separate from the proxy: `/metrics` (Prometheus text), `/health`,
-//! `/cache/stats` (JSON usage) and `/cache/purge` (erasure: one source URL with all its
-//! variants, a path prefix, or everything; bearer token required).
+//! The admin listener, separate from the proxy: `/metrics` (Prometheus text), `/healthz`
+//! (alive; `/health` is the same), `/readyz` (config loaded, cache usable, origin reachable
+//! recently), `/cache/stats` (JSON usage) and `/cache/purge` (erasure: one source URL with
+//! all its variants, a path prefix, or everything; bearer token required).
 //!
 //! Purge: `POST /cache/purge?url=<path or http://host/path>`, `?prefix=<path or URL>` or
 //! `?all=true`, with `Authorization: Bearer <admin.token>`. Answers `{"purged": N}`.
 
 use crate::cache::{Cache, Selector};
+use crate::telemetry::health::{OriginState, RECENT};
+use crate::telemetry::{metrics, Telemetry};
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{Encoder, TextEncoder};
 use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The admin application.
 pub struct Admin {
     cache: Arc<Cache>,
     token: Option<String>,
+    ready: Readiness,
+}
+
+/// What `/readyz` checks.
+pub struct Readiness {
+    /// Origin health, shared with the proxy.
+    pub telemetry: Arc<Telemetry>,
+    /// The origin's address, probed when it has not answered recently.
+    pub origin: SocketAddr,
+    /// The live rules, if any (their last reload is reported).
+    pub rules: Option<Arc<crate::rules::Rules>>,
 }
 
 impl Admin {
     /// An admin app over `cache`; `token` guards purging.
-    pub fn new(cache: Arc<Cache>, token: Option<String>) -> Admin {
-        Admin { cache, token }
+    pub fn new(cache: Arc<Cache>, token: Option<String>, ready: Readiness) -> Admin {
+        Admin {
+            cache,
+            token,
+            ready,
+        }
     }
+
+    /// `/readyz`: 200 when every check passes, else 503; a JSON object names each check.
+    async fn readyz(&self) -> Response<Vec<u8>> {
+        let cache = self.cache.clone();
+        let cache = tokio::task::spawn_blocking(move || cache.check())
+            .await
+            .unwrap_or_else(|_| Err("check failed".into()));
+        let health = &self.ready.telemetry.origin;
+        let origin = match health.state(RECENT) {
+            OriginState::Answered(ago) => Ok(format!("answered {}ms ago", ago.as_millis())),
+            OriginState::Failing => Err("the latest origin exchange failed".to_string()),
+            OriginState::Unknown => {
+                if health.probe(self.ready.origin, PROBE_TIMEOUT).await {
+                    Ok("probe connected".to_string())
+                } else {
+                    Err(format!("cannot connect to {}", self.ready.origin))
+                }
+            }
+        };
+        let rules = self.ready.rules.as_ref().map_or(0, |r| r.current().len());
+        let ok = cache.is_ok() && origin.is_ok();
+        let show = |r: &Result<String, String>| match r {
+            Ok(m) => format!("{{\"ok\":true,\"detail\":\"{}\"}}", escape(m)),
+            Err(m) => format!("{{\"ok\":false,\"detail\":\"{}\"}}", escape(m)),
+        };
+        let body = format!(
+            "{{\"ready\":{ok},\"config\":{{\"ok\":true,\"rules\":{rules}}},\"cache\":{},\"origin\":{}}}",
+            show(&cache.map(|()| "usable".to_string())),
+            show(&origin)
+        );
+        let code = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json(code, body)
+    }
+}
+
+/// How long `/readyz` waits for a probe connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn reply(code: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
@@ -45,8 +109,7 @@ fn json(code: StatusCode, body: String) -> Response<Vec<u8>> {
 }
 
 fn error(code: StatusCode, msg: &str) -> Response<Vec<u8>> {
-    let escaped = msg.replace('\\', "\\\\").replace('"', "\\\"");
-    json(code, format!("{{\"error\":\"{escaped}\"}}"))
+    json(code, format!("{{\"error\":\"{}\"}}", escape(msg)))
 }
 
 /// Constant-time comparison of two secrets (through their digests, so lengths don't leak).
@@ -117,6 +180,18 @@ fn split_url(v: &str) -> Result<(Option<String>, String), String> {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, s: &mut ServerSession) -> Response<Vec<u8>> {
+        let r = self.route(s).await;
+        if self.ready.telemetry.per_request {
+            metrics::REQUESTS
+                .with_label_values(&["admin", metrics::status_class(r.status().as_u16()), "none"])
+                .inc();
+        }
+        r
+    }
+}
+
+impl Admin {
+    async fn route(&self, s: &mut ServerSession) -> Response<Vec<u8>> {
         let req = s.req_header();
         let path = req.uri.path().to_string();
         let query = req.uri.query().unwrap_or("").to_string();
@@ -135,7 +210,8 @@ impl ServeHttp for Admin {
                     Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
                 }
             }
-            ("GET", "/health") => reply(StatusCode::OK, "text/plain", "ok\n"),
+            ("GET", "/health" | "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
+            ("GET", "/readyz") => self.readyz().await,
             ("GET", "/cache/stats") => {
                 let cache = self.cache.clone();
                 // No sweep here: the figures show what the background sweeper left.
@@ -166,9 +242,10 @@ impl ServeHttp for Admin {
                     Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "purge failed"),
                 }
             }
-            (_, "/metrics" | "/health" | "/cache/stats" | "/cache/purge") => {
-                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-            }
+            (
+                _,
+                "/metrics" | "/health" | "/healthz" | "/readyz" | "/cache/stats" | "/cache/purge",
+            ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
             _ => error(StatusCode::NOT_FOUND, "not found"),
         }
     }

@@ -77,6 +77,11 @@ pub struct Startup {
 }
 
 impl DiskTier {
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Opens (creating) the directory, loads the key, and cleans up what a previous run left.
     pub fn open(cfg: &DiskConfig, idle: Option<Duration>) -> Result<(DiskTier, Startup), String> {
         let dir = cfg.dir.clone();

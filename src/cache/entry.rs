@@ -25,6 +25,10 @@ pub struct Entry {
     pub expires: SystemTime,
     /// The origin's `Age` when it was fetched, in seconds.
     pub origin_age: u64,
+    /// Size of the source image it was made from (metering: savings on every hit).
+    pub source_bytes: u64,
+    /// The source's sniffed format name (`jpeg`, `png`, ...; `unknown`).
+    pub source_format: String,
 }
 
 impl Entry {
@@ -54,6 +58,8 @@ impl Entry {
         put_u64(&mut w, millis(self.created));
         put_u64(&mut w, millis(self.expires));
         put_u64(&mut w, self.origin_age);
+        put_u64(&mut w, self.source_bytes);
+        put_bytes(&mut w, self.source_format.as_bytes());
         put_bytes(&mut w, self.source.host.as_bytes());
         put_bytes(&mut w, self.source.path.as_bytes());
         put_bytes(&mut w, self.note.as_bytes());
@@ -71,6 +77,8 @@ impl Entry {
         let created = from_millis(get_u64(&mut r)?);
         let expires = from_millis(get_u64(&mut r)?);
         let origin_age = get_u64(&mut r)?;
+        let source_bytes = get_u64(&mut r)?;
+        let source_format = get_string(&mut r)?;
         let host = get_string(&mut r)?;
         let path = get_string(&mut r)?;
         let note = get_string(&mut r)?;
@@ -97,6 +105,8 @@ impl Entry {
             created,
             expires,
             origin_age,
+            source_bytes,
+            source_format,
         })
     }
 }
@@ -162,6 +172,8 @@ pub(crate) mod tests {
             created,
             expires: created + ttl,
             origin_age: 3,
+            source_bytes: 12_345,
+            source_format: "jpeg".into(),
         }
     }
 

@@ -161,6 +161,18 @@ impl Cache {
         })
     }
 
+    /// Whether the cache can take entries: the memory tier always can; the disk tier when its
+    /// directory still exists and accepts a file (an empty probe, removed at once).
+    pub fn check(&self) -> Result<(), String> {
+        let Some(d) = &self.disk else {
+            return Ok(());
+        };
+        let probe = d.dir().join(format!(".ready-{}", std::process::id()));
+        std::fs::File::create(&probe)
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|e| format!("disk tier {}: {e}", d.dir().display()))
+    }
+
     /// Whether variants are stored at all.
     pub fn enabled(&self) -> bool {
         self.cfg.enabled

@@ -16,6 +16,7 @@ pub use units::{ByteSize, Dur};
 pub use crate::cache::config::{CacheConfig, DiskConfig, DiskSetting, MemoryConfig};
 pub use crate::fetch::config::UrlApiConfig;
 use crate::image::format::OutputFormat;
+pub use crate::telemetry::config::{AccessLogConfig, LogConfig, MetricsConfig};
 
 /// The default configuration, byte for byte the file `config/pixgate.yaml`.
 pub const DEFAULT_YAML: &str = include_str!("../../config/pixgate.yaml");
@@ -42,9 +43,13 @@ pub struct Config {
     pub url_api: UrlApiConfig,
     /// The variant cache: tiers, TTLs and the retention guarantee.
     pub cache: CacheConfig,
-    /// The admin listener (`/metrics`, `/health`, cache stats and purge). Off unless `listen`
-    /// is set.
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`, cache stats and purge). Off
+    /// unless `listen` is set.
     pub admin: AdminConfig,
+    /// The diagnostic log and the access log.
+    pub log: LogConfig,
+    /// Prometheus metrics and per-tenant metering.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -60,6 +65,8 @@ impl Default for Config {
             url_api: UrlApiConfig::default(),
             cache: CacheConfig::default(),
             admin: AdminConfig::default(),
+            log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -323,7 +330,7 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address of the admin listener: `/metrics` (Prometheus text), `/health`,
+    /// Address of the admin listener: `/metrics` (Prometheus text), `/healthz`, `/readyz`,
     /// `/cache/stats`, `/cache/purge`. Default: off.
     pub listen: Option<SocketAddr>,
     /// Bearer token required by `/cache/purge`; without one, purging is refused (403).
@@ -524,6 +531,26 @@ impl Config {
         }
         p.extend(self.url_api.validate());
         p.extend(self.cache.validate());
+        p.extend(self.log.validate());
+        p.extend(self.metrics.validate());
+        for (i, t) in self.url_api.tenants.iter().enumerate() {
+            if !self.metrics.tenants.contains(t) {
+                p.push((
+                    format!("url_api.tenants[{i}]"),
+                    format!("`{t}` is not listed in metrics.tenants"),
+                ));
+            }
+        }
+        if self.url_api.tenants.len() > self.url_api.keys.len() {
+            p.push((
+                "url_api.tenants".into(),
+                format!(
+                    "names a tenant for {} keys, but there are {} keys",
+                    self.url_api.tenants.len(),
+                    self.url_api.keys.len()
+                ),
+            ));
+        }
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
             p.push((
                 "admin.token".into(),

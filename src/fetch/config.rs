@@ -19,6 +19,9 @@ pub struct UrlApiConfig {
     pub keys: Vec<String>,
     /// Salts, hex, paired with `keys` by position. Default none.
     pub salts: Vec<String>,
+    /// The tenant each key's requests are metered for, by position (names from
+    /// `metrics.tenants`); keys without one meter as `none`. Default none.
+    pub tenants: Vec<String>,
     /// Signature length in bytes before base64url (imgproxy's `IMGPROXY_SIGNATURE_SIZE`),
     /// 1–32. Default `32`.
     pub signature_size: usize,
@@ -48,6 +51,7 @@ impl Default for UrlApiConfig {
             prefix: "/img".into(),
             keys: Vec::new(),
             salts: Vec::new(),
+            tenants: Vec::new(),
             signature_size: 32,
             allow_unsigned: false,
             sources: Vec::new(),

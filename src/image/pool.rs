@@ -10,6 +10,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+use crate::telemetry::metrics;
+
+/// Holds a gauge one higher while alive (a transform queued or running, even if its request
+/// is gone).
+struct Gauged(&'static prometheus::IntGauge);
+
+impl Gauged {
+    fn on(g: &'static prometheus::IntGauge) -> Gauged {
+        g.inc();
+        Gauged(g)
+    }
+}
+
+impl Drop for Gauged {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// A handle to the pool (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct Pool {
@@ -42,12 +61,11 @@ impl Pool {
     /// Runs `job` with the pool's limits. The job's deadline is set here.
     pub async fn run(&self, mut job: Job) -> PoolResult {
         let t0 = Instant::now();
-        let permit = match tokio::time::timeout(
-            self.queue_timeout,
-            self.slots.clone().acquire_owned(),
-        )
-        .await
-        {
+        let waiting = Gauged::on(&metrics::TRANSFORMS_QUEUED);
+        let permit =
+            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        drop(waiting);
+        let permit = match permit {
             Ok(Ok(p)) => p,
             _ => {
                 return PoolResult {
@@ -60,9 +78,11 @@ impl Pool {
         let queued = t0.elapsed();
         let t1 = Instant::now();
         job.deadline = t1 + self.transform_timeout;
+        let running = Gauged::on(&metrics::TRANSFORMS_RUNNING);
         let handle = tokio::task::spawn_blocking(move || {
             let out = pipeline::run(&job);
             drop(permit);
+            drop(running);
             out
         });
         let outcome = match tokio::time::timeout(self.transform_timeout, handle).await {

@@ -28,6 +28,7 @@ use crate::request::imgproxy;
 use crate::request::negotiate::Plan;
 use crate::request::options::{FormatReq, OptionError, Options};
 use crate::telemetry::metrics::{self, record_original, record_transformed};
+use crate::telemetry::Record;
 use http::header;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
@@ -85,7 +86,12 @@ impl Request {
 }
 
 /// Answers a candidate request. Returns the status written.
-pub async fn handle(st: &Arc<State>, session: &mut Session, applied: Applied) -> Result<u16> {
+pub async fn handle(
+    st: &Arc<State>,
+    session: &mut Session,
+    applied: Applied,
+    rec: &mut Record,
+) -> Result<u16> {
     let accept = accept_of(session);
     let (options, origin_query) = match url_options(st, session.req_header(), &applied) {
         Ok(o) => o,
@@ -117,11 +123,11 @@ pub async fn handle(st: &Arc<State>, session: &mut Session, applied: Applied) ->
     };
     let req = build_request(st, session, &options, origin_query, applied, accept)?;
     if !req.cacheable {
-        return fill(st, session, &req, Fill::new(plan)).await;
+        return fill(st, session, &req, Fill::new(plan), rec).await;
     }
     // An explicit `fm=avif` waits for AVIF: the client asked for that format by name.
     let budgeted = options.format == FormatReq::Auto;
-    variant(st, session, &req, plan, budgeted).await
+    variant(st, session, &req, plan, budgeted, rec).await
 }
 
 /// The client's Accept header, parsed.
@@ -242,7 +248,12 @@ fn build_request(
 /// Answers a URL API request (`{prefix}/{signature}/{options}/...`): imgproxy's grammar,
 /// signature, expiry, then the same cache and pipeline as the proxy path, with the source
 /// fetched behind the SSRF guard.
-pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> Result<u16> {
+pub async fn handle_api(
+    st: &Arc<State>,
+    session: &mut Session,
+    rest: &str,
+    rec: &mut Record,
+) -> Result<u16> {
     // Presets in URL API paths come from the rule files' file-level presets.
     let global = st.rules.as_ref().map(|r| r.current());
     let presets = |name: &str| {
@@ -255,16 +266,18 @@ pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> R
         Ok(a) => a,
         Err(e) => return respond::bad_request(session, &e.to_string()).await,
     };
-    let signed = st
+    let Some(key) = st
         .signer
         .as_ref()
-        .is_some_and(|s| s.verify(&api.signature, &api.signed));
-    if !signed {
+        .and_then(|s| s.check(&api.signature, &api.signed))
+    else {
         metrics::REMOTE_REFUSALS
             .with_label_values(&["signature"])
             .inc();
+        rec.reason = Some("signature");
         return respond::error(session, 403, "invalid signature").await;
-    }
+    };
+    let key_tenant = key.and_then(|i| st.cfg.url_api.tenants.get(i));
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -292,6 +305,9 @@ pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> R
         .unwrap_or("/")
         .to_string();
     let applied = st.applied(&source.host, &source_path);
+    // The signing key's tenant first, then the rule's.
+    let tenant = key_tenant.map(String::as_str).or(applied.tenant());
+    rec.tenant = st.telemetry.tenants.id(tenant);
     if applied.require_signature() && matches!(api.signature.as_str(), "insecure" | "unsafe" | "_")
     {
         return respond::error(session, 403, "this source requires a signed URL").await;
@@ -327,9 +343,17 @@ pub async fn handle_api(st: &Arc<State>, session: &mut Session, rest: &str) -> R
         accept,
     };
     if !req.cacheable {
-        return fill(st, session, &req, Fill::new(plan)).await;
+        return fill(st, session, &req, Fill::new(plan), rec).await;
     }
-    variant(st, session, &req, plan, options.format == FormatReq::Auto).await
+    variant(
+        st,
+        session,
+        &req,
+        plan,
+        options.format == FormatReq::Auto,
+        rec,
+    )
+    .await
 }
 
 /// How long a follower waits for a leader before fetching itself: everything a leader may
@@ -344,7 +368,21 @@ fn wait_limit(st: &State) -> Duration {
 }
 
 /// The origin, or the remote source behind the SSRF guard.
-async fn fetch_source(st: &State, req: &Request) -> Result<Fetched> {
+async fn fetch_source(st: &State, req: &Request, rec: &mut Record) -> Result<Fetched> {
+    let t0 = std::time::Instant::now();
+    let fetched = fetch_remote_or_origin(st, req).await?;
+    let took = t0.elapsed();
+    rec.add_origin_time(took);
+    if let Fetched::Image(img) = &fetched {
+        rec.origin_bytes += img.body.len() as u64;
+        metrics::ORIGIN_SECONDS
+            .with_label_values(&[rec.route])
+            .observe(took.as_secs_f64());
+    }
+    Ok(fetched)
+}
+
+async fn fetch_remote_or_origin(st: &State, req: &Request) -> Result<Fetched> {
     let (Some(url), Some(guard)) = (&req.remote, &st.guard) else {
         return fetch(st, &req.origin_req).await;
     };
@@ -415,11 +453,12 @@ async fn variant(
     req: &Request,
     plan: Plan,
     budgeted: bool,
+    rec: &mut Record,
 ) -> Result<u16> {
     let key = req.key(st, &plan);
     if let Some((e, tier)) = st.cache.get(&key).await {
         metrics::CACHE_HITS.with_label_values(&[tier.label()]).inc();
-        return respond::entry(st, session, &e, CacheStatus::Hit, None).await;
+        return respond::entry(st, session, &e, CacheStatus::Hit, None, rec).await;
     }
     let budget = if budgeted && plan.wants_avif() {
         st.cfg.cache.avif_budget.map(|d| d.get())
@@ -430,10 +469,10 @@ async fn variant(
         Join::Follower(f) => match f.wait(budget.unwrap_or_else(|| wait_limit(st))).await {
             Waited::Entry(e) => {
                 metrics::CACHE_COALESCED.inc();
-                respond::entry(st, session, &e, CacheStatus::Miss, None).await
+                respond::entry(st, session, &e, CacheStatus::Miss, None, rec).await
             }
             Waited::TimedOut if budget.is_some() => {
-                webp_instead(st, session, req, plan, None).await
+                webp_instead(st, session, req, plan, None, rec).await
             }
             _ => {
                 fill(
@@ -441,13 +480,14 @@ async fn variant(
                     session,
                     req,
                     Fill::new(plan).keyed(key, None).budget(budget),
+                    rec,
                 )
                 .await
             }
         },
         Join::Leader(lead) => {
             let f = Fill::new(plan).keyed(key, Some(lead)).budget(budget);
-            fill(st, session, req, f).await
+            fill(st, session, req, f, rec).await
         }
     }
 }
@@ -459,6 +499,7 @@ async fn webp_instead(
     req: &Request,
     plan: Plan,
     source: Option<SourceImage>,
+    rec: &mut Record,
 ) -> Result<u16> {
     metrics::CACHE_AVIF_FALLBACK.inc();
     let short = Some(st.cfg.cache.fallback_max_age.get());
@@ -466,27 +507,33 @@ async fn webp_instead(
     let key = req.key(st, &plan);
     if let Some((e, tier)) = st.cache.get(&key).await {
         metrics::CACHE_HITS.with_label_values(&[tier.label()]).inc();
-        return respond::entry(st, session, &e, CacheStatus::Hit, short).await;
+        return respond::entry(st, session, &e, CacheStatus::Hit, short, rec).await;
     }
     let f = Fill::new(plan).fallback(short).source(source);
     let f = match st.cache.flights.join(key) {
         Join::Follower(w) => match w.wait(wait_limit(st)).await {
             Waited::Entry(e) => {
                 metrics::CACHE_COALESCED.inc();
-                return respond::entry(st, session, &e, CacheStatus::Miss, short).await;
+                return respond::entry(st, session, &e, CacheStatus::Miss, short, rec).await;
             }
             _ => f.keyed(key, None),
         },
         Join::Leader(lead) => f.keyed(key, Some(lead)),
     };
     // Boxed: `fill` can come back here, once (a stand-in is never budgeted again).
-    Box::pin(fill(st, session, req, f)).await
+    Box::pin(fill(st, session, req, f, rec)).await
 }
 
 /// Fetches (unless the source is in hand), transforms, stores when the origin allows, and
 /// answers. The leader guard, if any, is finished with the stored entry (or `None`),
 /// releasing its followers.
-async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) -> Result<u16> {
+async fn fill(
+    st: &Arc<State>,
+    session: &mut Session,
+    req: &Request,
+    f: Fill,
+    rec: &mut Record,
+) -> Result<u16> {
     let Fill {
         plan,
         key,
@@ -497,20 +544,26 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
     } = f;
     let src = match source {
         Some(s) => s,
-        None => match fetch_source(st, req).await? {
+        None => match fetch_source(st, req, rec).await? {
             Fetched::Image(s) => s,
             Fetched::Stream(up, chunks, reason) => {
                 drop(lead);
-                return respond::stream_through(st, session, up, chunks, reason).await;
+                return respond::stream_through(st, session, up, chunks, reason, rec).await;
             }
             Fetched::Failed(code) => {
                 drop(lead);
+                rec.reason = Some(if code == 502 {
+                    "origin_unreachable"
+                } else {
+                    "origin_timeout"
+                });
                 session.respond_error(code).await?;
                 return Ok(code);
             }
             Fetched::Refused(r) => {
                 drop(lead);
                 metrics::REMOTE_REFUSALS.with_label_values(&[r.kind]).inc();
+                rec.reason = Some(r.kind);
                 return respond::error(session, r.status, &r.message).await;
             }
         },
@@ -527,7 +580,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
             ran: Duration::ZERO,
         };
         let (e, _) = Parts::of(req, &src, None).entry(st, res);
-        return respond::entry(st, session, &e, CacheStatus::Bypass, fallback).await;
+        return respond::entry(st, session, &e, CacheStatus::Bypass, fallback, rec).await;
     }
     let work = match &over {
         Some(a) => Work::from_rule(st, req, a, plan),
@@ -559,8 +612,9 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
         // Not shareable: release any waiters now so they fetch for themselves.
         drop(lead);
         let res = st.pool.run(job(st, &work, &src)).await;
+        rec.transformed(res.queued, res.ran);
         let (e, _) = parts.entry(st, res);
-        return respond::entry(st, session, &e, CacheStatus::Bypass, fallback).await;
+        return respond::entry(st, session, &e, CacheStatus::Bypass, fallback, rec).await;
     };
 
     if let Some(budget) = budget {
@@ -569,13 +623,15 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
                 .with_label_values(&["skipped"])
                 .inc();
             drop(lead);
-            return webp_instead(st, session, req, plan, Some(src)).await;
+            return webp_instead(st, session, req, plan, Some(src), rec).await;
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let st2 = st.clone();
         let job = job(st, &work, &src);
+        let tenant = rec.tenant;
         tokio::spawn(async move {
             let res = st2.pool.run(job).await;
+            let times = (res.queued, res.ran);
             let (e, storable) = parts.entry(&st2, res);
             let persist = storable.then(|| st2.cache.insert(key, e.clone(), parts.epoch));
             if let Some(l) = lead {
@@ -584,8 +640,12 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
             if let Some(p) = persist {
                 p.await;
             }
-            if tx.send(e).is_err() {
-                // The request already answered with WebP: this encode was background work.
+            if let Err((_, (_, ran))) = tx.send((e, times)) {
+                // The request already answered with WebP: this encode was background work,
+                // still billed to the tenant that asked for it.
+                st2.telemetry
+                    .tenants
+                    .record(tenant, 0, 0, ran.as_secs_f64());
                 let outcome = if storable { "stored" } else { "not_stored" };
                 metrics::CACHE_BACKGROUND
                     .with_label_values(&[outcome])
@@ -594,17 +654,22 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
             drop(permit);
         });
         return match tokio::time::timeout(budget, rx).await {
-            Ok(Ok(e)) => respond::entry(st, session, &e, CacheStatus::Miss, fallback).await,
+            Ok(Ok((e, (queued, ran)))) => {
+                rec.queue_time = Some(queued);
+                rec.transform_time = Some(ran);
+                respond::entry(st, session, &e, CacheStatus::Miss, fallback, rec).await
+            }
             _ => {
                 metrics::CACHE_BACKGROUND
                     .with_label_values(&["started"])
                     .inc();
-                webp_instead(st, session, req, plan, Some(src)).await
+                webp_instead(st, session, req, plan, Some(src), rec).await
             }
         };
     }
 
     let res = st.pool.run(job(st, &work, &src)).await;
+    rec.transformed(res.queued, res.ran);
     let (e, storable) = parts.entry(st, res);
     let persist = storable.then(|| st.cache.insert(key, e.clone(), src.epoch));
     if !storable {
@@ -623,7 +688,7 @@ async fn fill(st: &Arc<State>, session: &mut Session, req: &Request, f: Fill) ->
     } else {
         CacheStatus::Bypass
     };
-    respond::entry(st, session, &e, status, fallback).await
+    respond::entry(st, session, &e, status, fallback, rec).await
 }
 
 /// What the transform does, after the rules (re-derived when a source-format rule applies).
@@ -736,6 +801,8 @@ impl Parts {
                 self.ttl.unwrap_or_default(),
                 max_retention,
             ),
+            source_bytes: n as u64,
+            source_format: self.format.name().to_string(),
             origin_age: self
                 .header
                 .get(header::AGE)

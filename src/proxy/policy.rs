@@ -114,6 +114,11 @@ impl Applied {
         .collect()
     }
 
+    /// The tenant the rule meters its requests for.
+    pub fn tenant(&self) -> Option<&str> {
+        self.rule().and_then(Rule::tenant)
+    }
+
     /// The rule's TTL cap.
     pub fn ttl(&self) -> Option<Duration> {
         self.rule().and_then(Rule::ttl)

@@ -6,6 +6,7 @@ use super::origin::Upstream;
 use super::service::State;
 use crate::cache::Entry;
 use crate::image::Reason;
+use crate::telemetry::record::{self, Record};
 use http::header::{self, HeaderMap, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
@@ -103,10 +104,15 @@ pub async fn entry(
     e: &Entry,
     status: CacheStatus,
     fallback: Option<Duration>,
+    rec: &mut Record,
 ) -> Result<u16> {
     crate::telemetry::metrics::CACHE_REQUESTS
         .with_label_values(&[status.label()])
         .inc();
+    rec.cache = status.label();
+    rec.output = Some(record::output_label(&e.note));
+    rec.source = Some(record::source_label(&e.source_format));
+    rec.source_bytes = Some(e.source_bytes);
     let not_modified = e.etag.as_deref().is_some_and(|tag| {
         headers::if_none_match(session.req_header().headers.get(header::IF_NONE_MATCH), tag)
     });
@@ -182,6 +188,7 @@ pub async fn stream_through(
     mut up: Upstream,
     read: Vec<bytes::Bytes>,
     reason: Option<Reason>,
+    rec: &mut Record,
 ) -> Result<u16> {
     let mut resp = up.header.clone();
     headers::strip_response(&mut resp);
@@ -203,13 +210,18 @@ pub async fn stream_through(
         crate::telemetry::metrics::CACHE_REQUESTS
             .with_label_values(&["bypass"])
             .inc();
+        rec.cache = CacheStatus::Bypass.label();
+        rec.output = Some("original");
+        rec.reason = Some(r.label());
     }
     let status = resp.status.as_u16();
     session.write_response_header(Box::new(resp), false).await?;
     for c in read {
+        rec.origin_bytes += c.len() as u64;
         session.write_response_body(Some(c), false).await?;
     }
     while let Some(c) = up.session.read_response_body().await? {
+        rec.origin_bytes += c.len() as u64;
         session.write_response_body(Some(c), false).await?;
     }
     session.write_response_body(None, true).await?;

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::image::codec::EncodeSettings;
 use crate::image::pool::Pool;
 use crate::image::probe::HeaderLimits;
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, Done, Record, Telemetry};
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -45,6 +45,8 @@ pub struct State {
     pub signer: Option<crate::request::imgproxy::Signer>,
     /// The live rules (when `rules.dir` is set).
     pub rules: Option<Arc<crate::rules::Rules>>,
+    /// Metrics, tenants, the access log and origin health.
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl State {
@@ -71,6 +73,7 @@ impl State {
             })
             .collect();
         State {
+            telemetry: Arc::new(Telemetry::new(&cfg)),
             rules,
             guard: api
                 .enabled
@@ -155,11 +158,12 @@ fn is_html(resp: &ResponseHeader) -> bool {
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
 }
 
-/// Per-request state.
-#[derive(Debug, Default)]
+/// Per-request state: its telemetry record.
+#[derive(Debug)]
 pub struct Ctx {
-    /// Status written by the image path, when it answered.
-    image_status: Option<u16>,
+    rec: Record,
+    /// When the proxy route's upstream request was sent.
+    sent: Option<std::time::Instant>,
 }
 
 #[async_trait]
@@ -167,7 +171,10 @@ impl ProxyHttp for Pixgate {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::default()
+        Ctx {
+            rec: Record::start(self.state.telemetry.per_request),
+            sent: None,
+        }
     }
 
     async fn upstream_peer(&self, _s: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -176,8 +183,8 @@ impl ProxyHttp for Pixgate {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         if let Some(rest) = self.api_path(session) {
-            let status = image_path::handle_api(&self.state, session, &rest).await?;
-            ctx.image_status = Some(status);
+            ctx.rec.route = "api";
+            image_path::handle_api(&self.state, session, &rest, &mut ctx.rec).await?;
             return Ok(true);
         }
         if !candidate::is_candidate(session.req_header(), self.state.cfg.images.detect) {
@@ -192,12 +199,13 @@ impl ProxyHttp for Pixgate {
             .unwrap_or("")
             .to_string();
         let applied = self.state.applied(&host, req.uri.path());
+        ctx.rec.tenant = self.state.telemetry.tenants.id(applied.tenant());
         if applied.bypass() {
             // The rule says: untouched. pingora's proxy path streams it.
             return Ok(false);
         }
-        let status = image_path::handle(&self.state, session, applied).await?;
-        ctx.image_status = Some(status);
+        ctx.rec.route = "image";
+        image_path::handle(&self.state, session, applied, &mut ctx.rec).await?;
         Ok(true)
     }
 
@@ -205,14 +213,45 @@ impl ProxyHttp for Pixgate {
         &self,
         session: &mut Session,
         req: &mut RequestHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.sent = Some(std::time::Instant::now());
         self.state.origin.set_host(req)?;
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         headers::forward_request(req, client)
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _s: &mut Session,
+        _resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        self.state.telemetry.origin.ok();
+        if let Some(t) = ctx.sent {
+            let d = t.elapsed();
+            ctx.rec.add_origin_time(d);
+            metrics::ORIGIN_SECONDS
+                .with_label_values(&["proxy"])
+                .observe(d.as_secs_f64());
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _s: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(b) = body {
+            ctx.rec.origin_bytes += b.len() as u64;
+        }
+        Ok(None)
     }
 
     async fn response_filter(
@@ -225,16 +264,46 @@ impl ProxyHttp for Pixgate {
         headers::forward_response(resp)
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&pingora::Error>, ctx: &mut Ctx) {
-        let (route, status) = match ctx.image_status {
-            Some(s) => ("image", s),
-            None => (
-                "proxy",
-                session.response_written().map_or(0, |r| r.status.as_u16()),
-            ),
+    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
+        if let Some(e) = e.filter(|e| e.esource() == &pingora::ErrorSource::Upstream) {
+            let kind = origin_error_kind(e);
+            self.state.telemetry.origin.failed();
+            metrics::ORIGIN_ERRORS.with_label_values(&[kind]).inc();
+            ctx.rec.reason = Some(kind);
+        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let done = Done {
+            method: req.method.as_str(),
+            status,
+            bytes_out: session.body_bytes_sent() as u64,
+            client,
+            host,
+            path,
         };
-        metrics::REQUESTS
-            .with_label_values(&[route, metrics::status_class(status)])
-            .inc();
+        ctx.rec.finish(&self.state.telemetry, done);
+    }
+}
+
+/// The `kind` label of a proxy-route upstream failure.
+fn origin_error_kind(e: &pingora::Error) -> &'static str {
+    use pingora::ErrorType as T;
+    match e.etype() {
+        T::ConnectTimedout => "connect_timeout",
+        T::ConnectRefused | T::ConnectNoRoute | T::ConnectError | T::SocketError => "connect",
+        T::ReadTimedout | T::WriteTimedout => "timeout",
+        T::ConnectionClosed | T::ReadError | T::WriteError => "io",
+        T::InvalidHTTPHeader | T::H1Error | T::H2Error | T::InvalidH2 => "protocol",
+        _ => "other",
     }
 }

@@ -49,11 +49,13 @@ pub async fn fetch(st: &State, req: &RequestHeader) -> Result<Fetched> {
     let mut up = match origin::send(&st.connector, &peer, req.clone()).await {
         Ok(u) => u,
         Err(e) => {
+            st.telemetry.origin.failed();
             metrics::ORIGIN_ERRORS.with_label_values(&[e.label()]).inc();
             let code = if e == FetchError::Connect { 502 } else { 504 };
             return Ok(Fetched::Failed(code));
         }
     };
+    st.telemetry.origin.ok();
     let encoded = up
         .header
         .headers

@@ -301,20 +301,27 @@ impl Signer {
 
     /// Whether `signature` signs `path` under any pair (constant-time per pair).
     pub fn verify(&self, signature: &str, path: &str) -> bool {
+        self.check(signature, path).is_some()
+    }
+
+    /// Like [`Signer::verify`], saying which key pair signed: `Some(Some(i))` for pair `i`,
+    /// `Some(None)` for an allowed unsigned request, `None` when the signature is invalid.
+    pub fn check(&self, signature: &str, path: &str) -> Option<Option<usize>> {
         if self.allow_unsigned && matches!(signature, "insecure" | "unsafe" | "_") {
-            return true;
+            return Some(None);
         }
-        let Ok(given) = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        let given = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(signature.trim_end_matches('='))
-        else {
-            return false;
-        };
+            .ok()?;
         if given.len() != self.size {
-            return false;
+            return None;
         }
-        self.pairs.iter().any(|(k, s)| {
-            Self::mac(k, s, path).is_some_and(|m| m.verify_truncated_left(&given).is_ok())
-        })
+        self.pairs
+            .iter()
+            .position(|(k, s)| {
+                Self::mac(k, s, path).is_some_and(|m| m.verify_truncated_left(&given).is_ok())
+            })
+            .map(Some)
     }
 
     /// The signature of `path` with the first pair (for tools and tests).

@@ -41,6 +41,7 @@ pub(crate) struct RuleSpec {
     pub ttl: Option<String>,
     pub bypass: Option<bool>,
     pub require_signature: Option<bool>,
+    pub tenant: Option<String>,
     #[serde(default)]
     pub presets: PresetMap,
 }
@@ -118,6 +119,7 @@ pub struct Rule {
     pub(crate) ttl: Option<Duration>,
     pub(crate) bypass: bool,
     pub(crate) require_signature: bool,
+    pub(crate) tenant: Option<String>,
     pub(crate) presets: BTreeMap<String, String>,
     pub(crate) matcher: RuleMatcher,
 }
@@ -178,6 +180,10 @@ impl Rule {
     /// `true` = requests must carry a valid signature.
     pub fn require_signature(&self) -> bool {
         self.require_signature
+    }
+    /// The tenant this rule's requests are metered for.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
     /// Rule-local presets (they shadow file-level presets of the same name).
     pub fn presets(&self) -> &BTreeMap<String, String> {

@@ -130,6 +130,14 @@ pub(crate) fn check_rule(spec: &RuleSpec) -> RuleCheck {
             Err("must list at least one output format (omit the key to allow any)".to_string()),
         );
     }
+    if let Some(t) = &spec.tenant {
+        if !crate::telemetry::tenant::valid_name(t) {
+            note(
+                root.key("tenant"),
+                Err(format!("`{t}`: use 1-64 letters, digits, `-`, `_` or `.`")),
+            );
+        }
+    }
     let q = spec.quality.as_ref();
     let mut quality = Quality::default();
     for (name, raw, slot) in [
@@ -173,6 +181,7 @@ pub(crate) fn check_rule(spec: &RuleSpec) -> RuleCheck {
         ttl,
         bypass: spec.bypass.unwrap_or(false),
         require_signature: spec.require_signature.unwrap_or(false),
+        tenant: spec.tenant.clone(),
         presets: Default::default(),
         matcher,
     });

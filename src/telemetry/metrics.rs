@@ -3,18 +3,169 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
-    register_int_gauge, register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec,
+    register_counter_vec, register_histogram, register_histogram_vec, register_int_counter,
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec, CounterVec, Histogram,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
-/// Requests answered, by route (`proxy` = pingora passthrough, `image` = examined by pixgate)
-/// and status class.
+/// Requests answered, by route (`proxy` = streamed by pingora, `image` = examined by
+/// pixgate, `api` = the URL API, `admin` = the admin listener), status class and cache result
+/// (`hit`, `miss`, `bypass`, `none`).
 pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "pixgate_requests_total",
-        "Requests answered, by route and status class",
-        &["route", "status"]
+        "Requests answered, by route, status class and cache result",
+        &["route", "status", "cache"]
+    )
+    .expect("metric registers once")
+});
+
+/// Response body bytes sent to clients, by route and response format (`avif`, `webp`,
+/// `jpeg`, `png`, `original` = an image's own bytes, `none` = not an image).
+pub static RESPONSE_BYTES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_response_bytes_total",
+        "Response body bytes sent to clients, by route and response format",
+        &["route", "format"]
+    )
+    .expect("metric registers once")
+});
+
+/// Response body bytes received from the origin (or a URL API source), by route and the
+/// format of the response they became.
+pub static ORIGIN_BYTES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_origin_bytes_total",
+        "Response body bytes received from the origin, by route and response format",
+        &["route", "format"]
+    )
+    .expect("metric registers once")
+});
+
+/// Time from sending a request to the origin until its body was in hand (image and API
+/// routes) or its header arrived (proxy route).
+pub static ORIGIN_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "pixgate_origin_fetch_seconds",
+        "Origin fetch time: whole body on the image and api routes, header on the proxy route",
+        &["route"],
+        vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+    )
+    .expect("metric registers once")
+});
+
+/// Output size saved by a transform: `1 - output/input` (0 when the original was sent).
+pub static SAVINGS: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "pixgate_image_savings_ratio",
+        "Share of the source bytes a transform saved (1 - output/input), by output format",
+        &["output"],
+        vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
+    )
+    .expect("metric registers once")
+});
+
+/// Requests being answered now (proxy listener).
+pub static REQUESTS_IN_FLIGHT: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "pixgate_requests_in_flight",
+        "Requests on the proxy listener being answered now"
+    )
+    .expect("metric registers once")
+});
+
+/// Transforms running now.
+pub static TRANSFORMS_RUNNING: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "pixgate_transforms_in_flight",
+        "Transforms running now (at most pixgate_transform_slots)"
+    )
+    .expect("metric registers once")
+});
+
+/// Transforms waiting for a slot now.
+pub static TRANSFORMS_QUEUED: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "pixgate_transforms_queued",
+        "Transforms waiting for a slot now"
+    )
+    .expect("metric registers once")
+});
+
+/// Configured transform slots (`limits.max_concurrent_transforms`).
+pub static TRANSFORM_SLOTS: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "pixgate_transform_slots",
+        "Transforms allowed to run at once (limits.max_concurrent_transforms)"
+    )
+    .expect("metric registers once")
+});
+
+/// Requests refused by a rate limit, by scope (`ip`, `tenant`).
+pub static RATE_LIMITED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_rate_limited_total",
+        "Requests refused with 429 by a rate limit, by scope",
+        &["scope"]
+    )
+    .expect("metric registers once")
+});
+
+/// Always 1; the labels say which build is running.
+pub static BUILD_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "pixgate_build_info",
+        "Always 1: the running pixgate version and its pingora version",
+        &["version", "pingora"]
+    )
+    .expect("metric registers once")
+});
+
+/// The configured `cache.max_retention`, for alerts against the oldest entry's age.
+pub static CACHE_MAX_RETENTION: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "pixgate_cache_max_retention_seconds",
+        "The configured retention limit (cache.max_retention)"
+    )
+    .expect("metric registers once")
+});
+
+/// Requests per tenant.
+pub static TENANT_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_tenant_requests_total",
+        "Requests, by tenant (metrics.tenants, none, other)",
+        &["tenant"]
+    )
+    .expect("metric registers once")
+});
+
+/// Origin bytes per tenant.
+pub static TENANT_ORIGIN_BYTES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_tenant_origin_bytes_total",
+        "Response body bytes received from the origin, by tenant",
+        &["tenant"]
+    )
+    .expect("metric registers once")
+});
+
+/// Response bytes per tenant.
+pub static TENANT_RESPONSE_BYTES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_tenant_response_bytes_total",
+        "Response body bytes sent to clients, by tenant",
+        &["tenant"]
+    )
+    .expect("metric registers once")
+});
+
+/// Transform time per tenant.
+pub static TENANT_TRANSFORM_SECONDS: Lazy<CounterVec> = Lazy::new(|| {
+    register_counter_vec!(
+        "pixgate_tenant_transform_seconds_total",
+        "Transform time spent for requests, by tenant",
+        &["tenant"]
     )
     .expect("metric registers once")
 });
@@ -30,21 +181,21 @@ pub static TRANSFORMS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
-/// Image bytes received from the origin, by output format.
+/// Source bytes that went into transforms, by output format (`original` when sent as is).
 pub static BYTES_IN: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
-        "pixgate_image_bytes_in_total",
-        "Image body bytes received from the origin, by output format",
+        "pixgate_transform_input_bytes_total",
+        "Source image bytes examined by transforms, by output format",
         &["output"]
     )
     .expect("metric registers once")
 });
 
-/// Image bytes sent to clients, by output format.
+/// Bytes transforms produced, by output format (the source's size for `original`).
 pub static BYTES_OUT: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
-        "pixgate_image_bytes_out_total",
-        "Image body bytes sent to clients, by output format",
+        "pixgate_transform_output_bytes_total",
+        "Image bytes produced by transforms, by output format",
         &["output"]
     )
     .expect("metric registers once")
@@ -203,6 +354,9 @@ pub static RULES_LOADED: Lazy<IntGauge> = Lazy::new(|| {
         .expect("metric registers once")
 });
 
+/// The pingora version pixgate is built on (Cargo.lock pins it).
+pub const PINGORA_VERSION: &str = "0.9.1";
+
 /// The status class label (`2xx`...) for a status code.
 pub fn status_class(code: u16) -> &'static str {
     match code {
@@ -234,6 +388,11 @@ pub fn record_transformed(
     TRANSFORM_SECONDS
         .with_label_values(&[out.name()])
         .observe(secs);
+    if bytes_in > 0 {
+        SAVINGS
+            .with_label_values(&[out.name()])
+            .observe(1.0 - (bytes_out as f64 / bytes_in as f64).min(1.0));
+    }
 }
 
 /// Counts an image sent as its original bytes, with the reason.
@@ -249,8 +408,27 @@ pub fn record_original(src: &str, reason: crate::image::Reason, bytes_in: usize,
         .inc_by(bytes_out as u64);
 }
 
-/// Touches every metric so `/metrics` lists them from the start.
+/// Touches every metric so `/metrics` lists them from the start, and sets the constant ones.
 pub fn init() {
+    BUILD_INFO
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), PINGORA_VERSION])
+        .set(1);
+    for scope in ["ip", "tenant"] {
+        RATE_LIMITED.with_label_values(&[scope]);
+    }
+    Lazy::force(&RESPONSE_BYTES);
+    Lazy::force(&ORIGIN_BYTES);
+    Lazy::force(&ORIGIN_SECONDS);
+    Lazy::force(&SAVINGS);
+    Lazy::force(&REQUESTS_IN_FLIGHT);
+    Lazy::force(&TRANSFORMS_RUNNING);
+    Lazy::force(&TRANSFORMS_QUEUED);
+    Lazy::force(&TRANSFORM_SLOTS);
+    Lazy::force(&CACHE_MAX_RETENTION);
+    Lazy::force(&TENANT_REQUESTS);
+    Lazy::force(&TENANT_ORIGIN_BYTES);
+    Lazy::force(&TENANT_RESPONSE_BYTES);
+    Lazy::force(&TENANT_TRANSFORM_SECONDS);
     Lazy::force(&REQUESTS);
     Lazy::force(&TRANSFORMS);
     Lazy::force(&BYTES_IN);
