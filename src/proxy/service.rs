@@ -264,6 +264,24 @@ impl ProxyHttp for Pixgate {
         headers::forward_response(resp)
     }
 
+    /// pingora puts this in its own error messages (the diagnostic log): the path only as
+    /// `log.access.paths` allows, never the Host or client address.
+    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        format!(
+            "{} ({}) route {}",
+            req.method,
+            self.state.telemetry.access.describe_path(host, path),
+            ctx.rec.route
+        )
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
         if let Some(e) = e.filter(|e| e.esource() == &pingora::ErrorSource::Upstream) {
             let kind = origin_error_kind(e);

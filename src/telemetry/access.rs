@@ -154,6 +154,19 @@ impl AccessLog {
         self.enabled
     }
 
+    /// What `paths` allows to be said about a request's path: nothing, `path_hash=...` or
+    /// the path itself. pingora's own error messages use this too (`request_summary`).
+    pub fn describe_path(&self, host: &str, path: &str) -> String {
+        match self.paths {
+            PathLogging::None => "path withheld".into(),
+            PathLogging::Hashed => format!(
+                "path_hash={}",
+                self.hasher.hash(host, path, SystemTime::now())
+            ),
+            PathLogging::Full => path.to_string(),
+        }
+    }
+
     /// Writes `line`; `client`, `host` and `path` are used only as the configuration allows.
     pub fn write(&self, line: &Line, client: Option<IpAddr>, host: &str, path: &str) {
         if !self.enabled {

@@ -73,11 +73,12 @@ impl Pixgate {
             std::fs::write(&path, serde_yaml_ng::to_string(&cfg).expect("yaml"))
                 .expect("write config");
             let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
+            let out = std::fs::File::create(dir.path().join("stdout.log")).expect("out file");
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixgate"));
             cmd.arg("--config")
                 .arg(&path)
                 .env("PIXGATE_LOG", "warn")
-                .stdout(Stdio::null())
+                .stdout(out)
                 .stderr(log);
             for (k, v) in env {
                 cmd.env(k, v);
@@ -127,6 +128,29 @@ impl Pixgate {
         Self::stderr_of(&self.dir.path().join("stderr.log"))
     }
 
+    /// Everything the process wrote to stdout so far (the access log, by default).
+    pub fn stdout(&self) -> String {
+        Self::stderr_of(&self.dir.path().join("stdout.log"))
+    }
+
+    /// The access-log lines written so far, parsed, waiting up to 5 s until there are at
+    /// least `n` (the log is written by a background thread).
+    pub fn access_log(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines: Vec<serde_json::Value> = self
+                .stdout()
+                .lines()
+                .filter(|l| l.starts_with('{'))
+                .map(|l| serde_json::from_str(l).expect("access-log line is JSON"))
+                .collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `http://addr{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
@@ -158,6 +182,20 @@ impl Pixgate {
         let r = r.send().await.expect("purge request");
         let code = r.status().as_u16();
         (code, r.text().await.expect("purge body"))
+    }
+
+    /// The `/metrics` text once no request is in flight (a request is counted just after
+    /// its last byte is sent, so a client can see the response before the count moves).
+    pub async fn metrics_settled(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.metrics().await;
+            if metric(&text, "pixgate_requests_in_flight", &[]) == 0.0 || Instant::now() > deadline
+            {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The `/metrics` text.

@@ -91,7 +91,8 @@ fn split(b: &Bytes) -> Vec<Bytes> {
 }
 
 impl TestOrigin {
-    /// Starts an origin serving `routes` (path → response).
+    /// Starts an origin serving `routes` (path → response; a path ending in `*` serves every
+    /// path under that prefix).
     pub fn start(routes: Vec<(&str, Route)>) -> TestOrigin {
         let shared = Arc::new(Mutex::new(Shared {
             routes: routes
@@ -164,7 +165,15 @@ async fn handle(sh: Arc<Mutex<Shared>>, req: Request<Incoming>) -> Result<Resp, 
         *s.hits.entry(path.clone()).or_default() += 1;
         s.last_headers.insert(path.clone(), req.headers().clone());
         s.last_uri.insert(path.clone(), req.uri().to_string());
-        s.routes.get(&path).cloned()
+        // Exact path first, then the longest `prefix/*` route.
+        s.routes.get(&path).cloned().or_else(|| {
+            s.routes
+                .iter()
+                .filter_map(|(k, r)| Some((k.strip_suffix('*')?, r)))
+                .filter(|(k, _)| path.starts_with(k))
+                .max_by_key(|(k, _)| k.len())
+                .map(|(_, r)| r.clone())
+        })
     };
     let (parts, body) = req.into_parts();
     let body = body
