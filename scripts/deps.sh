@@ -2,10 +2,11 @@
 # Installs the system packages pixgate's build and tests need, when missing (Debian/Ubuntu):
 #   cmake, nasm   - build rav1e's assembly and libwebp/mozjpeg (see ../shared/FACTS.md)
 #   libavif-bin   - avifdec, the independent AVIF decoder the tests check outputs with
+#   prometheus    - promtool, which checks deploy/'s alert rules and dashboard queries
 # Usage: scripts/deps.sh [build|test]
 set -euo pipefail
 want=(cmake nasm)
-[ "${1:-build}" = test ] && want+=(avifdec)
+[ "${1:-build}" = test ] && want+=(avifdec promtool)
 missing=()
 for bin in "${want[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
@@ -13,7 +14,11 @@ done
 [ ${#missing[@]} -eq 0 ] && exit 0
 pkgs=()
 for bin in "${missing[@]}"; do
-  case "$bin" in avifdec) pkgs+=(libavif-bin) ;; *) pkgs+=("$bin") ;; esac
+  case "$bin" in
+    avifdec) pkgs+=(libavif-bin) ;;
+    promtool) pkgs+=(prometheus) ;;
+    *) pkgs+=("$bin") ;;
+  esac
 done
 echo "installing: ${pkgs[*]}" >&2
 SUDO=""

@@ -413,8 +413,56 @@ pub fn init() {
     BUILD_INFO
         .with_label_values(&[env!("CARGO_PKG_VERSION"), PINGORA_VERSION])
         .set(1);
+    // Vectors show in the text only once a label set exists: create the common ones at 0,
+    // so dashboards and `rate()` see them from the start.
     for scope in ["ip", "tenant"] {
         RATE_LIMITED.with_label_values(&[scope]);
+    }
+    const FORMATS: [&str; 6] = ["avif", "webp", "jpeg", "png", "original", "none"];
+    for status in ["2xx", "3xx", "4xx", "5xx"] {
+        REQUESTS.with_label_values(&["proxy", status, "none"]);
+        REQUESTS.with_label_values(&["admin", status, "none"]);
+        for route in ["image", "api"] {
+            for cache in ["hit", "miss", "bypass", "none"] {
+                REQUESTS.with_label_values(&[route, status, cache]);
+            }
+        }
+    }
+    for route in ["proxy", "image", "api"] {
+        ORIGIN_SECONDS.with_label_values(&[route]);
+        for f in FORMATS {
+            if route != "proxy" || f == "none" {
+                RESPONSE_BYTES.with_label_values(&[route, f]);
+                ORIGIN_BYTES.with_label_values(&[route, f]);
+            }
+        }
+    }
+    for out in crate::image::format::OutputFormat::ALL {
+        SAVINGS.with_label_values(&[out.name()]);
+        TRANSFORM_SECONDS.with_label_values(&[out.name()]);
+        BYTES_IN.with_label_values(&[out.name()]);
+        BYTES_OUT.with_label_values(&[out.name()]);
+        for src in ["jpeg", "png", "gif", "webp"] {
+            TRANSFORMS.with_label_values(&[src, out.name(), "ok"]);
+        }
+    }
+    for kind in [
+        "connect",
+        "connect_timeout",
+        "timeout",
+        "io",
+        "protocol",
+        "other",
+    ] {
+        ORIGIN_ERRORS.with_label_values(&[kind]);
+    }
+    for status in ["hit", "miss", "bypass"] {
+        CACHE_REQUESTS.with_label_values(&[status]);
+    }
+    for tier in ["memory", "disk"] {
+        CACHE_HITS.with_label_values(&[tier]);
+        CACHE_BYTES.with_label_values(&[tier]);
+        CACHE_ENTRIES.with_label_values(&[tier]);
     }
     Lazy::force(&RESPONSE_BYTES);
     Lazy::force(&ORIGIN_BYTES);
