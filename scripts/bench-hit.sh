@@ -19,15 +19,9 @@ done
 cargo build --release --locked --quiet
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
+. scripts/bench-lib.sh
 trap cleanup EXIT
 chmod 755 "$work"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 px_port=$(free_port); admin_port=$(free_port); nx_port=$(free_port); pd_port=$(free_port)
 
 cat > "$work/pixgate.yaml" <<EOF
@@ -97,17 +91,6 @@ for port in $px_port $nx_port $pd_port; do
     grep -iE '^(content-type|content-length|x-cache):' | tr -d '\r' | sed "s/^/  :$port /"
 done
 
-run() {
-  local name=$1 port=$2
-  local threads=2; [ "$conns" -lt 2 ] && threads=1
-  wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -H "Accept: $accept" "http://127.0.0.1:$port$path" > "$work/wrk.$name"
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.$name")
-  p50=$(awk '$1=="50%" {print $2}' "$work/wrk.$name")
-  p99=$(awk '$1=="99%" {print $2}' "$work/wrk.$name")
-  printf '%-22s %10s req/s   p50 %-9s p99 %-9s\n' "$name" "$rps" "$p50" "$p99"
-  echo "$rps" > "$work/rps.$name"
-}
 echo "cached hit, $path as WebP, $conns connections, ${secs}s each, $(nproc) cores, $(date -u +%F)"
 run "pixgate (memory hit)" "$px_port"
 run "nginx proxy_cache" "$nx_port"
@@ -117,7 +100,7 @@ run "pixgate (disk hit)" "$pd_port"
 python3 - "$work" <<'EOF'
 import sys, pathlib
 w = pathlib.Path(sys.argv[1])
-px = [float((w / f"rps.{n}").read_text()) for n in ("pixgate (memory hit)", "pixgate (again)")]
-nx = float((w / "rps.nginx proxy_cache").read_text())
+px = [float((w / f"rps.{n}").read_text().split()[0]) for n in ("pixgate (memory hit)", "pixgate (again)")]
+nx = float((w / "rps.nginx proxy_cache").read_text().split()[0])
 print(f"pixgate / nginx: {sum(px) / len(px) / nx:.2f} (mean of the two pixgate runs around nginx)")
 EOF
