@@ -57,7 +57,10 @@ async fn signed_urls_transform_remote_sources() {
         "/a.jpg",
         Route::ok("image/jpeg", photo()).header("cache-control", "max-age=600"),
     )]);
-    let px = Pixgate::start_config(api_config(&origin, |_| {}));
+    let px = Pixgate::start_config(api_config(&origin, |c| {
+        c.metrics.tenants = vec!["acme".into(), "globex".into()];
+        c.url_api.tenants = vec!["acme".into(), "globex".into()];
+    }));
     let src = format!("http://{}/a.jpg", origin.addr);
 
     let path = format!("/rs:fill:120:80/g:sm/plain/{src}@webp");
@@ -86,6 +89,20 @@ async fn signed_urls_transform_remote_sources() {
     assert_eq!(r.status(), 200, "the second (rotated) key pair verifies");
     assert_eq!(r.headers()["content-type"], "image/avif");
     assert_eq!(decode(&r.bytes().await.unwrap()).width(), 64);
+
+    // Metering: each signing key's tenant (url_api.tenants, by position), on the api route.
+    let text = px.metrics_settled().await;
+    let t = |name: &str| metric(&text, "pixgate_tenant_requests_total", &[("tenant", name)]);
+    assert_eq!((t("acme"), t("globex"), t("none")), (3.0, 1.0, 0.0));
+    assert_eq!(
+        metric(&text, "pixgate_requests_total", &[("route", "api")]),
+        4.0
+    );
+    assert_eq!(
+        metric(&text, "pixgate_origin_bytes_total", &[("route", "api")]),
+        3.0 * photo().len() as f64,
+        "three misses fetched the source; the hit fetched nothing"
+    );
 }
 
 #[tokio::test]

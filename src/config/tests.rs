@@ -135,3 +135,62 @@ fn cache_errors_name_file_line_and_key() {
         );
     }
 }
+
+#[test]
+fn log_and_metrics_errors_name_file_line_and_key() {
+    let y = "log:\n  access:\n    client_ip: full\n";
+    let s = Config::from_yaml(y, "l.yaml").unwrap_err().to_string();
+    assert!(s.starts_with("l.yaml:3:"), "{s}");
+    assert!(s.contains("log.access.client_ip"), "{s}");
+
+    let y = "log:\n  level: \"pixgate=loud\"\n  access:\n    hash_rotation: 1s\n";
+    let e = Config::from_yaml(y, "m.yaml").unwrap_err();
+    let keys: Vec<_> = e.0.iter().map(|x| (x.key.as_str(), x.line)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("log.level", Some(2)),
+            ("log.access.hash_rotation", Some(4))
+        ],
+        "{e}"
+    );
+
+    let y = "metrics:\n  tenants: [acme, acme, \"a b\", none]\nurl_api:\n  keys: [\"00\"]\n  salts: [\"00\"]\n  tenants: [globex]\n";
+    let e = Config::from_yaml(y, "t.yaml").unwrap_err();
+    let keys: Vec<_> = e.0.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "metrics.tenants[1]",
+            "metrics.tenants[2]",
+            "metrics.tenants[3]",
+            "url_api.tenants[0]"
+        ],
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("`globex` is not listed in metrics.tenants"),
+        "{e}"
+    );
+
+    let y = "log:\n  access:\n    destination: /var/log/pixgate/access.log\n";
+    let c = Config::from_yaml(y, "d.yaml").unwrap();
+    assert_eq!(
+        c.log.access.destination,
+        crate::telemetry::config::Destination::File("/var/log/pixgate/access.log".into())
+    );
+}
+
+#[test]
+fn pingora_version_label_matches_the_lock_file() {
+    let lock = include_str!("../../Cargo.lock");
+    let want = format!(
+        "name = \"pingora\"\nversion = \"{}\"",
+        crate::telemetry::metrics::PINGORA_VERSION
+    );
+    assert!(
+        lock.contains(&want),
+        "update PINGORA_VERSION to Cargo.lock's pingora"
+    );
+}
