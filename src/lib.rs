@@ -13,6 +13,7 @@ pub mod demo;
 pub mod fetch;
 pub mod image;
 pub mod proxy;
+pub mod ratelimit;
 pub mod request;
 pub mod rules;
 pub mod server;

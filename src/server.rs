@@ -55,6 +55,24 @@ impl BackgroundService for Sweeper {
     }
 }
 
+/// Forgets rate-limit keys (client addresses) whose bucket has refilled, every second.
+struct Forgetter {
+    limits: Arc<crate::ratelimit::RateLimits>,
+}
+
+#[async_trait]
+impl BackgroundService for Forgetter {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => self.limits.forget_idle(),
+            }
+        }
+    }
+}
+
 /// Reloads the rules on SIGHUP and on file changes; a bad file keeps the old rules.
 struct RulesWatcher {
     rules: Arc<crate::rules::Rules>,
@@ -153,6 +171,12 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         origin: origin_addr,
         rules: rules.clone(),
     };
+    server.add_service(background_service(
+        "rate-limit forgetter",
+        Forgetter {
+            limits: state.limits.clone(),
+        },
+    ));
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Pixgate::new(state));
     proxy.add_tcp(&listen);
     server.add_service(proxy);

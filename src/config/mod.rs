@@ -50,6 +50,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Prometheus metrics and per-tenant metering.
     pub metrics: MetricsConfig,
+    /// Token buckets per client address and per tenant; trusted proxies.
+    pub rate_limit: crate::ratelimit::RateLimitConfig,
 }
 
 impl Default for Config {
@@ -67,6 +69,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
+            rate_limit: Default::default(),
         }
     }
 }
@@ -533,6 +536,7 @@ impl Config {
         p.extend(self.cache.validate());
         p.extend(self.log.validate());
         p.extend(self.metrics.validate());
+        p.extend(self.rate_limit.validate());
         for (i, t) in self.url_api.tenants.iter().enumerate() {
             if !self.metrics.tenants.contains(t) {
                 p.push((

@@ -308,6 +308,9 @@ pub async fn handle_api(
     // The signing key's tenant first, then the rule's.
     let tenant = key_tenant.map(String::as_str).or(applied.tenant());
     rec.tenant = st.telemetry.tenants.id(tenant);
+    if let Err(wait) = st.limits.check_tenant(rec.tenant) {
+        return respond::too_many(session, wait, rec).await;
+    }
     if applied.require_signature() && matches!(api.signature.as_str(), "insecure" | "unsafe" | "_")
     {
         return respond::error(session, 403, "this source requires a signed URL").await;

@@ -167,6 +167,24 @@ pub async fn bad_request(session: &mut Session, message: &str) -> Result<u16> {
     error(session, 400, message).await
 }
 
+/// Answers 429 with `Retry-After` (whole seconds, rounded up).
+pub async fn too_many(session: &mut Session, wait: Duration, rec: &mut Record) -> Result<u16> {
+    rec.reason = Some("rate_limited");
+    let body = bytes::Bytes::from_static(b"pixgate: too many requests\n");
+    let mut resp = ResponseHeader::build(429, Some(5))?;
+    resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    resp.insert_header(
+        header::RETRY_AFTER,
+        crate::ratelimit::retry_after(wait).to_string(),
+    )?;
+    headers::forward_response(&mut resp)?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(429)
+}
+
 /// Answers `status` with a plain-text message (never cached).
 pub async fn error(session: &mut Session, status: u16, message: &str) -> Result<u16> {
     let body = bytes::Bytes::from(format!("pixgate: {message}\n"));

@@ -7,6 +7,7 @@ use super::headers;
 use super::image_path;
 use super::origin::Origin;
 use super::policy::Applied;
+use super::respond;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::image::codec::EncodeSettings;
@@ -47,6 +48,8 @@ pub struct State {
     pub rules: Option<Arc<crate::rules::Rules>>,
     /// Metrics, tenants, the access log and origin health.
     pub telemetry: Arc<Telemetry>,
+    /// Rate limiters and trusted proxies.
+    pub limits: Arc<crate::ratelimit::RateLimits>,
 }
 
 impl State {
@@ -74,6 +77,7 @@ impl State {
             .collect();
         State {
             telemetry: Arc::new(Telemetry::new(&cfg)),
+            limits: Arc::new(crate::ratelimit::RateLimits::new(&cfg.rate_limit)),
             rules,
             guard: api
                 .enabled
@@ -182,14 +186,27 @@ impl ProxyHttp for Pixgate {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let client = crate::request::client::client_ip(
+            peer,
+            &session.req_header().headers,
+            &self.state.limits.trusted,
+        );
+        ctx.rec.client = client;
+        if let Err(wait) = self.state.limits.check_ip(client) {
+            respond::too_many(session, wait, &mut ctx.rec).await?;
+            return Ok(true);
+        }
         if let Some(rest) = self.api_path(session) {
             ctx.rec.route = "api";
             image_path::handle_api(&self.state, session, &rest, &mut ctx.rec).await?;
             return Ok(true);
         }
-        if !candidate::is_candidate(session.req_header(), self.state.cfg.images.detect) {
-            return Ok(false);
-        }
+        // The rule for this host and path assigns the tenant of every request (passthrough
+        // included), so usage and tenant limits cover the whole site.
         let req = session.req_header();
         let host = req
             .headers
@@ -200,6 +217,13 @@ impl ProxyHttp for Pixgate {
             .to_string();
         let applied = self.state.applied(&host, req.uri.path());
         ctx.rec.tenant = self.state.telemetry.tenants.id(applied.tenant());
+        if let Err(wait) = self.state.limits.check_tenant(ctx.rec.tenant) {
+            respond::too_many(session, wait, &mut ctx.rec).await?;
+            return Ok(true);
+        }
+        if !candidate::is_candidate(session.req_header(), self.state.cfg.images.detect) {
+            return Ok(false);
+        }
         if applied.bypass() {
             // The rule says: untouched. pingora's proxy path streams it.
             return Ok(false);

@@ -111,6 +111,16 @@ pub static RATE_LIMITED: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+/// Keys the rate limiters hold now, by scope (`ip`: client addresses, in memory only).
+pub static RATE_LIMIT_KEYS: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "pixgate_rate_limit_keys",
+        "Keys held by the rate limiters now (client addresses or tenants), by scope",
+        &["scope"]
+    )
+    .expect("metric registers once")
+});
+
 /// Always 1; the labels say which build is running.
 pub static BUILD_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
@@ -417,6 +427,7 @@ pub fn init() {
     // so dashboards and `rate()` see them from the start.
     for scope in ["ip", "tenant"] {
         RATE_LIMITED.with_label_values(&[scope]);
+        RATE_LIMIT_KEYS.with_label_values(&[scope]);
     }
     const FORMATS: [&str; 6] = ["avif", "webp", "jpeg", "png", "original", "none"];
     for status in ["2xx", "3xx", "4xx", "5xx"] {

@@ -80,6 +80,8 @@ pub struct Record {
     pub tenant: TenantId,
     /// Why the original was sent or the request failed (closed set).
     pub reason: Option<&'static str>,
+    /// The client's address (the TCP peer, or what a trusted proxy says).
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Record {
@@ -102,6 +104,7 @@ impl Record {
             queue_time: None,
             tenant: TenantId::NONE,
             reason: None,
+            client: None,
         }
     }
 
@@ -161,7 +164,8 @@ impl Record {
             tenant: tel.tenants.name(self.tenant),
             reason: self.reason,
         };
-        tel.access.write(&line, done.client, done.host, done.path);
+        tel.access
+            .write(&line, self.client.or(done.client), done.host, done.path);
     }
 }
 

@@ -15,6 +15,11 @@ impl TenantId {
     pub const NONE: TenantId = TenantId(0);
     /// A tenant name outside `metrics.tenants`.
     pub const OTHER: TenantId = TenantId(1);
+
+    /// Its index in the closed set (a rate-limit key).
+    pub fn index(self) -> u16 {
+        self.0
+    }
 }
 
 /// Whether `s` is a usable tenant name: 1-64 of letters, digits, `-`, `_`, `.`.
