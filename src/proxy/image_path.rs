@@ -553,15 +553,11 @@ async fn fill(
                 drop(lead);
                 return respond::stream_through(st, session, up, chunks, reason, rec).await;
             }
-            Fetched::Failed(code) => {
+            Fetched::Failed(e) => {
                 drop(lead);
-                rec.reason = Some(if code == 502 {
-                    "origin_unreachable"
-                } else {
-                    "origin_timeout"
-                });
-                session.respond_error(code).await?;
-                return Ok(code);
+                rec.reason = Some(e.label());
+                session.respond_error(e.status()).await?;
+                return Ok(e.status());
             }
             Fetched::Refused(r) => {
                 drop(lead);

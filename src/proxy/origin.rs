@@ -116,18 +116,43 @@ pub struct Upstream {
 /// Where a fetch failed, as a metric label and an HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchError {
-    /// TCP connect failed or timed out.
+    /// TCP connect failed (refused, unreachable).
     Connect,
-    /// Writing the request or reading the response failed or timed out.
+    /// TCP connect did not finish within `origin.connect_timeout`.
+    ConnectTimeout,
+    /// The origin did not answer (or send more body) within `origin.read_timeout`.
+    Timeout,
+    /// The connection broke: reset, closed early, a body shorter than announced, bad HTTP.
     Io,
 }
 
 impl FetchError {
-    /// Metric label.
+    /// Metric label (the same kinds as the proxy route's origin errors).
     pub fn label(self) -> &'static str {
         match self {
             FetchError::Connect => "connect",
+            FetchError::ConnectTimeout => "connect_timeout",
+            FetchError::Timeout => "timeout",
             FetchError::Io => "io",
+        }
+    }
+
+    /// The status the client gets: 504 for timeouts, 502 otherwise.
+    pub fn status(self) -> u16 {
+        match self {
+            FetchError::ConnectTimeout | FetchError::Timeout => 504,
+            FetchError::Connect | FetchError::Io => 502,
+        }
+    }
+
+    /// Classifies a pingora error (`connecting`: it came from establishing the connection).
+    pub fn of(e: &pingora::Error, connecting: bool) -> FetchError {
+        use pingora::ErrorType as T;
+        match e.etype() {
+            T::ConnectTimedout => FetchError::ConnectTimeout,
+            T::ReadTimedout | T::WriteTimedout => FetchError::Timeout,
+            _ if connecting => FetchError::Connect,
+            _ => FetchError::Io,
         }
     }
 }
@@ -141,21 +166,21 @@ pub async fn send(
     let (mut session, _reused) = connector
         .get_http_session(peer)
         .await
-        .map_err(|_| FetchError::Connect)?;
+        .map_err(|e| FetchError::of(&e, true))?;
     session.set_read_timeout(peer.options.read_timeout);
     session
         .write_request_header(Box::new(req))
         .await
-        .map_err(|_| FetchError::Io)?;
+        .map_err(|e| FetchError::of(&e, false))?;
     session
         .finish_request_body()
         .await
-        .map_err(|_| FetchError::Io)?;
+        .map_err(|e| FetchError::of(&e, false))?;
     loop {
         session
             .read_response_header()
             .await
-            .map_err(|_| FetchError::Io)?;
+            .map_err(|e| FetchError::of(&e, false))?;
         let Some(h) = session.response_header() else {
             return Err(FetchError::Io);
         };

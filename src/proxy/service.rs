@@ -288,6 +288,33 @@ impl ProxyHttp for Pixgate {
         headers::forward_response(resp)
     }
 
+    /// pingora's answer when proxying fails before a response was sent, except that an
+    /// origin that timed out gets `504 Gateway Timeout` (pingora says 502 for every upstream
+    /// error).
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        _ctx: &mut Ctx,
+    ) -> pingora::proxy::FailToProxy {
+        use pingora::{ErrorSource as S, ErrorType as T};
+        let code = match (e.etype(), e.esource()) {
+            (T::HTTPStatus(code), _) => *code,
+            (T::ConnectTimedout | T::ReadTimedout | T::WriteTimedout, S::Upstream) => 504,
+            (_, S::Upstream) => 502,
+            (T::WriteError | T::ReadError | T::ConnectionClosed, S::Downstream) => 0,
+            (_, S::Downstream) => 400,
+            _ => 500,
+        };
+        if code > 0 && session.response_written().is_none() {
+            let _ = session.respond_error(code).await;
+        }
+        pingora::proxy::FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
     /// pingora puts this in its own error messages (the diagnostic log): the path only as
     /// `log.access.paths` allows, never the Host or client address.
     fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {

@@ -35,8 +35,8 @@ pub enum Fetched {
     /// Stream this response through, after the chunks already read; the reason when it is an
     /// image sent untouched.
     Stream(Upstream, Vec<Bytes>, Option<Reason>),
-    /// The origin could not be reached (502) or timed out (504).
-    Failed(u16),
+    /// The origin could not be reached or broke off (502), or timed out (504).
+    Failed(FetchError),
     /// A remote source was refused or failed (status and message for the client).
     Refused(crate::fetch::Refusal),
 }
@@ -48,12 +48,7 @@ pub async fn fetch(st: &State, req: &RequestHeader) -> Result<Fetched> {
     let peer = st.origin.peer();
     let mut up = match origin::send(&st.connector, &peer, req.clone()).await {
         Ok(u) => u,
-        Err(e) => {
-            st.telemetry.origin.failed();
-            metrics::ORIGIN_ERRORS.with_label_values(&[e.label()]).inc();
-            let code = if e == FetchError::Connect { 502 } else { 504 };
-            return Ok(Fetched::Failed(code));
-        }
+        Err(e) => return Ok(failed(st, e)),
     };
     st.telemetry.origin.ok();
     let encoded = up
@@ -70,7 +65,11 @@ pub async fn fetch(st: &State, req: &RequestHeader) -> Result<Fetched> {
     let mut total = 0usize;
     let mut eof = false;
     while total < SNIFF_LEN {
-        match up.session.read_response_body().await? {
+        let chunk = match up.session.read_response_body().await {
+            Ok(c) => c,
+            Err(e) => return Ok(failed(st, FetchError::of(&e, false))),
+        };
+        match chunk {
             Some(b) => {
                 total += b.len();
                 chunks.push(b);
@@ -109,7 +108,13 @@ pub async fn fetch(st: &State, req: &RequestHeader) -> Result<Fetched> {
         return Ok(Fetched::Stream(up, chunks, Some(Reason::TooLarge)));
     }
     while !eof {
-        match up.session.read_response_body().await? {
+        let chunk = match up.session.read_response_body().await {
+            Ok(c) => c,
+            // A reset, a timeout, or a body shorter than its Content-Length: nothing of it
+            // is transformed or stored.
+            Err(e) => return Ok(failed(st, FetchError::of(&e, false))),
+        };
+        match chunk {
             Some(b) => {
                 total += b.len();
                 chunks.push(b);
@@ -135,6 +140,13 @@ pub async fn fetch(st: &State, req: &RequestHeader) -> Result<Fetched> {
         fetched_at,
         epoch,
     }))
+}
+
+/// Counts a failed origin exchange and says what the client gets.
+fn failed(st: &State, e: FetchError) -> Fetched {
+    st.telemetry.origin.failed();
+    metrics::ORIGIN_ERRORS.with_label_values(&[e.label()]).inc();
+    Fetched::Failed(e)
 }
 
 fn concat(chunks: Vec<Bytes>, total: usize) -> Bytes {

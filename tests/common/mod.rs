@@ -2,6 +2,7 @@
 //! ports, the Accept strings that browsers send, and independent decoders for the outputs.
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod origin;
 pub mod tls;
 
