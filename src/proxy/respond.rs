@@ -213,6 +213,7 @@ pub async fn stream_through(
     // An HTTP/1.0 origin's body may be close-delimited; chunked framing needs HTTP/1.1.
     resp.set_version(http::Version::HTTP_11);
     st.advertise_hints(&mut resp)?;
+    headers::contain_svg(&mut resp)?;
     headers::forward_response(&mut resp)?;
     if let Some(r) = reason {
         resp.insert_header(

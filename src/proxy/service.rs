@@ -285,6 +285,7 @@ impl ProxyHttp for Pixgate {
         _ctx: &mut Ctx,
     ) -> Result<()> {
         self.state.advertise_hints(resp)?;
+        headers::contain_svg(resp)?;
         headers::forward_response(resp)
     }
 
