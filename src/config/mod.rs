@@ -240,6 +240,22 @@ pub struct LimitsConfig {
     pub queue_timeout: Dur,
     /// Transforms running at once (each on its own blocking thread). Default `2`.
     pub max_concurrent_transforms: usize,
+    /// Transforms allowed to wait for a slot; past that a request does not queue: it gets
+    /// what `overload` says at once. Default `64`.
+    pub max_queued_transforms: usize,
+    /// When the transform queue is full: `original` sends the source untouched (fail-open,
+    /// reason `overloaded`), `reject` answers `503` with `Retry-After: 1`. Default `original`.
+    pub overload: Overload,
+}
+
+/// What a request gets when the transform queue is full.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Overload {
+    /// The original bytes (fail-open).
+    Original,
+    /// `503 Service Unavailable` with `Retry-After`.
+    Reject,
 }
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -250,6 +266,8 @@ impl Default for LimitsConfig {
             transform_timeout: Dur::secs(15),
             queue_timeout: Dur::secs(3),
             max_concurrent_transforms: 2,
+            max_queued_transforms: 64,
+            overload: Overload::Original,
         }
     }
 }
@@ -470,6 +488,12 @@ impl Config {
             l.max_concurrent_transforms as u64,
             1,
             256,
+        );
+        range(
+            "limits.max_queued_transforms",
+            l.max_queued_transforms as u64,
+            0,
+            100_000,
         );
         range(
             "limits.max_source_dimension",

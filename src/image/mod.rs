@@ -42,11 +42,13 @@ pub enum Reason {
     NoTransform,
     /// A rule for this source's format says `bypass`.
     RuleBypass,
+    /// The transform queue was full (`limits.max_queued_transforms`).
+    Overloaded,
 }
 
 impl Reason {
     /// Every reason, for metric pre-registration and docs.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::NotSmaller,
         Reason::Truncated,
         Reason::Undecodable,
@@ -61,6 +63,7 @@ impl Reason {
         Reason::Empty,
         Reason::NoTransform,
         Reason::RuleBypass,
+        Reason::Overloaded,
     ];
     /// The label used in metrics and headers.
     pub fn label(self) -> &'static str {
@@ -79,6 +82,7 @@ impl Reason {
             Reason::Empty => "empty",
             Reason::NoTransform => "no_transform",
             Reason::RuleBypass => "rule_bypass",
+            Reason::Overloaded => "overloaded",
         }
     }
 }

@@ -29,10 +29,26 @@ impl Drop for Gauged {
     }
 }
 
+/// A place in the queue: counted while alive.
+struct InQueue<'a> {
+    waiting: &'a std::sync::atomic::AtomicUsize,
+    _gauge: Gauged,
+}
+
+impl Drop for InQueue<'_> {
+    fn drop(&mut self) {
+        self.waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// A handle to the pool (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct Pool {
     slots: Arc<Semaphore>,
+    /// Requests waiting for a slot now, and how many may.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    max_waiting: usize,
     queue_timeout: Duration,
     transform_timeout: Duration,
 }
@@ -49,10 +65,17 @@ pub struct PoolResult {
 }
 
 impl Pool {
-    /// A pool of `slots` concurrent transforms.
-    pub fn new(slots: usize, queue_timeout: Duration, transform_timeout: Duration) -> Pool {
+    /// A pool of `slots` concurrent transforms, `max_waiting` more allowed to queue.
+    pub fn new(
+        slots: usize,
+        max_waiting: usize,
+        queue_timeout: Duration,
+        transform_timeout: Duration,
+    ) -> Pool {
         Pool {
             slots: Arc::new(Semaphore::new(slots.max(1))),
+            waiting: Arc::default(),
+            max_waiting,
             queue_timeout,
             transform_timeout,
         }
@@ -60,11 +83,37 @@ impl Pool {
 
     /// Runs `job` with the pool's limits. The job's deadline is set here.
     pub async fn run(&self, mut job: Job) -> PoolResult {
+        use std::sync::atomic::Ordering;
         let t0 = Instant::now();
-        let waiting = Gauged::on(&metrics::TRANSFORMS_QUEUED);
-        let permit =
-            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
-        drop(waiting);
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(p) => Ok(Ok(p)),
+            Err(_) => {
+                // Join the queue only while it has room; a full queue answers at once.
+                let joined = self
+                    .waiting
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                        (w < self.max_waiting).then_some(w + 1)
+                    })
+                    .is_ok();
+                if !joined {
+                    return PoolResult {
+                        outcome: Outcome::Original(Reason::Overloaded),
+                        queued: Duration::ZERO,
+                        ran: Duration::ZERO,
+                    };
+                }
+                // Leaves the queue when dropped, also if the request is abandoned.
+                let place = InQueue {
+                    waiting: &self.waiting,
+                    _gauge: Gauged::on(&metrics::TRANSFORMS_QUEUED),
+                };
+                let p =
+                    tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
+                        .await;
+                drop(place);
+                p
+            }
+        };
         let permit = match permit {
             Ok(Ok(p)) => p,
             _ => {

@@ -612,6 +612,9 @@ async fn fill(
         drop(lead);
         let res = st.pool.run(job(st, &work, &src)).await;
         rec.transformed(res.queued, res.ran);
+        if rejects(st, &res.outcome) {
+            return respond::overloaded(session, rec).await;
+        }
         let (e, _) = parts.entry(st, res);
         return respond::entry(st, session, &e, CacheStatus::Bypass, fallback, rec).await;
     };
@@ -669,6 +672,10 @@ async fn fill(
 
     let res = st.pool.run(job(st, &work, &src)).await;
     rec.transformed(res.queued, res.ran);
+    if rejects(st, &res.outcome) {
+        drop(lead);
+        return respond::overloaded(session, rec).await;
+    }
     let (e, storable) = parts.entry(st, res);
     let persist = storable.then(|| st.cache.insert(key, e.clone(), src.epoch));
     if !storable {
@@ -688,6 +695,12 @@ async fn fill(
         CacheStatus::Bypass
     };
     respond::entry(st, session, &e, status, fallback, rec).await
+}
+
+/// Whether this outcome is a full queue that `limits.overload: reject` answers with 503.
+fn rejects(st: &State, o: &Outcome) -> bool {
+    st.cfg.limits.overload == crate::config::Overload::Reject
+        && matches!(o, Outcome::Original(Reason::Overloaded))
 }
 
 /// What the transform does, after the rules (re-derived when a source-format rule applies).
@@ -781,7 +794,10 @@ impl Parts {
                 let h = respond::stored_headers(&self.header, None, etag.as_deref(), st.vary());
                 let transient = matches!(
                     reason,
-                    Reason::Timeout | Reason::QueueTimeout | Reason::EncodeFailed
+                    Reason::Timeout
+                        | Reason::QueueTimeout
+                        | Reason::EncodeFailed
+                        | Reason::Overloaded
                 );
                 let note = format!("original; reason={}", reason.label());
                 (h, self.body.clone(), etag, note, !transient)

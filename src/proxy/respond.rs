@@ -170,8 +170,25 @@ pub async fn bad_request(session: &mut Session, message: &str) -> Result<u16> {
 /// Answers 429 with `Retry-After` (whole seconds, rounded up).
 pub async fn too_many(session: &mut Session, wait: Duration, rec: &mut Record) -> Result<u16> {
     rec.reason = Some("rate_limited");
-    let body = bytes::Bytes::from_static(b"pixgate: too many requests\n");
-    let mut resp = ResponseHeader::build(429, Some(5))?;
+    retry_later(session, 429, "too many requests", wait).await
+}
+
+/// Answers 503 with `Retry-After: 1`: the transform queue is full and `limits.overload` says
+/// `reject`.
+pub async fn overloaded(session: &mut Session, rec: &mut Record) -> Result<u16> {
+    rec.reason = Some(Reason::Overloaded.label());
+    let wait = Duration::from_secs(1);
+    retry_later(session, 503, "overloaded, retry shortly", wait).await
+}
+
+async fn retry_later(
+    session: &mut Session,
+    status: u16,
+    message: &str,
+    wait: Duration,
+) -> Result<u16> {
+    let body = bytes::Bytes::from(format!("pixgate: {message}\n"));
+    let mut resp = ResponseHeader::build(status, Some(5))?;
     resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
@@ -182,7 +199,7 @@ pub async fn too_many(session: &mut Session, wait: Duration, rec: &mut Record) -
     headers::forward_response(&mut resp)?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
-    Ok(429)
+    Ok(status)
 }
 
 /// Answers `status` with a plain-text message (never cached).

@@ -89,6 +89,7 @@ impl State {
             settings_fingerprint: crate::cache::key::fingerprint(&settings),
             pool: Pool::new(
                 l.max_concurrent_transforms,
+                l.max_queued_transforms,
                 l.queue_timeout.get(),
                 l.transform_timeout.get(),
             ),
