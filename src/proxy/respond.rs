@@ -143,6 +143,8 @@ pub async fn entry(
         resp.insert_header(header::AGE, age.to_string())?;
     }
     headers::forward_response(&mut resp)?;
+    // An image answer is an image: no browser may sniff it into HTML (polyglot files).
+    resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
     if let Some(name) = &st.cfg.cache.status_header {
         resp.insert_header(name.clone(), status.as_str())?;
     }
@@ -237,6 +239,7 @@ pub async fn stream_through(
             header::VARY,
             headers::vary_with(&up.header.headers, "Accept"),
         )?;
+        resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
         if st.cfg.images.debug_header {
             resp.insert_header("x-pixgate", format!("original; reason={}", r.label()))?;
         }

@@ -125,6 +125,21 @@ impl Pixgate {
         std::fs::read_to_string(p).unwrap_or_default()
     }
 
+    /// The process id (for /proc figures such as peak RSS).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Everything the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
         Self::stderr_of(&self.dir.path().join("stderr.log"))
