@@ -6,28 +6,12 @@
 
 mod common;
 
-use common::{client, metric, Pixgate, Route, TestOrigin, CHROME, FIREFOX, SAFARI};
+use common::{client, metric, photo, Pixgate, Route, TestOrigin, CHROME, FIREFOX, SAFARI};
 use pixgate::config::Dur;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const UA: &str = "SecretAgent/7.1 (pixgate-metering-test)";
-
-fn photo(w: u32, h: u32, seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        let n = ((x * 7 + y * 13) % 17) as u8;
-        image::Rgb([
-            (x % 256) as u8 ^ n,
-            (y % 256) as u8,
-            seed.wrapping_add(n * 3),
-        ])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
-        .encode_image(&img)
-        .unwrap();
-    out
-}
 
 fn png(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbaImage::from_fn(w, h, |x, y| {

@@ -4,30 +4,14 @@
 
 mod common;
 
-use common::{client, metric, Pixgate, Route, TestOrigin, CHROME};
+use common::{client, metric, photo, Pixgate, Route, TestOrigin, CHROME};
 use pixgate::config::Overload;
-
-fn photo(seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(640, 480, |x, y| {
-        let n = ((x * 31 + y * 17) % 23) as u8;
-        image::Rgb([
-            (x % 256) as u8 ^ n,
-            (y % 256) as u8,
-            seed.wrapping_add(n * 5),
-        ])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&img)
-        .unwrap();
-    out
-}
 
 const N: usize = 8;
 
 /// Starts an origin with N distinct photos and a pixgate with 1 slot and a queue of 1.
 fn setup(overload: Overload) -> (TestOrigin, Pixgate, Vec<Vec<u8>>) {
-    let photos: Vec<Vec<u8>> = (0..N as u8).map(photo).collect();
+    let photos: Vec<Vec<u8>> = (0..N as u8).map(|s| photo(640, 480, s)).collect();
     let routes: Vec<(String, Route)> = photos
         .iter()
         .enumerate()

@@ -8,22 +8,6 @@ use common::*;
 use image::GenericImageView;
 use std::time::{Duration, Instant};
 
-fn photo(seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(400, 300, |x, y| {
-        let n = ((x * 7 + y * 13) % 17) as u8;
-        image::Rgb([
-            (x % 256) as u8 ^ n,
-            (y % 256) as u8,
-            seed.wrapping_add(n * 3),
-        ])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
-        .encode_image(&img)
-        .unwrap();
-    out
-}
-
 const RULES: &str = r#"presets:
   thumb: "w=50&h=50&fit=cover"
 rules:
@@ -47,7 +31,9 @@ rules:
 "#;
 
 fn origin() -> TestOrigin {
-    let r = |seed| Route::ok("image/jpeg", photo(seed)).header("cache-control", "max-age=3600");
+    let r = |seed| {
+        Route::ok("image/jpeg", photo(400, 300, seed)).header("cache-control", "max-age=3600")
+    };
     TestOrigin::start(vec![
         ("/photos/a.jpg", r(1)),
         ("/photos/special/a.jpg", r(1)),
@@ -119,7 +105,7 @@ async fn the_most_specific_rule_applies_its_policy() {
     let r = get(&px.url("/raw/a.jpg"), Some(CHROME)).await;
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert!(!r.headers().contains_key("x-pixgate"));
-    assert_eq!(r.bytes().await.unwrap(), photo(1));
+    assert_eq!(r.bytes().await.unwrap(), photo(400, 300, 1));
 
     // Signed-only paths refuse URL transforms but still re-encode.
     let r = get(&px.url("/locked/a.jpg?w=10"), None).await;
@@ -261,7 +247,7 @@ async fn source_format_rules_apply_after_the_fetch() {
         .write_to(&mut std::io::Cursor::new(&mut gif), image::ImageFormat::Gif)
         .unwrap();
     let o = TestOrigin::start(vec![
-        ("/mixed/a.jpg", Route::ok("image/jpeg", photo(2))),
+        ("/mixed/a.jpg", Route::ok("image/jpeg", photo(400, 300, 2))),
         ("/mixed/b.png", Route::ok("image/png", png)),
         ("/mixed/c.gif", Route::ok("image/gif", gif.clone())),
     ]);

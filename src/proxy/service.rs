@@ -321,12 +321,7 @@ impl ProxyHttp for Pixgate {
     /// `log.access.paths` allows, never the Host or client address.
     fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
         let req = session.req_header();
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let (host, path) = host_and_path(req);
         format!(
             "{} ({}) route {}",
             req.method,
@@ -344,12 +339,7 @@ impl ProxyHttp for Pixgate {
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let (host, path) = host_and_path(req);
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -364,6 +354,16 @@ impl ProxyHttp for Pixgate {
         };
         ctx.rec.finish(&self.state.telemetry, done);
     }
+}
+
+/// The Host header (empty when absent) and the path with its query, as the client sent them.
+fn host_and_path(req: &RequestHeader) -> (&str, &str) {
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    (host, req.uri.path_and_query().map_or("/", |p| p.as_str()))
 }
 
 /// The `kind` label of a proxy-route upstream failure.

@@ -370,6 +370,8 @@ pub const PINGORA_VERSION: &str = "0.9.1";
 /// The status class label (`2xx`...) for a status code.
 pub fn status_class(code: u16) -> &'static str {
     match code {
+        // No response: the client went away first (or the connection broke before one).
+        0 => "aborted",
         100..=199 => "1xx",
         200..=299 => "2xx",
         300..=399 => "3xx",

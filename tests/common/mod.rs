@@ -286,6 +286,24 @@ pub fn decode(bytes: &[u8]) -> image::DynamicImage {
     image::load_from_memory(bytes).expect("output decodes")
 }
 
+/// A `w` × `h` photo-like JPEG (quality 92) with a fine texture; `seed` varies its colours,
+/// so equal arguments give equal bytes and different seeds different images.
+pub fn photo(w: u32, h: u32, seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let n = ((x * 7 + y * 13) % 17) as u8;
+        image::Rgb([
+            (x % 256) as u8 ^ n,
+            (y % 256) as u8,
+            seed.wrapping_add(n * 3),
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode_image(&img)
+        .expect("encode");
+    out
+}
+
 /// Reads a committed fixture.
 pub fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
