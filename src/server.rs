@@ -4,6 +4,7 @@ use crate::admin::Admin;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::demo;
+use crate::proxy::deadline::Guarded;
 use crate::proxy::origin::{Origin, OriginTarget};
 use crate::proxy::{Pixgate, State};
 use crate::telemetry::metrics;
@@ -177,7 +178,12 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
             limits: state.limits.clone(),
         },
     ));
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Pixgate::new(state));
+    let header_timeout = state.cfg.limits.header_timeout.get();
+    let app = pingora::proxy::http_proxy(&server.configuration, Pixgate::new(state));
+    let mut proxy = Service::new(
+        "pixgate proxy".to_string(),
+        Guarded::new(app, header_timeout),
+    );
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     server.add_service(background_service(

@@ -152,6 +152,56 @@ fn jpeg_with_huge_icc(n: usize) -> Vec<u8> {
 }
 
 #[tokio::test]
+async fn svg_is_refused_on_both_paths_when_the_config_says_reject() {
+    let origin = TestOrigin::start(vec![("/logo.svg", Route::ok("image/svg+xml", SVG))]);
+    let px = Pixgate::start_with(&origin, |c| {
+        c.images.svg = pixgate::config::SvgPolicy::Reject;
+    });
+    for accept in [None, Some(CHROME)] {
+        let r = common::get(&px.url("/logo.svg"), accept).await;
+        assert_eq!(r.status(), 403, "{accept:?}");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        let body = r.text().await.unwrap();
+        assert!(body.contains("SVG is not served"), "{body}");
+        assert!(!body.contains("script"), "none of the SVG's bytes");
+    }
+}
+
+/// A progressive JPEG whose smallest scan is repeated until it has `n` scans in all.
+fn many_scans_jpeg(n: usize) -> Vec<u8> {
+    let j = common::fixture("progressive.jpg");
+    // Walk the segments; each scan is its SOS header plus its entropy-coded data.
+    let mut scans: Vec<(usize, usize)> = Vec::new();
+    let mut i = 2;
+    while i + 4 <= j.len() && j[i] == 0xFF {
+        let marker = j[i + 1];
+        let len = usize::from(u16::from_be_bytes([j[i + 2], j[i + 3]]));
+        let start = i;
+        i += 2 + len;
+        if marker == 0xDA {
+            while i + 1 < j.len()
+                && !(j[i] == 0xFF && j[i + 1] != 0 && !(0xD0..=0xD7).contains(&j[i + 1]))
+            {
+                i += 1;
+            }
+            scans.push((start, i));
+        }
+    }
+    assert!(scans.len() > 1, "the fixture is progressive");
+    let (a, b) = *scans.iter().min_by_key(|(a, b)| b - a).expect("a scan");
+    let mut out = j[..b].to_vec();
+    for _ in scans.len()..n {
+        out.extend_from_slice(&j[a..b]);
+    }
+    out.extend_from_slice(&j[b..]);
+    assert_eq!(pixgate::image::probe::jpeg_scans(&out), n);
+    out
+}
+
+#[tokio::test]
 async fn hostile_images_get_the_original_or_a_clean_transform_and_memory_stays_bounded() {
     let html = b"<html><script>alert(1)</script></html>";
     let mut polyglot = small_jpeg()[..20].to_vec();
@@ -180,6 +230,7 @@ async fn hostile_images_get_the_original_or_a_clean_transform_and_memory_stays_b
         ("/jpeg-5mb-icc.jpg", "image/jpeg", jpeg_with_huge_icc(80)),
         ("/gif-2000-frames.gif", "image/gif", many_frames_gif(2000)),
         ("/polyglot.jpg", "image/jpeg", polyglot),
+        ("/jpeg-3000-scans.jpg", "image/jpeg", many_scans_jpeg(3000)),
     ];
     let routes: Vec<(&str, Route)> = cases
         .iter()
@@ -230,6 +281,10 @@ async fn hostile_images_get_the_original_or_a_clean_transform_and_memory_stays_b
         "original; reason=animated"
     );
     assert!(note("/polyglot.jpg").await.starts_with("original"));
+    assert_eq!(
+        note("/jpeg-3000-scans.jpg").await,
+        "original; reason=too_many_scans"
+    );
     assert_eq!(px.admin_get("/healthz").await.0, 200);
     let peak = px.peak_rss_kib();
     assert!(peak > 0 && peak < 400 * 1024, "peak RSS {peak} KiB");

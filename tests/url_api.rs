@@ -162,6 +162,7 @@ async fn the_ssrf_battery_is_refused() {
                 headers: vec![("location".into(), "http://10.0.0.1/x.jpg".into())],
                 body: bytes::Bytes::new(),
                 chunked: false,
+                delay: None,
             },
         ),
         (
@@ -171,6 +172,7 @@ async fn the_ssrf_battery_is_refused() {
                 headers: vec![("location".into(), "/a.jpg".into())],
                 body: bytes::Bytes::new(),
                 chunked: false,
+                delay: None,
             },
         ),
     ]);
@@ -270,6 +272,7 @@ async fn oversized_and_non_image_sources_are_refused() {
                 headers: vec![],
                 body: bytes::Bytes::new(),
                 chunked: false,
+                delay: None,
             },
         ),
     ]);

@@ -21,6 +21,11 @@ pub struct CacheConfig {
     /// Freshness when the origin sends no `Cache-Control` max-age / s-maxage and no `Expires`.
     /// Default `1h`.
     pub default_ttl: Dur,
+    /// How long past its freshness a variant is kept to stand in for a failing origin
+    /// (connect errors, timeouts, 5xx), when the origin's `Cache-Control` has no
+    /// `stale-if-error=N` of its own (RFC 5861; the origin's value wins). Never past
+    /// `max_retention`. Default `0s` (only what the origin allows).
+    pub stale_if_error: Dur,
     /// Remove an entry after this long without a hit (memory and disk). Default: off.
     pub idle_ttl: Option<Dur>,
     /// How often the sweeper removes expired entries from memory and disk. At most `1s`.
@@ -51,6 +56,7 @@ impl Default for CacheConfig {
             enabled: true,
             max_retention: Dur::secs(24 * 3600),
             default_ttl: Dur::secs(3600),
+            stale_if_error: Dur::secs(0),
             idle_ttl: None,
             sweep_interval: Dur::millis(250),
             status_header: Some("X-Cache".into()),

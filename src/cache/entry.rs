@@ -21,7 +21,10 @@ pub struct Entry {
     pub source: Source,
     /// When its source was fetched: the start of its retention.
     pub created: SystemTime,
-    /// When it stops being servable (at most `created + max_retention`).
+    /// Until when it is fresh: served as a hit before this, and after it only in place of an
+    /// origin error (`stale-if-error`) until `expires`. At most `expires`.
+    pub fresh_until: SystemTime,
+    /// When it stops being servable at all and is removed (at most `created + max_retention`).
     pub expires: SystemTime,
     /// The origin's `Age` when it was fetched, in seconds.
     pub origin_age: u64,
@@ -43,6 +46,11 @@ impl Entry {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
+    /// Whether it may be served as a hit at `now` (not only as a stale stand-in).
+    pub fn fresh(&self, now: SystemTime) -> bool {
+        now < self.fresh_until
+    }
+
     /// The `Age` to send at `now`.
     pub fn age(&self, now: SystemTime) -> u64 {
         self.origin_age
@@ -57,6 +65,7 @@ impl Entry {
         let mut w = Vec::with_capacity(256);
         put_u64(&mut w, millis(self.created));
         put_u64(&mut w, millis(self.expires));
+        put_u64(&mut w, millis(self.fresh_until));
         put_u64(&mut w, self.origin_age);
         put_u64(&mut w, self.source_bytes);
         put_bytes(&mut w, self.source_format.as_bytes());
@@ -76,6 +85,7 @@ impl Entry {
     pub fn decode_meta(mut r: &[u8], body: Bytes) -> Option<Entry> {
         let created = from_millis(get_u64(&mut r)?);
         let expires = from_millis(get_u64(&mut r)?);
+        let fresh_until = from_millis(get_u64(&mut r)?);
         let origin_age = get_u64(&mut r)?;
         let source_bytes = get_u64(&mut r)?;
         let source_format = get_string(&mut r)?;
@@ -103,6 +113,7 @@ impl Entry {
             note,
             source: Source { host, path },
             created,
+            fresh_until,
             expires,
             origin_age,
             source_bytes,
@@ -170,6 +181,7 @@ pub(crate) mod tests {
                 path: path.into(),
             },
             created,
+            fresh_until: created + ttl,
             expires: created + ttl,
             origin_age: 3,
             source_bytes: 12_345,

@@ -197,9 +197,22 @@ impl Cache {
         self.epoch.load(Ordering::SeqCst)
     }
 
-    /// Looks `key` up in memory, then on disk (promoting a disk hit to memory).
+    /// A fresh entry for `key`: in memory, then on disk (promoting a disk hit to memory).
     pub async fn get(&self, key: &Key) -> Option<(Arc<Entry>, Tier)> {
         let now = SystemTime::now();
+        self.lookup(key, now).await.filter(|(e, _)| e.fresh(now))
+    }
+
+    /// An entry for `key` past its freshness but inside its `stale-if-error` window (and so
+    /// inside `max_retention`), to stand in for a failed origin.
+    pub async fn get_stale(&self, key: &Key) -> Option<Arc<Entry>> {
+        let now = SystemTime::now();
+        let (e, _) = self.lookup(key, now).await?;
+        (!e.fresh(now)).then_some(e)
+    }
+
+    /// Any servable entry for `key`, fresh or stale.
+    async fn lookup(&self, key: &Key, now: SystemTime) -> Option<(Arc<Entry>, Tier)> {
         if let Some(e) = self.memory.get(key, now) {
             if let Some(d) = &self.disk {
                 d.touch(key, now);

@@ -152,6 +152,18 @@ pub fn expires_at(fetched_at: SystemTime, ttl: Duration, max_retention: Duration
     fetched_at + ttl.min(max_retention)
 }
 
+/// How long past its freshness an entry may stand in for a failed origin (RFC 5861
+/// `stale-if-error`): the origin's `stale-if-error=N` directive, else `default`. The entry's
+/// removal deadline is `fresh + this`, still capped by `max_retention` (see [`expires_at`]).
+pub fn stale_if_error(h: &HeaderMap, default: Duration) -> Duration {
+    directives(h)
+        .iter()
+        .find(|(k, _)| k == "stale-if-error")
+        .and_then(|(_, v)| v.as_deref())
+        .and_then(|v| v.trim_matches('"').parse::<u64>().ok())
+        .map_or(default, Duration::from_secs)
+}
+
 /// Whether an entry may still be served at `now`: before its expiry and, with an idle limit,
 /// used recently enough.
 pub fn servable(
@@ -190,6 +202,29 @@ mod tests {
 
     fn t0() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    #[test]
+    fn stale_if_error_window_comes_from_the_origin_then_the_default_and_stays_in_retention() {
+        let d = Duration::from_secs(30);
+        let w = |p: &[(&'static str, &'static str)]| stale_if_error(&h(p), d).as_secs();
+        assert_eq!(
+            w(&[("cache-control", "max-age=60, stale-if-error=600")]),
+            600
+        );
+        assert_eq!(
+            w(&[("cache-control", "max-age=60, Stale-If-Error=\"5\"")]),
+            5
+        );
+        assert_eq!(w(&[("cache-control", "max-age=60")]), 30);
+        assert_eq!(w(&[("cache-control", "stale-if-error=soon")]), 30);
+        assert_eq!(w(&[]), 30);
+        // Freshness plus the window never passes max_retention.
+        let r = Duration::from_secs(100);
+        let fresh = expires_at(t0(), Duration::from_secs(60), r);
+        let keep = expires_at(t0(), Duration::from_secs(60 + 600), r);
+        assert_eq!(fresh, t0() + Duration::from_secs(60));
+        assert_eq!(keep, t0() + r);
     }
 
     #[test]

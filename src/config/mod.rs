@@ -135,6 +135,21 @@ pub struct ImagesConfig {
     /// Add an `X-Pixgate` response header naming the outcome (format or fallback reason).
     /// Default `true`.
     pub debug_header: bool,
+    /// SVG (a document that can carry scripts) is never rendered: `sandbox` passes it through
+    /// untouched with a sandboxing `Content-Security-Policy` and `nosniff`; `reject` answers
+    /// `403` instead, on both paths. Default `sandbox`.
+    pub svg: SvgPolicy,
+}
+
+/// What happens to SVG responses.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SvgPolicy {
+    /// Pass through with a sandboxing CSP and `nosniff`.
+    #[default]
+    Sandbox,
+    /// Answer `403 Forbidden`; the SVG's bytes never reach the client.
+    Reject,
 }
 
 impl Default for ImagesConfig {
@@ -152,6 +167,7 @@ impl Default for ImagesConfig {
             jpeg: JpegConfig::default(),
             png: PngConfig::default(),
             debug_header: true,
+            svg: SvgPolicy::Sandbox,
         }
     }
 }
@@ -246,6 +262,18 @@ pub struct LimitsConfig {
     /// When the transform queue is full: `original` sends the source untouched (fail-open,
     /// reason `overloaded`), `reject` answers `503` with `Retry-After: 1`. Default `original`.
     pub overload: Overload,
+    /// Source image bytes that image requests may hold in memory at once, across all
+    /// requests (bodies being read, waiting for a slot, being transformed). A source that
+    /// would go past it is streamed through untouched instead (reason `buffer_budget`).
+    /// Default `512MiB`.
+    pub max_buffered_bytes: ByteSize,
+    /// A client must send a whole request header within this, counted from the connection's
+    /// accept (or, on a kept-alive connection, from the next request's first byte); past it
+    /// the connection is closed (slowloris). Default `10s`.
+    pub header_timeout: Dur,
+    /// A write to a client that makes no progress for this long ends its connection (slow
+    /// readers). Default `30s`.
+    pub client_write_timeout: Dur,
 }
 
 /// What a request gets when the transform queue is full.
@@ -268,6 +296,9 @@ impl Default for LimitsConfig {
             max_concurrent_transforms: 2,
             max_queued_transforms: 64,
             overload: Overload::Original,
+            max_buffered_bytes: ByteSize::mib(512),
+            header_timeout: Dur::secs(10),
+            client_write_timeout: Dur::secs(30),
         }
     }
 }
@@ -521,10 +552,23 @@ impl Config {
             16,
             16_384,
         );
-        if l.transform_timeout.get().is_zero() {
+        for (key, d) in [
+            ("limits.transform_timeout", l.transform_timeout),
+            ("limits.header_timeout", l.header_timeout),
+            ("limits.client_write_timeout", l.client_write_timeout),
+        ] {
+            if d.get().is_zero() {
+                p.push((key.into(), "must be greater than 0".into()));
+            }
+        }
+        if l.max_buffered_bytes.get() < l.max_source_bytes.get() {
             p.push((
-                "limits.transform_timeout".into(),
-                "must be greater than 0".into(),
+                "limits.max_buffered_bytes".into(),
+                format!(
+                    "must be at least limits.max_source_bytes ({}), got {}",
+                    l.max_source_bytes.get(),
+                    l.max_buffered_bytes.get()
+                ),
             ));
         }
         let mut seen = Vec::new();

@@ -44,11 +44,15 @@ pub enum Reason {
     RuleBypass,
     /// The transform queue was full (`limits.max_queued_transforms`).
     Overloaded,
+    /// Holding this source would pass `limits.max_buffered_bytes` (all requests together).
+    BufferBudget,
+    /// A progressive JPEG with more scans than [`probe::MAX_JPEG_SCANS`].
+    TooManyScans,
 }
 
 impl Reason {
     /// Every reason, for metric pre-registration and docs.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 17] = [
         Reason::NotSmaller,
         Reason::Truncated,
         Reason::Undecodable,
@@ -64,6 +68,8 @@ impl Reason {
         Reason::NoTransform,
         Reason::RuleBypass,
         Reason::Overloaded,
+        Reason::BufferBudget,
+        Reason::TooManyScans,
     ];
     /// The label used in metrics and headers.
     pub fn label(self) -> &'static str {
@@ -83,6 +89,8 @@ impl Reason {
             Reason::NoTransform => "no_transform",
             Reason::RuleBypass => "rule_bypass",
             Reason::Overloaded => "overloaded",
+            Reason::BufferBudget => "buffer_budget",
+            Reason::TooManyScans => "too_many_scans",
         }
     }
 }

@@ -48,6 +48,9 @@ pub fn probe(data: &[u8], format: SourceFormat, limits: HeaderLimits) -> Result<
     }
     match format {
         SourceFormat::Jpeg if !jpeg_complete(data) => return Err(Reason::Truncated),
+        SourceFormat::Jpeg if jpeg_scans(data) > MAX_JPEG_SCANS => {
+            return Err(Reason::TooManyScans)
+        }
         SourceFormat::Png if png_animated(data) => return Err(Reason::Animated),
         SourceFormat::Webp if webp_animated(data) => return Err(Reason::Animated),
         SourceFormat::Gif if gif_frames(data) > 1 => return Err(Reason::Animated),
@@ -98,6 +101,50 @@ pub fn jpeg_complete(d: &[u8]) -> bool {
         i += 2 + len;
     }
     false
+}
+
+/// Progressive JPEGs past this many scans are sent untouched: every scan makes the decoder
+/// walk the whole coefficient buffer again, so a small file with thousands of scans costs
+/// seconds of CPU (libjpeg-turbo's `-maxscans` guards against the same). Encoders write at most
+/// a few dozen (mozjpeg's scan optimisation: about 10; libjpeg's default script: 10).
+pub const MAX_JPEG_SCANS: usize = 100;
+
+/// Counts the scans (SOS segments) of a JPEG by walking its segments and skipping each scan's
+/// entropy-coded data (where `FF` is always followed by `00` or a restart marker), so an
+/// embedded thumbnail's markers inside APP segments are not counted.
+pub fn jpeg_scans(d: &[u8]) -> usize {
+    let mut scans = 0;
+    let mut i = 2; // after SOI
+    while i + 4 <= d.len() {
+        if d[i] != 0xFF {
+            return scans;
+        }
+        let marker = d[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        if marker == 0xD9 {
+            return scans;
+        }
+        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            i += 2;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([d[i + 2], d[i + 3]]));
+        i += 2 + len;
+        if marker == 0xDA {
+            scans += 1;
+            // Entropy-coded data runs to the next marker that is not a stuffed 00 or an RSTn.
+            while i + 1 < d.len() {
+                if d[i] == 0xFF && d[i + 1] != 0x00 && !(0xD0..=0xD7).contains(&d[i + 1]) {
+                    break;
+                }
+                i += 1;
+            }
+        }
+    }
+    scans
 }
 
 /// APNG files carry an `acTL` chunk before the first `IDAT`.
@@ -186,6 +233,20 @@ mod tests {
         j.extend_from_slice(&[0xFF, 0xD9]);
         assert!(jpeg_complete(&j));
         assert!(!jpeg_complete(&[0xFF, 0xD8, 0xFF]));
+    }
+
+    #[test]
+    fn jpeg_scans_are_counted_past_entropy_data_and_not_inside_app_segments() {
+        // SOI, APP1 holding a fake SOS, SOS + data with a stuffed FF00 and an RST, SOS, EOI.
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xDA, 0x00, 0x02];
+        j.extend_from_slice(&[
+            0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56,
+        ]);
+        j.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x78]);
+        j.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(jpeg_scans(&j), 2);
+        assert_eq!(jpeg_scans(&j[..16]), 1, "a cut file counts what it has");
+        assert_eq!(jpeg_scans(&[0xFF, 0xD8]), 0);
     }
 
     #[test]

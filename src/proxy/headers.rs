@@ -39,18 +39,22 @@ pub fn strip_request(req: &mut RequestHeader) {
 /// drawing renders and nothing in it runs when it is opened as a document.
 pub const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox";
 
-/// SVG is a document format that can carry scripts: pixgate never renders it, and sends it
-/// with [`SVG_CSP`] and `X-Content-Type-Options: nosniff`. Returns whether `resp` was an SVG.
-pub fn contain_svg(resp: &mut ResponseHeader) -> pingora::Result<bool> {
-    let svg = resp
-        .headers
+/// Whether a response is an SVG document (by its Content-Type).
+pub fn is_svg(resp: &ResponseHeader) -> bool {
+    resp.headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.trim_start()
                 .to_ascii_lowercase()
                 .starts_with("image/svg+xml")
-        });
+        })
+}
+
+/// SVG is a document format that can carry scripts: pixgate never renders it, and sends it
+/// with [`SVG_CSP`] and `X-Content-Type-Options: nosniff`. Returns whether `resp` was an SVG.
+pub fn contain_svg(resp: &mut ResponseHeader) -> pingora::Result<bool> {
+    let svg = is_svg(resp);
     if svg {
         resp.insert_header(header::CONTENT_SECURITY_POLICY, SVG_CSP)?;
         resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;

@@ -392,13 +392,31 @@ async fn fetch_remote_or_origin(st: &State, req: &Request) -> Result<Fetched> {
     let epoch = st.cache.epoch();
     let fetched_at = SystemTime::now();
     Ok(match guard.fetch(url.clone()).await {
-        Ok(r) => Fetched::Image(SourceImage {
-            header: r.header,
-            body: r.body,
-            format: r.format,
-            fetched_at,
-            epoch,
-        }),
+        Ok(r) => {
+            // The guard read the body under its own byte cap; keep it only within the budget.
+            let mut held = super::budget::Held::default();
+            if !st.budget.grow(&mut held, r.body.len() as u64) {
+                crate::telemetry::metrics::record_original(
+                    r.format.name(),
+                    Reason::BufferBudget,
+                    0,
+                    0,
+                );
+                return Ok(Fetched::Refused(crate::fetch::Refusal {
+                    status: 503,
+                    kind: "buffer_budget",
+                    message: "too many images in flight, try again".into(),
+                }));
+            }
+            Fetched::Image(SourceImage {
+                header: r.header,
+                body: r.body,
+                format: r.format,
+                fetched_at,
+                epoch,
+                held,
+            })
+        }
         Err(refusal) => Fetched::Refused(refusal),
     })
 }
@@ -551,11 +569,22 @@ async fn fill(
             Fetched::Image(s) => s,
             Fetched::Stream(up, chunks, reason) => {
                 drop(lead);
+                if up.header.status.as_u16() >= 500 {
+                    if let Some(e) = stale(st, key, "origin_5xx").await {
+                        rec.reason = Some("origin_5xx");
+                        return respond::entry(st, session, &e, CacheStatus::Stale, None, rec)
+                            .await;
+                    }
+                }
                 return respond::stream_through(st, session, up, chunks, reason, rec).await;
             }
             Fetched::Failed(e) => {
                 drop(lead);
                 rec.reason = Some(e.label());
+                if let Some(entry) = stale(st, key, "origin_error").await {
+                    return respond::entry(st, session, &entry, CacheStatus::Stale, None, rec)
+                        .await;
+                }
                 session.respond_error(e.status()).await?;
                 return Ok(e.status());
             }
@@ -563,6 +592,12 @@ async fn fill(
                 drop(lead);
                 metrics::REMOTE_REFUSALS.with_label_values(&[r.kind]).inc();
                 rec.reason = Some(r.kind);
+                if r.status >= 502 {
+                    if let Some(e) = stale(st, key, "origin_error").await {
+                        return respond::entry(st, session, &e, CacheStatus::Stale, None, rec)
+                            .await;
+                    }
+                }
                 return respond::error(session, r.status, &r.message).await;
             }
         },
@@ -697,6 +732,14 @@ async fn fill(
     respond::entry(st, session, &e, status, fallback, rec).await
 }
 
+/// The expired variant for `key` in place of a failed origin, when its `stale-if-error`
+/// window (inside `max_retention`) still holds it.
+async fn stale(st: &State, key: Option<Key>, cause: &'static str) -> Option<Arc<Entry>> {
+    let e = st.cache.get_stale(&key?).await?;
+    metrics::CACHE_STALE.with_label_values(&[cause]).inc();
+    Some(e)
+}
+
 /// Whether this outcome is a full queue that `limits.overload: reject` answers with 503.
 fn rejects(st: &State, o: &Outcome) -> bool {
     st.cfg.limits.overload == crate::config::Overload::Reject
@@ -804,6 +847,8 @@ impl Parts {
             }
         };
         let max_retention = st.cfg.cache.max_retention.get();
+        let ttl = self.ttl.unwrap_or_default();
+        let stale = policy::stale_if_error(&self.header, st.cfg.cache.stale_if_error.get());
         let e = Entry {
             headers,
             body,
@@ -811,11 +856,8 @@ impl Parts {
             note,
             source: self.source.clone(),
             created: self.fetched_at,
-            expires: policy::expires_at(
-                self.fetched_at,
-                self.ttl.unwrap_or_default(),
-                max_retention,
-            ),
+            fresh_until: policy::expires_at(self.fetched_at, ttl, max_retention),
+            expires: policy::expires_at(self.fetched_at, ttl.saturating_add(stale), max_retention),
             source_bytes: n as u64,
             source_format: self.format.name().to_string(),
             origin_age: self

@@ -2,7 +2,9 @@
 //! examines, origin fetching for those, and response writing. Pixel work lives in
 //! [`crate::image`]; this module only moves bytes and headers.
 
+pub mod budget;
 pub mod candidate;
+pub mod deadline;
 pub mod headers;
 pub mod image_path;
 pub mod origin;

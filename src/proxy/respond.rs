@@ -38,6 +38,8 @@ pub enum CacheStatus {
     Miss,
     /// Not cacheable (request or response), or the cache is off.
     Bypass,
+    /// An expired entry served because the origin failed (`stale-if-error`).
+    Stale,
 }
 
 impl CacheStatus {
@@ -47,6 +49,7 @@ impl CacheStatus {
             CacheStatus::Hit => "HIT",
             CacheStatus::Miss => "MISS",
             CacheStatus::Bypass => "BYPASS",
+            CacheStatus::Stale => "STALE",
         }
     }
     fn label(self) -> &'static str {
@@ -54,6 +57,7 @@ impl CacheStatus {
             CacheStatus::Hit => "hit",
             CacheStatus::Miss => "miss",
             CacheStatus::Bypass => "bypass",
+            CacheStatus::Stale => "stale",
         }
     }
 }
@@ -139,7 +143,7 @@ pub async fn entry(
         resp.insert_header(header::CONTENT_LENGTH, e.body.len().to_string())?;
     }
     let age = e.age(SystemTime::now());
-    if status == CacheStatus::Hit || e.origin_age > 0 {
+    if matches!(status, CacheStatus::Hit | CacheStatus::Stale) || e.origin_age > 0 {
         resp.insert_header(header::AGE, age.to_string())?;
     }
     headers::forward_response(&mut resp)?;
@@ -227,6 +231,10 @@ pub async fn stream_through(
     reason: Option<Reason>,
     rec: &mut Record,
 ) -> Result<u16> {
+    if st.cfg.images.svg == crate::config::SvgPolicy::Reject && headers::is_svg(&up.header) {
+        rec.reason = Some("svg_rejected");
+        return error(session, 403, "SVG is not served here").await;
+    }
     let mut resp = up.header.clone();
     headers::strip_response(&mut resp);
     // An HTTP/1.0 origin's body may be close-delimited; chunked framing needs HTTP/1.1.

@@ -50,6 +50,8 @@ pub struct State {
     pub telemetry: Arc<Telemetry>,
     /// Rate limiters and trusted proxies.
     pub limits: Arc<crate::ratelimit::RateLimits>,
+    /// Source bytes image requests may hold at once (`limits.max_buffered_bytes`).
+    pub budget: super::budget::Budget,
 }
 
 impl State {
@@ -99,6 +101,7 @@ impl State {
                 max_dimension: l.max_source_dimension,
             },
             connector: Connector::new(None),
+            budget: super::budget::Budget::new(l.max_buffered_bytes.get()),
             origin,
             cfg,
         }
@@ -163,10 +166,15 @@ fn is_html(resp: &ResponseHeader) -> bool {
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
 }
 
+/// The body of the 403 that replaces an SVG under `images.svg: reject`.
+const SVG_REFUSED: &[u8] = b"SVG is not served here\n";
+
 /// Per-request state: its telemetry record.
 #[derive(Debug)]
 pub struct Ctx {
     rec: Record,
+    /// The origin's SVG is being replaced by a 403 (`images.svg: reject`).
+    svg_refused: bool,
     /// When the proxy route's upstream request was sent.
     sent: Option<std::time::Instant>,
 }
@@ -179,6 +187,7 @@ impl ProxyHttp for Pixgate {
         Ctx {
             rec: Record::start(self.state.telemetry.per_request),
             sent: None,
+            svg_refused: false,
         }
     }
 
@@ -187,6 +196,8 @@ impl ProxyHttp for Pixgate {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // A client that stops reading cannot pin a response (and its buffers) for ever.
+        session.set_write_timeout(Some(self.state.cfg.limits.client_write_timeout.get()));
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -266,6 +277,20 @@ impl ProxyHttp for Pixgate {
         Ok(())
     }
 
+    fn response_body_filter(
+        &self,
+        _s: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if ctx.svg_refused {
+            // The SVG's bytes are dropped; the refusal's text goes out once, at the end.
+            *body = end.then(|| bytes::Bytes::from_static(SVG_REFUSED));
+        }
+        Ok(None)
+    }
+
     fn upstream_response_body_filter(
         &self,
         _s: &mut Session,
@@ -283,8 +308,18 @@ impl ProxyHttp for Pixgate {
         &self,
         _s: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
+        if self.state.cfg.images.svg == crate::config::SvgPolicy::Reject && headers::is_svg(resp) {
+            // The header is not sent yet: turn it into a 403 whose body replaces the SVG's.
+            let mut refused = ResponseHeader::build(403, Some(4))?;
+            refused.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+            refused.insert_header(http::header::CONTENT_LENGTH, SVG_REFUSED.len().to_string())?;
+            refused.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+            *resp = refused;
+            ctx.svg_refused = true;
+            ctx.rec.reason = Some("svg_rejected");
+        }
         self.state.advertise_hints(resp)?;
         headers::contain_svg(resp)?;
         headers::forward_response(resp)

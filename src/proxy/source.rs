@@ -25,6 +25,8 @@ pub struct SourceImage {
     pub fetched_at: SystemTime,
     /// The cache's purge epoch before the fetch.
     pub epoch: u64,
+    /// Its share of `limits.max_buffered_bytes`, released with it.
+    pub held: super::budget::Held,
 }
 
 /// What fetching the origin gave. One lives per request, briefly: boxing buys nothing.
@@ -107,6 +109,15 @@ pub async fn fetch(st: &State, req: &RequestHeader) -> Result<Fetched> {
         record_original(format.name(), Reason::TooLarge, 0, 0);
         return Ok(Fetched::Stream(up, chunks, Some(Reason::TooLarge)));
     }
+    // The declared length is reserved up front; without one, the budget grows per chunk.
+    let mut held = super::budget::Held::default();
+    if !st
+        .budget
+        .grow(&mut held, declared.unwrap_or(0).max(total as u64))
+    {
+        record_original(format.name(), Reason::BufferBudget, 0, 0);
+        return Ok(Fetched::Stream(up, chunks, Some(Reason::BufferBudget)));
+    }
     while !eof {
         let chunk = match up.session.read_response_body().await {
             Ok(c) => c,
@@ -121,6 +132,10 @@ pub async fn fetch(st: &State, req: &RequestHeader) -> Result<Fetched> {
                 if total > max {
                     record_original(format.name(), Reason::TooLarge, 0, 0);
                     return Ok(Fetched::Stream(up, chunks, Some(Reason::TooLarge)));
+                }
+                if !st.budget.grow(&mut held, total as u64) {
+                    record_original(format.name(), Reason::BufferBudget, 0, 0);
+                    return Ok(Fetched::Stream(up, chunks, Some(Reason::BufferBudget)));
                 }
             }
             None => eof = true,
@@ -139,6 +154,7 @@ pub async fn fetch(st: &State, req: &RequestHeader) -> Result<Fetched> {
         format,
         fetched_at,
         epoch,
+        held,
     }))
 }
 

@@ -111,6 +111,35 @@ pub static RATE_LIMITED: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+/// Connections closed because a request header was not complete within
+/// `limits.header_timeout` (slowloris).
+pub static HEADER_TIMEOUTS: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "pixgate_header_timeouts_total",
+        "Connections closed because a request header took longer than limits.header_timeout"
+    )
+    .expect("metric registers once")
+});
+
+/// Source bytes held in memory by image requests now (the `limits.max_buffered_bytes` budget).
+pub static BUFFERED_BYTES: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "pixgate_buffered_bytes",
+        "Source image bytes held in memory by requests now (limits.max_buffered_bytes)"
+    )
+    .expect("metric registers once")
+});
+
+/// Expired variants served because the origin failed (`stale-if-error`), by cause.
+pub static CACHE_STALE: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_cache_stale_served_total",
+        "Expired variants served within their stale-if-error window because the origin failed",
+        &["cause"]
+    )
+    .expect("metric registers once")
+});
+
 /// Keys the rate limiters hold now, by scope (`ip`: client addresses, in memory only).
 pub static RATE_LIMIT_KEYS: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
@@ -436,7 +465,7 @@ pub fn init() {
         REQUESTS.with_label_values(&["proxy", status, "none"]);
         REQUESTS.with_label_values(&["admin", status, "none"]);
         for route in ["image", "api"] {
-            for cache in ["hit", "miss", "bypass", "none"] {
+            for cache in ["hit", "miss", "bypass", "stale", "none"] {
                 REQUESTS.with_label_values(&[route, status, cache]);
             }
         }
@@ -469,9 +498,14 @@ pub fn init() {
     ] {
         ORIGIN_ERRORS.with_label_values(&[kind]);
     }
-    for status in ["hit", "miss", "bypass"] {
+    for status in ["hit", "miss", "bypass", "stale"] {
         CACHE_REQUESTS.with_label_values(&[status]);
     }
+    for cause in ["origin_error", "origin_5xx"] {
+        CACHE_STALE.with_label_values(&[cause]);
+    }
+    Lazy::force(&HEADER_TIMEOUTS);
+    Lazy::force(&BUFFERED_BYTES);
     for tier in ["memory", "disk"] {
         CACHE_HITS.with_label_values(&[tier]);
         CACHE_BYTES.with_label_values(&[tier]);

@@ -26,6 +26,8 @@ pub struct Route {
     pub body: Bytes,
     /// Send the body as several chunks with no Content-Length (chunked encoding).
     pub chunked: bool,
+    /// Wait this long before answering (a slow or hanging origin).
+    pub delay: Option<std::time::Duration>,
 }
 
 impl Route {
@@ -36,6 +38,7 @@ impl Route {
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
             chunked: false,
+            delay: None,
         }
     }
     /// Adds a header.
@@ -46,6 +49,11 @@ impl Route {
     /// Sends the body chunked.
     pub fn chunked(mut self) -> Route {
         self.chunked = true;
+        self
+    }
+    /// Answers only after `d`.
+    pub fn delayed(mut self, d: std::time::Duration) -> Route {
+        self.delay = Some(d);
         self
     }
 }
@@ -129,6 +137,13 @@ impl TestOrigin {
         TestOrigin { addr, shared }
     }
 
+    /// Replaces (or adds) the route for `path` while the origin runs.
+    pub fn set_route(&self, path: &str, r: Route) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.routes.insert(path.to_string(), r);
+        }
+    }
+
     /// Requests seen for `path` (path without query).
     pub fn hits(&self, path: &str) -> usize {
         self.shared
@@ -198,6 +213,9 @@ async fn handle(sh: Arc<Mutex<Shared>>, req: Request<Incoming>) -> Result<Resp, 
             .header("x-origin", "echo")
             .body(Full(Bytes::from(out)).boxed())
             .expect("response"));
+    }
+    if let Some(d) = route.as_ref().and_then(|r| r.delay) {
+        tokio::time::sleep(d).await;
     }
     let Some(r) = route else {
         return Ok(Response::builder()

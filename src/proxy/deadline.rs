@@ -1,0 +1,336 @@
+//! A total deadline on every request header a client sends, against slowloris.
+//!
+//! pingora times out each *read* of a request header (60 s), not the whole header: a client
+//! that sends one byte every 59 s holds its connection for ever. pingora has no hook between
+//! accepting a connection and parsing its header, so the deadline lives in the transport:
+//! [`Guarded`] wraps the proxy's [`ServerApp`] and gives pingora each accepted stream inside a
+//! [`HeaderDeadline`], which watches the bytes it passes up for the blank line that ends a
+//! header.
+//!
+//! The clock of a header starts when the connection is accepted (first request) or when the
+//! first byte of the next request arrives on a kept-alive connection (the idle time between
+//! requests is pingora's keep-alive timeout). Past `limits.header_timeout` with the header
+//! still incomplete, the read fails with `TimedOut` and pingora closes the connection.
+//! Writes to slow readers are bounded separately, per write, by `limits.client_write_timeout`
+//! (pingora's own write timeout, set per request in the service).
+
+use crate::telemetry::metrics;
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{SslDigest, TlsRef};
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use pingora::server::ShutdownWatch;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Where a connection is in its current request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request header: the deadline runs.
+    Header,
+    /// The header is complete (a body may follow): no deadline.
+    Body,
+    /// A response was written; the next byte read starts the next header's deadline.
+    Idle,
+}
+
+/// Finds the end of an HTTP/1 header across reads: the empty line (`\n\n` or `\n\r\n`, which
+/// covers `\r\n\r\n`, the only form browsers send). `window` holds the last bytes seen.
+fn ends_header(window: &mut u32, bytes: &[u8]) -> bool {
+    for &b in bytes {
+        *window = (*window << 8) | u32::from(b);
+        if *window & 0xFFFF == 0x0A0A || *window & 0xFF_FFFF == 0x0A_0D0A {
+            return true;
+        }
+    }
+    false
+}
+
+/// An accepted stream with a header deadline (see the module docs).
+pub struct HeaderDeadline {
+    inner: Stream,
+    limit: Duration,
+    phase: Phase,
+    window: u32,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl HeaderDeadline {
+    /// Wraps a just-accepted stream: the first header's clock starts now.
+    pub fn new(inner: Stream, limit: Duration) -> HeaderDeadline {
+        HeaderDeadline {
+            inner,
+            limit,
+            phase: Phase::Header,
+            window: 0,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl std::fmt::Debug for HeaderDeadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderDeadline")
+            .field("inner", &self.inner)
+            .field("limit", &self.limit)
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+impl AsyncRead for HeaderDeadline {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        // Polled before the read so that a client that sends nothing still wakes us.
+        if this.phase == Phase::Header && this.sleep.as_mut().poll(cx).is_ready() {
+            metrics::HEADER_TIMEOUTS.inc();
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request header not complete within limits.header_timeout",
+            )));
+        }
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            let new = &buf.filled()[before..];
+            if !new.is_empty() {
+                if this.phase == Phase::Idle {
+                    this.phase = Phase::Header;
+                    this.window = 0;
+                    this.sleep.as_mut().reset(Instant::now() + this.limit);
+                }
+                if this.phase == Phase::Header && ends_header(&mut this.window, new) {
+                    this.phase = Phase::Body;
+                }
+            }
+        }
+        r
+    }
+}
+
+impl AsyncWrite for HeaderDeadline {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) && this.phase == Phase::Body {
+            this.phase = Phase::Idle;
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) && this.phase == Phase::Body {
+            this.phase = Phase::Idle;
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeaderDeadline {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HeaderDeadline {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeaderDeadline {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeaderDeadline {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeaderDeadline {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeaderDeadline {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, d: SocketDigest) {
+        self.inner.set_socket_digest(d)
+    }
+}
+
+#[async_trait]
+impl Peek for HeaderDeadline {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+/// A [`ServerApp`] that hands every accepted stream to `app` inside a [`HeaderDeadline`].
+pub struct Guarded<A> {
+    app: Arc<A>,
+    limit: Duration,
+}
+
+impl<A> Guarded<A> {
+    /// Wraps `app` with a header deadline of `limit`.
+    pub fn new(app: A, limit: Duration) -> Guarded<A> {
+        Guarded {
+            app: Arc::new(app),
+            limit,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let guarded: Stream = Box::new(HeaderDeadline::new(stream, self.limit));
+        self.app.process_new(guarded, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.app.cleanup().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn header_end_is_found_across_reads() {
+        let mut w = 0;
+        assert!(!ends_header(&mut w, b"GET / HTTP/1.1\r\nHost: a\r\n"));
+        assert!(!ends_header(&mut w, b"\r"));
+        assert!(ends_header(&mut w, b"\n"));
+        let mut w = 0;
+        assert!(ends_header(&mut w, b"GET / HTTP/1.0\n\n"));
+        let mut w = 0;
+        assert!(!ends_header(&mut w, b"GET / HTTP/1.1\r\nA: b\r\n"));
+        assert!(!ends_header(&mut w, b"X: \r\n y"));
+    }
+
+    /// A slow client over a real duplex pipe: the read fails at the deadline even though a
+    /// byte arrives more often than any per-read timeout would notice.
+    #[tokio::test]
+    async fn a_trickled_header_times_out_and_a_whole_one_does_not() {
+        let limit = Duration::from_millis(400);
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut s = HeaderDeadline::new(Box::new(server), limit);
+        let trickle = tokio::spawn(async move {
+            for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1234567890" {
+                if client.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let mut buf = vec![0u8; 256];
+        let t0 = Instant::now();
+        let err = loop {
+            match s.read(&mut buf).await {
+                Ok(0) => panic!("the client closed first"),
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        let took = t0.elapsed();
+        assert!(took >= limit && took < limit * 2, "{took:?}");
+        trickle.abort();
+
+        // A complete header disarms it; a response re-arms it for the next request only
+        // once that request's first byte arrives.
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut s = HeaderDeadline::new(Box::new(server), limit);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap_or_default();
+        let n = s.read(&mut buf).await.unwrap_or(0);
+        assert!(n > 0);
+        tokio::time::sleep(limit + Duration::from_millis(200)).await;
+        assert!(s
+            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .is_ok());
+        tokio::time::sleep(limit + Duration::from_millis(200)).await;
+        client
+            .write_all(b"GET /2 HTTP/1.1\r\n")
+            .await
+            .unwrap_or_default();
+        assert!(
+            s.read(&mut buf).await.is_ok_and(|n| n > 0),
+            "idle time is not counted"
+        );
+        let t1 = Instant::now();
+        let e = s.read(&mut buf).await.err().map(|e| e.kind());
+        assert_eq!(e, Some(io::ErrorKind::TimedOut));
+        let took = t1.elapsed();
+        assert!(took < limit * 2, "{took:?}");
+    }
+}
