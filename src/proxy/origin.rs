@@ -163,26 +163,46 @@ pub async fn send(
     peer: &HttpPeer,
     req: RequestHeader,
 ) -> Result<Upstream, FetchError> {
-    let (mut session, _reused) = connector
+    // A pooled connection that the origin closed while it sat idle breaks at once, before any
+    // byte of an answer: the request never got to the origin, so it goes again on another
+    // connection (as pingora's own proxy path does for reused connections). Fresh connections
+    // and timeouts are not retried.
+    for _ in 0..MAX_STALE_RETRIES {
+        match attempt(connector, peer, req.clone()).await {
+            Err((FetchError::Io, true)) => {
+                crate::telemetry::metrics::ORIGIN_RETRIES.inc();
+                continue;
+            }
+            other => return other.map_err(|(e, _)| e),
+        }
+    }
+    attempt(connector, peer, req).await.map_err(|(e, _)| e)
+}
+
+/// Stale pooled connections tried again before the last attempt.
+const MAX_STALE_RETRIES: usize = 2;
+
+/// One exchange up to the response header; on failure, whether the connection was reused.
+async fn attempt(
+    connector: &Connector,
+    peer: &HttpPeer,
+    req: RequestHeader,
+) -> Result<Upstream, (FetchError, bool)> {
+    let (mut session, reused) = connector
         .get_http_session(peer)
         .await
-        .map_err(|e| FetchError::of(&e, true))?;
+        .map_err(|e| (FetchError::of(&e, true), false))?;
+    let fail = |e: Box<pingora::Error>| (FetchError::of(&e, false), reused);
     session.set_read_timeout(peer.options.read_timeout);
     session
         .write_request_header(Box::new(req))
         .await
-        .map_err(|e| FetchError::of(&e, false))?;
-    session
-        .finish_request_body()
-        .await
-        .map_err(|e| FetchError::of(&e, false))?;
+        .map_err(fail)?;
+    session.finish_request_body().await.map_err(fail)?;
     loop {
-        session
-            .read_response_header()
-            .await
-            .map_err(|e| FetchError::of(&e, false))?;
+        session.read_response_header().await.map_err(fail)?;
         let Some(h) = session.response_header() else {
-            return Err(FetchError::Io);
+            return Err((FetchError::Io, reused));
         };
         if !h.status.is_informational() {
             let header = h.clone();

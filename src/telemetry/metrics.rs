@@ -140,6 +140,16 @@ pub static CACHE_STALE: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+/// Image-path origin requests sent again because a pooled connection had been closed by the
+/// origin while idle (the request had not reached it).
+pub static ORIGIN_RETRIES: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "pixgate_origin_stale_connection_retries_total",
+        "Origin requests sent again after a pooled connection turned out closed"
+    )
+    .expect("metric registers once")
+});
+
 /// Keys the rate limiters hold now, by scope (`ip`: client addresses, in memory only).
 pub static RATE_LIMIT_KEYS: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
@@ -505,6 +515,7 @@ pub fn init() {
         CACHE_STALE.with_label_values(&[cause]);
     }
     Lazy::force(&HEADER_TIMEOUTS);
+    Lazy::force(&ORIGIN_RETRIES);
     Lazy::force(&BUFFERED_BYTES);
     for tier in ["memory", "disk"] {
         CACHE_HITS.with_label_values(&[tier]);
