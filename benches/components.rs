@@ -18,19 +18,14 @@ use pixgate::request::options::Options;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use support::{sample, twelve_mp_jpeg};
+
+mod support;
 
 const LIMITS: HeaderLimits = HeaderLimits {
     max_pixels: 50_000_000,
     max_dimension: 16_384,
 };
-
-fn sample(name: &str) -> &'static [u8] {
-    pixgate::demo::SAMPLES
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.bytes)
-        .unwrap_or_default()
-}
 
 fn fit(w: u32, h: u32) -> ResizeSpec {
     ResizeSpec {
@@ -127,26 +122,6 @@ fn cache_tiers(c: &mut Criterion) {
                 .map(|e| e.body.len())
         })
     });
-}
-
-/// A 12 MP (4000×3000) photo-like JPEG made from the 2 MP demo photo, with grain.
-fn twelve_mp_jpeg() -> Vec<u8> {
-    let base = image::load_from_memory(sample("retina.jpg"))
-        .map(|i| i.resize_exact(4000, 3000, image::imageops::FilterType::Triangle))
-        .unwrap_or_else(|_| image::DynamicImage::new_rgb8(4000, 3000))
-        .into_rgb8();
-    let grainy = image::RgbImage::from_fn(4000, 3000, |x, y| {
-        let p = base.get_pixel(x, y).0;
-        let n = ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) % 17) as u8;
-        image::Rgb([
-            p[0].saturating_add(n),
-            p[1].saturating_add(n),
-            p[2].saturating_add(n),
-        ])
-    });
-    let mut out = Vec::new();
-    let _ = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&grainy);
-    out
 }
 
 fn decode_of(

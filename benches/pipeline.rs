@@ -10,6 +10,9 @@ use pixgate::request::accept::Accept;
 use pixgate::request::negotiate;
 use std::hint::black_box;
 use std::time::Duration;
+use support::twelve_mp_jpeg;
+
+mod support;
 
 const CHROME: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
 
@@ -61,34 +64,6 @@ fn transforms(c: &mut Criterion) {
         });
     }
     g.finish();
-}
-
-/// A 12 MP (4000×3000) photo-like JPEG: the 2 MP demo photo scaled up, with grain so the
-/// encoder and decoder see texture, at quality 90.
-fn twelve_mp_jpeg() -> Vec<u8> {
-    let photo = pixgate::demo::SAMPLES
-        .iter()
-        .find(|s| s.name == "retina.jpg")
-        .map(|s| s.bytes)
-        .unwrap_or_default();
-    let base = image::load_from_memory(photo)
-        .map(|i| i.resize_exact(4000, 3000, image::imageops::FilterType::Triangle))
-        .unwrap_or_else(|_| image::DynamicImage::new_rgb8(4000, 3000))
-        .into_rgb8();
-    let grainy = image::RgbImage::from_fn(4000, 3000, |x, y| {
-        let p = base.get_pixel(x, y).0;
-        let n = ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) % 17) as u8;
-        image::Rgb([
-            p[0].saturating_add(n),
-            p[1].saturating_add(n),
-            p[2].saturating_add(n),
-        ])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&grainy)
-        .expect("encode the 12 MP bench photo");
-    out
 }
 
 fn resize_12mp(c: &mut Criterion) {
