@@ -188,18 +188,18 @@ fn encode_per_effort(c: &mut Criterion) {
         };
         cases.push((format!("webp_method{method}"), OutputFormat::Webp, s));
     }
-    for progressive in [false, true] {
+    for (label, progressive, optimize_scans) in [
+        ("baseline", false, false),
+        ("progressive", true, false),
+        ("progressive_optimized_scans", true, true),
+    ] {
         let s = EncodeSettings {
             jpeg: JpegConfig {
                 progressive,
+                optimize_scans,
                 ..d.jpeg
             },
             ..base
-        };
-        let label = if progressive {
-            "progressive"
-        } else {
-            "baseline"
         };
         cases.push((format!("mozjpeg_{label}"), OutputFormat::Jpeg, s));
     }
@@ -219,7 +219,12 @@ fn encode_per_effort(c: &mut Criterion) {
             OutputFormat::Png => &alpha,
             _ => &photo,
         };
-        g.bench_with_input(BenchmarkId::new(label.as_str(), "photo"), img, |b, img| {
+        let input = if *format == OutputFormat::Png {
+            "alpha"
+        } else {
+            "photo"
+        };
+        g.bench_with_input(BenchmarkId::new(label.as_str(), input), img, |b, img| {
             b.iter(|| codec::encode(black_box(img), *format, s).map(|v| v.len()))
         });
         if matches!(format, OutputFormat::Avif | OutputFormat::Webp) {

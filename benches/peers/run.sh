@@ -189,6 +189,7 @@ EOF
 } > "$run/header.md"
 cat "$run/header.md"
 py="$venv/bin/python"
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in benches/peers/
 if [ "$what" = serve ]; then
   # For experiments by hand (perf, curl): everything up for $secs seconds, then stopped.
   echo "serving for ${secs}s: $(cat "$run/env.json")"

@@ -25,6 +25,8 @@ pub fn encode(img: &DynamicImage, c: JpegConfig) -> Result<Vec<u8>, String> {
     let mut comp = Compress::new(cs);
     comp.set_size(img.width() as usize, img.height() as usize);
     comp.set_quality(f32::from(c.quality));
+    // Before the progressive switch: mozjpeg builds its scan script from this setting.
+    comp.set_optimize_scans(c.optimize_scans);
     if c.progressive {
         comp.set_progressive_mode();
     }
