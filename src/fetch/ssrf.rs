@@ -163,22 +163,50 @@ impl SourceUrl {
         if auth.as_str().contains('@') {
             return Err("URLs with credentials are not allowed".into());
         }
-        let host = auth
-            .host()
+        let raw = auth.host();
+        let bracketed = raw.starts_with('[') && raw.ends_with(']');
+        let host = raw
             .trim_start_matches('[')
             .trim_end_matches(']')
             .trim_end_matches('.')
             .to_ascii_lowercase();
-        if host.is_empty() {
-            return Err(format!("`{s}` has no host"));
+        // http::Uri accepts stray brackets inside a name and an unparsable port (found by
+        // fuzzing): a host is a DNS name or a bracketed IPv6 literal, a port is a number.
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_';
+        let host_ok = if bracketed {
+            host.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            host.chars().all(name_ok)
+        };
+        if host.is_empty() || !host_ok {
+            return Err(format!("`{s}` has no valid host"));
         }
+        let port = match auth
+            .as_str()
+            .rsplit_once(']')
+            .map_or(auth.as_str(), |(_, p)| p)
+            .rsplit_once(':')
+        {
+            Some((_, p)) if !p.is_empty() => p
+                .parse::<u16>()
+                .map_err(|_| format!("`{s}` has an invalid port"))?,
+            _ => default_port,
+        };
+        // A URL with a query but no path (`http://h?x`) asks for `/?x`.
+        let path_and_query = match uri.query() {
+            Some(q) => format!("{}?{q}", uri.path()),
+            None => uri.path().to_string(),
+        };
+        let path_and_query = if path_and_query.starts_with('/') {
+            path_and_query
+        } else {
+            format!("/{path_and_query}")
+        };
         Ok(SourceUrl {
             scheme,
             host,
-            port: auth.port_u16().unwrap_or(default_port),
-            path_and_query: uri
-                .path_and_query()
-                .map_or("/".to_string(), |p| p.as_str().to_string()),
+            port,
+            path_and_query,
         })
     }
 

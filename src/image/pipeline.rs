@@ -168,6 +168,16 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     check()?;
     let mut image = decoded.image;
     if let Some(spec) = &t.resize {
+        // Enlarging (a single side, or `outside`) can ask for far more pixels than the source
+        // has: a 1x16384 strip at `w=4096&enlarge=1` would be 4096x67M. The output is held to
+        // the source limits.
+        let (w, h) = resize::geometry(image.width(), image.height(), spec).output();
+        if w > job.limits.max_dimension
+            || h > job.limits.max_dimension
+            || u64::from(w) * u64::from(h) > job.limits.max_pixels
+        {
+            return Err(Reason::TooManyPixels);
+        }
         image = resize::apply(image, spec)?;
         check()?;
     }

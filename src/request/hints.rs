@@ -36,10 +36,12 @@ impl Hints {
         Hints {
             dpr: header(h, &["sec-ch-dpr", "dpr"])
                 .and_then(|v| v.parse::<f32>().ok())
-                .filter(|d| d.is_finite() && *d > 0.0 && *d <= 10.0),
+                // The URL's `dpr` range, so the options' canonical form parses back.
+                .filter(|d| d.is_finite() && (0.1..=10.0).contains(d)),
             width: header(h, &["sec-ch-width", "width"])
                 .and_then(|v| v.parse::<u32>().ok())
-                .filter(|w| (1..=65_535).contains(w)),
+                // Rounded up to a step, it must still be a valid `w` (at most 65535).
+                .filter(|w| (1..=65_500).contains(w)),
             save_data: header(h, &["save-data"]).is_some_and(|v| v.eq_ignore_ascii_case("on")),
         }
     }

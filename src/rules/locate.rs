@@ -82,9 +82,30 @@ struct Line {
     key: Option<String>,
 }
 
+/// The lines of `text` as YAML, and so serde's error lines, count them: `\r\n`, `\n`, a lone
+/// `\r`, NEL, LS and PS each end one (`str::lines` knows only the first two, so a file with
+/// lone `\r`s had its semantic errors and its syntax errors numbered differently).
+fn yaml_lines(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut chars) = (0, text.char_indices().peekable());
+    while let Some((i, c)) = chars.next() {
+        if matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}') {
+            out.push(&text[start..i]);
+            start = i + c.len_utf8();
+            if c == '\r' && chars.next_if(|&(_, n)| n == '\n').is_some() {
+                start += 1;
+            }
+        }
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
 fn scan(text: &str) -> Vec<Line> {
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in yaml_lines(text).into_iter().enumerate() {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let indent = raw.len() - raw.trim_start_matches(' ').len();
         let mut rest = &raw[indent..];
@@ -314,6 +335,17 @@ rules:
         );
         assert_eq!(locate(DOC, &path(&[k("nope")])), None);
         assert_eq!(locate(DOC, &KeyPath::default()), None);
+    }
+
+    #[test]
+    fn lines_end_as_in_yaml() {
+        assert_eq!(
+            yaml_lines("a\r\nb\rc\nd\u{2028}e\n"),
+            ["a", "b", "c", "d", "e"]
+        );
+        let doc = "rules:\r- name: a\r  ttl: x\r";
+        let ttl = path(&[k("rules"), Seg::Index(0), k("ttl")]);
+        assert_eq!(locate(doc, &ttl), Some(3));
     }
 
     #[test]
