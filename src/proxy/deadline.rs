@@ -83,6 +83,13 @@ impl HeaderDeadline {
         }
     }
 
+    /// A response is going out: the next bytes read start the next request's header.
+    fn wrote(&mut self, r: &Poll<io::Result<usize>>) {
+        if matches!(r, Poll::Ready(Ok(n)) if *n > 0) && self.phase == Phase::Body {
+            self.phase = Phase::Idle;
+        }
+    }
+
     fn timed_out() -> Poll<io::Result<()>> {
         metrics::HEADER_TIMEOUTS.inc();
         Poll::Ready(Err(io::Error::new(
@@ -156,9 +163,7 @@ impl AsyncWrite for HeaderDeadline {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) && this.phase == Phase::Body {
-            this.phase = Phase::Idle;
-        }
+        this.wrote(&r);
         r
     }
 
@@ -177,9 +182,7 @@ impl AsyncWrite for HeaderDeadline {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) && this.phase == Phase::Body {
-            this.phase = Phase::Idle;
-        }
+        this.wrote(&r);
         r
     }
 
