@@ -18,7 +18,7 @@ use pixgate::request::options::Options;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use support::{sample, twelve_mp_jpeg};
+use support::{sample, twelve_mp_jpeg, webp_2mp};
 
 mod support;
 
@@ -135,18 +135,28 @@ fn decode_of(
 
 fn decode_and_resize(c: &mut Criterion) {
     let twelve = twelve_mp_jpeg();
-    let inputs: [(&str, &[u8], SourceFormat); 3] = [
+    let webp = webp_2mp();
+    let inputs: [(&str, &[u8], SourceFormat); 4] = [
         ("jpeg_2mp", sample("retina.jpg"), SourceFormat::Jpeg),
         ("jpeg_12mp", &twelve, SourceFormat::Jpeg),
         ("png_alpha", sample("chelsea-cutout.png"), SourceFormat::Png),
+        ("webp_2mp", &webp, SourceFormat::Webp),
     ];
+    let spec = fit(512, 512);
     let mut g = c.benchmark_group("decode");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     for (name, src, f) in inputs {
         g.bench_function(name, |b| b.iter(|| decode_of(black_box(src), f, None)));
+        // Decoding for a 512 px fit: JPEG at a DCT scale, WebP through libwebp's rescaler.
+        g.bench_function(format!("{name}_for_512"), |b| {
+            b.iter(|| decode_of(black_box(src), f, Some(&spec)))
+        });
     }
+    // The pure-Rust WebP decoder pixgate used before (the fallback for animations).
+    g.bench_function("webp_2mp_image_webp", |b| {
+        b.iter(|| image::load_from_memory(black_box(&webp)).map(|i| i.width()))
+    });
     g.finish();
-    let spec = fit(512, 512);
     let mut g = c.benchmark_group("resize_to_512_lanczos3");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     for (name, src, f) in inputs {
@@ -188,15 +198,18 @@ fn encode_per_effort(c: &mut Criterion) {
         };
         cases.push((format!("webp_method{method}"), OutputFormat::Webp, s));
     }
-    for (label, progressive, optimize_scans) in [
-        ("baseline", false, false),
-        ("progressive", true, false),
-        ("progressive_optimized_scans", true, true),
+    for (label, progressive, optimize_scans, trellis) in [
+        ("baseline", false, false, true),
+        ("progressive", true, false, true),
+        ("progressive_optimized_scans", true, true, true),
+        ("baseline_no_trellis", false, false, false),
+        ("progressive_no_trellis", true, false, false),
     ] {
         let s = EncodeSettings {
             jpeg: JpegConfig {
                 progressive,
                 optimize_scans,
+                trellis,
                 ..d.jpeg
             },
             ..base

@@ -28,3 +28,16 @@ pub fn twelve_mp_jpeg() -> Vec<u8> {
     let _ = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&grainy);
     out
 }
+
+/// The 2 MP demo photo as lossy WebP q90 (what the peer harness makes with `cwebp -q 90`).
+#[allow(dead_code)] // each bench is its own crate; only some use this
+pub fn webp_2mp() -> Vec<u8> {
+    let c = pixgate::config::WebpConfig {
+        quality: 90,
+        ..Default::default()
+    };
+    image::load_from_memory(sample("retina.jpg"))
+        .ok()
+        .and_then(|i| pixgate::image::codec::webp::encode(&i, c).ok())
+        .unwrap_or_default()
+}

@@ -49,6 +49,9 @@ pub fn decode_for(
         (SourceFormat::Jpeg, Some(spec)) => {
             dct_numerator(probe, orientation, spec).and_then(|n| jpeg_at_scale(data, n))
         }
+        // libwebp whole: 29 ms against 67-92 ms for the pure-Rust decoder on the 2 MP photo.
+        // Its rescaler was slower still (38 ms to 2x a 512 px fit), so the resize does that.
+        (SourceFormat::Webp, _) => webp_at_size(data, probe.width, probe.height),
         _ => None,
     };
     let mut img = match scaled {
@@ -72,23 +75,60 @@ pub fn decode_for(
     })
 }
 
+/// Decodes a still WebP with libwebp into `w`×`h` (its rescaler shrinks rows as they are
+/// decoded when that differs from the source size). `None` (decode with the image crate
+/// instead) for an animation or any libwebp error.
+fn webp_at_size(data: &[u8], w: u32, h: u32) -> Option<DynamicImage> {
+    use libwebp_sys as ffi;
+    // SAFETY: `config` is initialised by libwebp before use; the output buffer is ours, sized
+    // to exactly stride × height for the colourspace asked for, and outlives the call;
+    // `data` is only read.
+    unsafe {
+        let mut config: ffi::WebPDecoderConfig = std::mem::zeroed();
+        if !ffi::WebPInitDecoderConfig(&mut config) {
+            return None;
+        }
+        let status = ffi::WebPGetFeatures(data.as_ptr(), data.len(), &mut config.input);
+        if status != ffi::VP8StatusCode::VP8_STATUS_OK || config.input.has_animation != 0 {
+            return None;
+        }
+        let alpha = config.input.has_alpha != 0;
+        let channels: usize = if alpha { 4 } else { 3 };
+        let stride = w as usize * channels;
+        let mut px = vec![0u8; stride.checked_mul(h as usize)?];
+        if (w, h) != (config.input.width as u32, config.input.height as u32) {
+            config.options.use_scaling = 1;
+            config.options.scaled_width = i32::try_from(w).ok()?;
+            config.options.scaled_height = i32::try_from(h).ok()?;
+        }
+        config.output.colorspace = if alpha {
+            ffi::WEBP_CSP_MODE::MODE_RGBA
+        } else {
+            ffi::WEBP_CSP_MODE::MODE_RGB
+        };
+        config.output.is_external_memory = 1;
+        config.output.u.RGBA = ffi::WebPRGBABuffer {
+            rgba: px.as_mut_ptr(),
+            stride: i32::try_from(stride).ok()?,
+            size: px.len(),
+        };
+        let status = ffi::WebPDecode(data.as_ptr(), data.len(), &mut config);
+        ffi::WebPFreeDecBuffer(&mut config.output);
+        if status != ffi::VP8StatusCode::VP8_STATUS_OK {
+            return None;
+        }
+        if alpha {
+            image::RgbaImage::from_raw(w, h, px).map(DynamicImage::ImageRgba8)
+        } else {
+            image::RgbImage::from_raw(w, h, px).map(DynamicImage::ImageRgb8)
+        }
+    }
+}
+
 /// The DCT scale numerator (1–7, of 8) for a JPEG about to be resized by `spec`, or `None`
 /// when a full decode is needed (little or no shrinking).
 pub fn dct_numerator(probe: &Probe, o: Orientation, spec: &ResizeSpec) -> Option<u8> {
-    let swap = matches!(
-        o,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    );
-    let (w, h) = if swap {
-        (probe.height, probe.width)
-    } else {
-        (probe.width, probe.height)
-    };
-    let scale = resize::geometry(w, h, spec).scale();
-    numerator_for(scale)
+    numerator_for(resize::geometry_upright(probe.width, probe.height, o, spec).scale())
 }
 
 /// The DCT numerator for a resize by `scale`: keep at least twice the pixels the resize needs
@@ -207,6 +247,86 @@ mod tests {
     }
     use crate::image::probe::{probe, HeaderLimits};
     use image::{ImageEncoder, Rgb, RgbImage};
+
+    const L: HeaderLimits = HeaderLimits {
+        max_pixels: 1 << 24,
+        max_dimension: 8192,
+    };
+
+    /// A 600×400 gradient with a soft-edged transparent hole, as lossy WebP.
+    fn webp_sample(alpha: bool) -> (Vec<u8>, image::RgbaImage) {
+        let img = image::RgbaImage::from_fn(600, 400, |x, y| {
+            let d = ((x as i32 - 300).pow(2) + (y as i32 - 200).pow(2)) as f32;
+            let a = if alpha {
+                (d.sqrt() * 2.0).min(255.0) as u8
+            } else {
+                255
+            };
+            image::Rgba([(x * 255 / 600) as u8, (y * 255 / 400) as u8, 128, a])
+        });
+        let dynimg = if alpha {
+            DynamicImage::ImageRgba8(img.clone())
+        } else {
+            DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(img.clone()).into_rgb8())
+        };
+        let c = crate::config::WebpConfig::default();
+        let bytes = crate::image::codec::webp::encode(&dynimg, c).expect("webp encode");
+        (bytes, img)
+    }
+
+    fn fit(w: u32) -> ResizeSpec {
+        ResizeSpec {
+            width: Some(w),
+            height: Some(w),
+            fit: resize::Fit::Inside,
+            gravity: resize::Gravity::Center,
+            enlarge: false,
+            background: [255, 255, 255, 255],
+        }
+    }
+
+    #[test]
+    fn webp_decoded_by_libwebp_matches_the_pure_rust_decoder() {
+        for alpha in [false, true] {
+            let (bytes, _) = webp_sample(alpha);
+            let p = probe(&bytes, SourceFormat::Webp, L).expect("probe");
+            let d = decode_for(&bytes, &p, Some(&fit(100))).expect("decode");
+            assert_eq!((d.image.width(), d.image.height()), (600, 400));
+            assert_eq!(d.has_alpha, alpha);
+            let a = d.image.to_rgba8();
+            let b = normalise(image::load_from_memory(&bytes).expect("image-webp")).to_rgba8();
+            let diff: u64 = a
+                .as_raw()
+                .iter()
+                .zip(b.as_raw())
+                .map(|(x, y)| u64::from(x.abs_diff(*y)))
+                .sum();
+            let mean = diff as f64 / a.as_raw().len() as f64;
+            assert!(mean < 2.0, "alpha {alpha}: mean abs diff {mean}");
+        }
+        // The rescaler path gives the size asked for.
+        let (bytes, _) = webp_sample(false);
+        let small = webp_at_size(&bytes, 150, 100).expect("scaled");
+        assert_eq!((small.width(), small.height()), (150, 100));
+    }
+
+    #[test]
+    fn webp_without_resize_decodes_whole_with_libwebp() {
+        let (bytes, src) = webp_sample(true);
+        let p = probe(&bytes, SourceFormat::Webp, L).expect("probe");
+        let d = decode(&bytes, &p).expect("decode");
+        assert_eq!((d.image.width(), d.image.height()), (600, 400));
+        let px = d.image.to_rgba8();
+        // Lossy, but near the source: the centre is transparent, the corner opaque.
+        assert!(
+            px.get_pixel(300, 200).0[3] < 40,
+            "{:?}",
+            px.get_pixel(300, 200)
+        );
+        assert_eq!(px.get_pixel(0, 0).0[3], src.get_pixel(0, 0).0[3]);
+        assert!(webp_at_size(b"RIFF\0\0\0\0WEBPVP8 ", 10, 10).is_none());
+        assert!(webp_at_size(&bytes[..bytes.len() / 2], 600, 400).is_none());
+    }
 
     fn png_with_icc(px: [u8; 3], icc: Option<Vec<u8>>) -> Vec<u8> {
         let img = RgbImage::from_pixel(8, 8, Rgb(px));

@@ -8,9 +8,14 @@ use ravif::{Encoder, Img, RGB8, RGBA8};
 /// Encodes RGB or RGBA pixels (Luma is expanded to RGB).
 pub fn encode(img: &DynamicImage, c: AvifConfig) -> Result<Vec<u8>, String> {
     let enc = Encoder::new()
-        .with_quality(f32::from(c.quality))
-        .with_alpha_quality(f32::from(c.quality))
-        .with_speed(c.speed);
+        .with_quality(f32::from(c.quality.clamp(1, 100)))
+        .with_alpha_quality(f32::from(c.quality.clamp(1, 100)))
+        .with_speed(c.speed.clamp(1, 10))
+        .with_bit_depth(if c.depth >= 10 {
+            ravif::BitDepth::Ten
+        } else {
+            ravif::BitDepth::Eight
+        });
     let (w, h) = (img.width() as usize, img.height() as usize);
     let res = match img {
         DynamicImage::ImageRgba8(p) => {
