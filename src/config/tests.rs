@@ -61,6 +61,21 @@ fn range_errors_are_all_reported_with_lines() {
 }
 
 #[test]
+fn avif_depth_is_8_or_10() {
+    for (depth, ok) in [(8, true), (9, false), (10, true), (12, false)] {
+        let y = format!("images:\n  avif:\n    depth: {depth}\n");
+        match Config::from_yaml(&y, "c.yaml") {
+            Ok(c) => assert!(ok, "{depth} accepted: {:?}", c.images.avif),
+            Err(e) => {
+                assert!(!ok, "{depth} refused: {e}");
+                assert_eq!(e.0[0].key, "images.avif.depth");
+                assert_eq!(e.0[0].line, Some(3), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_format_and_origin_are_rejected() {
     let e = Config::from_yaml("images:\n  formats: [avif, gif]\n", "d.yaml").unwrap_err();
     assert!(e.to_string().contains("images.formats"), "{e}");

@@ -55,25 +55,6 @@ fn px(v: f64) -> u32 {
     (v.round() as u32).max(1)
 }
 
-/// [`geometry`] for a stored `sw`×`sh` image that orientation `o` will turn upright first.
-pub fn geometry_upright(
-    sw: u32,
-    sh: u32,
-    o: image::metadata::Orientation,
-    spec: &ResizeSpec,
-) -> Geometry {
-    use image::metadata::Orientation as O;
-    let swap = matches!(
-        o,
-        O::Rotate90 | O::Rotate270 | O::Rotate90FlipH | O::Rotate270FlipH
-    );
-    if swap {
-        geometry(sh, sw, spec)
-    } else {
-        geometry(sw, sh, spec)
-    }
-}
-
 /// The geometry for a `sw`×`sh` (upright) source.
 pub fn geometry(sw: u32, sh: u32, spec: &ResizeSpec) -> Geometry {
     let (fw, fh) = (f64::from(sw.max(1)), f64::from(sh.max(1)));
