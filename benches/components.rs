@@ -152,7 +152,14 @@ fn decode_and_resize(c: &mut Criterion) {
             b.iter(|| decode_of(black_box(src), f, Some(&spec)))
         });
     }
-    // The pure-Rust WebP decoder pixgate used before (the fallback for animations).
+    // The image crate's decoders pixgate used before (zune-jpeg, image-webp); now the
+    // fallbacks for CMYK JPEG and animated WebP.
+    g.bench_function("jpeg_2mp_image_crate", |b| {
+        b.iter(|| image::load_from_memory(black_box(sample("retina.jpg"))).map(|i| i.width()))
+    });
+    g.bench_function("jpeg_12mp_image_crate", |b| {
+        b.iter(|| image::load_from_memory(black_box(&twelve)).map(|i| i.width()))
+    });
     g.bench_function("webp_2mp_image_webp", |b| {
         b.iter(|| image::load_from_memory(black_box(&webp)).map(|i| i.width()))
     });

@@ -4,6 +4,8 @@
 # serving a stored response). Loopback, wrk, both servers on the same 2 cores as the client.
 #
 # Usage: scripts/bench-hit.sh [seconds per run] [connections]     (defaults: 10 64)
+# Environment: HIT_PATH (default /samples/coffee.jpg, a 35 KB WebP), WRITE_BUFFER (pixgate's
+# server.write_buffer, default the built-in one).
 # Installs wrk and nginx-light with apt-get when missing; cleans up every process it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +29,7 @@ px_port=$(free_port); admin_port=$(free_port); nx_port=$(free_port); pd_port=$(f
 cat > "$work/pixgate.yaml" <<EOF
 listen: 127.0.0.1:$px_port
 origin: { url: builtin:demo }
-server: { threads: 2, grace_period: 0s }
+server: { threads: 2, grace_period: 0s${WRITE_BUFFER:+, write_buffer: $WRITE_BUFFER} }
 admin: { listen: 127.0.0.1:$admin_port }
 EOF
 PIXGATE_LOG=warn target/release/pixgate --config "$work/pixgate.yaml" > "$work/pixgate.out" 2>&1 &
@@ -36,7 +38,7 @@ pids+=($!)
 cat > "$work/pixgate-disk.yaml" <<EOF
 listen: 127.0.0.1:$pd_port
 origin: { url: builtin:demo }
-server: { threads: 2, grace_period: 0s }
+server: { threads: 2, grace_period: 0s${WRITE_BUFFER:+, write_buffer: $WRITE_BUFFER} }
 cache: { memory: { max_bytes: 0 }, disk: { dir: $work/disk, max_bytes: 64MiB } }
 EOF
 PIXGATE_LOG=warn target/release/pixgate --config "$work/pixgate-disk.yaml" > "$work/pixgate-disk.out" 2>&1 &
@@ -77,7 +79,7 @@ EOF
 nginx -c "$work/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 
-path=/samples/coffee.jpg
+path=${HIT_PATH:-/samples/coffee.jpg}
 accept='image/webp,*/*'
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$px_port/" && curl -s -o /dev/null "http://127.0.0.1:$nx_port/" &&

@@ -10,6 +10,8 @@ use crate::proxy::{Pixgate, State};
 use crate::telemetry::metrics;
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -179,12 +181,16 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         },
     ));
     let header_timeout = state.cfg.limits.header_timeout.get();
+    let state_write_buffer = state.cfg.server.write_buffer.get();
     let app = pingora::proxy::http_proxy(&server.configuration, Pixgate::new(state));
     let mut proxy = Service::new(
         "pixgate proxy".to_string(),
         Guarded::new(app, header_timeout),
     );
-    proxy.add_tcp(&listen);
+    let write_buffer = usize::try_from(state_write_buffer).unwrap_or(usize::MAX);
+    proxy.add_listener(
+        ListenerConfig::tcp(&listen).l4_buffer(L4BufferSettings::default().write(write_buffer)),
+    );
     server.add_service(proxy);
     server.add_service(background_service(
         "cache sweeper",

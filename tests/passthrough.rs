@@ -247,3 +247,105 @@ fn keep_alive_serves_several_requests_on_one_connection() {
         }
     }
 }
+
+/// An origin that sends a response's header and first `first` body bytes, then holds the
+/// rest back until the test has seen those bytes arrive through pixgate (or 10 s pass).
+fn stalling_origin(
+    first: usize,
+    chunked: bool,
+) -> (std::net::SocketAddr, std::sync::mpsc::Sender<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        let mut req = Vec::new();
+        let mut b = [0u8; 1024];
+        while !req.ends_with(b"\r\n\r\n") {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&b[..n]),
+            }
+        }
+        let body = noise(first * 2, 9);
+        let (head, tail) = body.split_at(first);
+        let framing = if chunked {
+            "transfer-encoding: chunked".to_string()
+        } else {
+            format!("content-length: {}", body.len())
+        };
+        let piece = |p: &[u8]| -> Vec<u8> {
+            if chunked {
+                [format!("{:x}\r\n", p.len()).as_bytes(), p, b"\r\n"].concat()
+            } else {
+                p.to_vec()
+            }
+        };
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{framing}\r\n\r\n"
+        );
+        let _ = s.write_all(&piece(head));
+        let _ = s.flush();
+        let _ = seen_rx.recv_timeout(std::time::Duration::from_secs(10));
+        let _ = s.write_all(&piece(tail));
+        if chunked {
+            let _ = s.write_all(b"0\r\n\r\n");
+        }
+        let _ = s.flush();
+    });
+    (addr, seen_tx)
+}
+
+/// Reads from `s` until `want` body bytes (after the header, de-chunked or not: only the
+/// count of bytes past the header is compared, so chunk framing counts too) have arrived;
+/// false if they do not arrive within 3 s.
+fn body_bytes_arrive(s: &mut std::net::TcpStream, want: usize) -> bool {
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut b = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if buf.len() - (end + 4) >= want {
+                return true;
+            }
+        }
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&b[..n]),
+        }
+    }
+}
+
+/// pixgate's write buffer (`server.write_buffer`, 16 KiB by default) lets a cached hit go out
+/// in one write; it must not hold a streamed body back: chunked bodies go chunk by chunk,
+/// Content-Length bodies as soon as a buffer's worth has come, and with `write_buffer: 0`
+/// byte by byte as they come.
+#[test]
+fn streamed_bodies_are_not_held_back_by_the_write_buffer() {
+    use pixgate::config::{ByteSize, Config, Dur};
+    for (first, chunked, write_buffer) in [
+        (1000, true, None),
+        (40_000, false, None),
+        (1000, false, Some(0)),
+    ] {
+        let (origin, seen) = stalling_origin(first, chunked);
+        let mut cfg = Config::default();
+        cfg.origin.url = format!("http://{origin}");
+        cfg.server.grace_period = Dur::secs(0);
+        if let Some(w) = write_buffer {
+            cfg.server.write_buffer = ByteSize(w);
+        }
+        let px = Pixgate::start_config(cfg);
+        let mut s = std::net::TcpStream::connect(px.addr).unwrap();
+        write!(s, "GET /stream.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let arrived = body_bytes_arrive(&mut s, first);
+        let _ = seen.send(());
+        assert!(
+            arrived,
+            "first {first} bytes (chunked {chunked}, write_buffer {write_buffer:?}) \
+             did not arrive while the origin held the rest back"
+        );
+    }
+}

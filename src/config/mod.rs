@@ -378,6 +378,12 @@ pub struct ServerConfig {
     /// sockets from this one when it gets SIGQUIT (pingora's graceful upgrade).
     /// Default `/tmp/pixgate_upgrade.sock`.
     pub upgrade_sock: std::path::PathBuf,
+    /// Per-connection write buffer of the proxy listener. A response whose header and body
+    /// fit go out in one write; a Content-Length body streamed from the origin is sent when
+    /// this much has gathered (chunked bodies are sent chunk by chunk whatever the size).
+    /// `0` writes straight through. Default `16KiB`: a 12 KB hit is one `sendto` instead of
+    /// two, 15 % less CPU per hit (docs/benchmarks.md); pingora's own default is 1460 B.
+    pub write_buffer: ByteSize,
 }
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -385,6 +391,7 @@ impl Default for ServerConfig {
             threads: 2,
             grace_period: Dur::secs(5),
             upgrade_sock: "/tmp/pixgate_upgrade.sock".into(),
+            write_buffer: ByteSize(16 * 1024),
         }
     }
 }
@@ -551,6 +558,13 @@ impl Config {
             1 << 32,
         );
         range("server.threads", self.server.threads as u64, 1, 1024);
+        // Allocated per connection: a few connections' worth must not exhaust memory.
+        range(
+            "server.write_buffer",
+            self.server.write_buffer.get(),
+            0,
+            1 << 20,
+        );
         range(
             "transform.save_data_quality",
             self.transform.save_data_quality.into(),

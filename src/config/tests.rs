@@ -76,6 +76,15 @@ fn avif_depth_is_8_or_10() {
 }
 
 #[test]
+fn write_buffer_is_at_most_a_mebibyte() {
+    let c = Config::from_yaml("server:\n  write_buffer: 0\n", "w.yaml").expect("0 is valid");
+    assert_eq!(c.server.write_buffer.get(), 0);
+    let e = Config::from_yaml("server:\n  write_buffer: 2MiB\n", "w.yaml").unwrap_err();
+    assert_eq!(e.0[0].key, "server.write_buffer");
+    assert_eq!(e.0[0].line, Some(2), "{e}");
+}
+
+#[test]
 fn bad_format_and_origin_are_rejected() {
     let e = Config::from_yaml("images:\n  formats: [avif, gif]\n", "d.yaml").unwrap_err();
     assert!(e.to_string().contains("images.formats"), "{e}");

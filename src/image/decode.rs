@@ -26,9 +26,11 @@ pub fn decode(data: &[u8], probe: &Probe) -> Result<Decoded, Reason> {
     decode_for(data, probe, None)
 }
 
-/// Decodes `data` for a resize to `target`: a JPEG that will be shrunk a lot is decoded at a
-/// reduced DCT scale (n/8, by mozjpeg), chosen so the decoded image stays at least twice the
-/// size the resize needs; the Lanczos resize then does the rest. Anything else decodes whole.
+/// Decodes `data` for a resize to `target`. JPEGs are decoded by mozjpeg; one that will be
+/// shrunk a lot is decoded at a reduced DCT scale (n/8), chosen so the decoded image stays at
+/// least twice the size the resize needs, and the Lanczos resize does the rest. WebP is
+/// decoded whole by libwebp. Anything else, and anything those two refuse (CMYK JPEG,
+/// animation, any libjpeg/libwebp error), is decoded whole by the image crate.
 pub fn decode_for(
     data: &[u8],
     probe: &Probe,
@@ -46,8 +48,11 @@ pub fn decode_for(
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let icc = decoder.icc_profile().ok().flatten();
     let scaled = match (probe.format, target) {
-        (SourceFormat::Jpeg, Some(spec)) => {
-            dct_numerator(probe, orientation, spec).and_then(|n| jpeg_at_scale(data, n))
+        // mozjpeg for every JPEG, at 8/8 when not shrinking much: 5.7 ms whole against
+        // 12.6-14.9 ms for the image crate's decoder on the 2 MP photo (docs/benchmarks.md).
+        (SourceFormat::Jpeg, spec) => {
+            let n = spec.and_then(|s| dct_numerator(probe, orientation, s));
+            jpeg_at_scale(data, n.unwrap_or(8))
         }
         // libwebp whole: 29 ms against 67-92 ms for the pure-Rust decoder on the 2 MP photo.
         // Its rescaler was slower still (38 ms to 2x a 512 px fit), so the resize does that.
@@ -151,8 +156,8 @@ fn numerator_for(scale: f64) -> Option<u8> {
     [1u8, 2, 4].into_iter().find(|&n| f64::from(n) >= need)
 }
 
-/// Decodes a JPEG at `n`/8 scale with mozjpeg. `None` (decode whole instead) for CMYK or any
-/// libjpeg error, which mozjpeg reports by panicking.
+/// Decodes a JPEG at `n`/8 scale (8: whole) with mozjpeg. `None` (decode with the image crate
+/// instead) for CMYK or any libjpeg error, which mozjpeg reports by panicking.
 fn jpeg_at_scale(data: &[u8], n: u8) -> Option<DynamicImage> {
     let run = || -> Option<DynamicImage> {
         let mut d = mozjpeg::Decompress::new_mem(data).ok()?;
@@ -257,7 +262,7 @@ mod tests {
         }
     }
     use crate::image::probe::{probe, HeaderLimits};
-    use image::{ImageEncoder, Rgb, RgbImage};
+    use image::{GenericImageView, ImageEncoder, Rgb, RgbImage};
 
     const L: HeaderLimits = HeaderLimits {
         max_pixels: 1 << 24,
@@ -333,6 +338,52 @@ mod tests {
         assert_eq!(px.get_pixel(0, 0).0[3], src.get_pixel(0, 0).0[3]);
         assert!(webp_whole(b"RIFF\0\0\0\0WEBPVP8 ").is_none());
         assert!(webp_whole(&bytes[..bytes.len() / 2]).is_none());
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let sum: u64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
+            .sum();
+        sum as f64 / a.len() as f64
+    }
+
+    #[test]
+    fn jpeg_decoded_whole_by_mozjpeg_matches_the_image_crate() {
+        for (name, gray) in [
+            ("progressive.jpg", false),
+            ("meta.jpg", false),
+            ("gray.jpg", true),
+        ] {
+            let bytes = fixture(name);
+            let moz = jpeg_at_scale(&bytes, 8).expect("mozjpeg decodes it");
+            assert_eq!(matches!(moz, DynamicImage::ImageLuma8(_)), gray, "{name}");
+            let reference = image::load_from_memory(&bytes).expect("image crate");
+            assert_eq!(moz.dimensions(), reference.dimensions(), "{name}");
+            let mean = mean_abs_diff(moz.to_rgb8().as_raw(), reference.to_rgb8().as_raw());
+            // Two IDCTs and upsamplers: close, not identical.
+            assert!(mean < 1.5, "{name}: mean abs diff {mean}");
+        }
+    }
+
+    #[test]
+    fn cmyk_and_broken_jpegs_fall_back_to_the_image_crate() {
+        let cmyk = fixture("cmyk.jpg");
+        assert!(
+            jpeg_at_scale(&cmyk, 8).is_none(),
+            "mozjpeg leaves CMYK alone"
+        );
+        let p = probe(&cmyk, SourceFormat::Jpeg, L).expect("probe");
+        let d = decode(&cmyk, &p).expect("the image crate decodes CMYK");
+        assert!(matches!(d.image, DynamicImage::ImageRgb8(_)));
+        assert!(jpeg_at_scale(b"\xff\xd8\xff\xe0 not a jpeg", 8).is_none());
     }
 
     fn png_with_icc(px: [u8; 3], icc: Option<Vec<u8>>) -> Vec<u8> {
