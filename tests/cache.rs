@@ -223,13 +223,15 @@ async fn retention_limit_empties_memory_and_disk_without_being_asked() {
     );
     let gone = t0.elapsed();
     eprintln!("retention 2 s: disk file gone {gone:?} after the request");
+    // Due at fetch + 2 s - one 250 ms sweep interval, so the sweeper has it gone by fetch + 2 s.
+    // The bound allows 400 ms for this test's 20 ms polling and a loaded machine's scheduling.
     assert!(
-        gone >= Duration::from_millis(1900),
+        gone >= Duration::from_millis(1700),
         "removed too early: {gone:?}"
     );
     assert!(
-        gone <= Duration::from_secs(2) + Duration::from_millis(1500),
-        "disk lag over its bound: {gone:?}"
+        gone <= Duration::from_millis(2400),
+        "disk copy outlived max_retention: {gone:?}"
     );
     // Memory: the gauges are written only by the background sweeper (every 250 ms), so
     // reading them shows what it removed without anyone asking.
@@ -246,9 +248,11 @@ async fn retention_limit_empties_memory_and_disk_without_being_asked() {
         m = px.metrics().await;
     }
     assert!(swept(&m), "memory still holds the entry: {m}");
-    eprintln!(
-        "retention 2 s: memory empty {:?} after the request",
-        t0.elapsed()
+    let empty = t0.elapsed();
+    eprintln!("retention 2 s: memory empty {empty:?} after the request");
+    assert!(
+        empty <= Duration::from_millis(2400),
+        "memory copy outlived max_retention: {empty:?}"
     );
     let s = stats(&px).await;
     assert_eq!(s["memory"]["entries"], 0, "{s}");

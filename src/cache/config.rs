@@ -6,6 +6,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The variant cache.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -15,8 +16,8 @@ pub struct CacheConfig {
     pub enabled: bool,
     /// Hard limit on how long anything derived from an image is kept, counted from when its
     /// source was fetched, whatever the origin says. After it, the entry is not served, not
-    /// readable and not on disk (sweep lag: `sweep_interval` for memory, `sweep_interval` plus
-    /// the file deletes for disk). Default `24h`.
+    /// readable and not on disk: entries fall due one `sweep_interval` early (see
+    /// [`CacheConfig::hold_limit`]), so the sweeper's removal lands inside the limit. Default `24h`.
     pub max_retention: Dur,
     /// Freshness when the origin sends no `Cache-Control` max-age / s-maxage and no `Expires`.
     /// Default `1h`.
@@ -176,6 +177,21 @@ impl<'de> Visitor<'de> for DiskVisitor {
 }
 
 impl CacheConfig {
+    /// How long after its fetch an entry is due for removal: `max_retention` less one
+    /// `sweep_interval`. The sweeper notices a due entry within one interval, so memory and disk
+    /// are empty of it by `fetched_at + max_retention`, not one interval after.
+    pub fn hold_limit(&self) -> Duration {
+        self.max_retention
+            .get()
+            .saturating_sub(self.sweep_interval.get())
+    }
+
+    /// `idle_ttl` less one `sweep_interval`, for the same reason as [`CacheConfig::hold_limit`].
+    pub fn idle_limit(&self) -> Option<Duration> {
+        self.idle_ttl
+            .map(|i| i.get().saturating_sub(self.sweep_interval.get()))
+    }
+
     /// `(key, problem)` for every invalid value.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
@@ -192,9 +208,26 @@ impl CacheConfig {
                 ),
             ));
         }
+        if self.sweep_interval.get() * 4 > self.max_retention.get() {
+            p.push((
+                "cache.sweep_interval".into(),
+                format!(
+                    "must be at most a quarter of cache.max_retention ({}), got {}",
+                    self.max_retention, self.sweep_interval
+                ),
+            ));
+        }
         if let Some(i) = self.idle_ttl {
             if i.get().as_millis() < 1000 {
                 p.push(("cache.idle_ttl".into(), "must be at least 1s".into()));
+            } else if self.sweep_interval.get() * 4 > i.get() {
+                p.push((
+                    "cache.sweep_interval".into(),
+                    format!(
+                        "must be at most a quarter of cache.idle_ttl ({i}), got {}",
+                        self.sweep_interval
+                    ),
+                ));
             }
         }
         if let Some(h) = &self.status_header {
@@ -226,5 +259,52 @@ impl CacheConfig {
             }
         }
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_fall_due_one_sweep_early_so_removal_lands_inside_the_limit() {
+        let c = CacheConfig::default();
+        assert_eq!(
+            c.hold_limit(),
+            Duration::from_secs(24 * 3600) - Duration::from_millis(250)
+        );
+        assert_eq!(c.idle_limit(), None);
+        let c = CacheConfig {
+            max_retention: Dur::secs(2),
+            idle_ttl: Some(Dur::secs(1)),
+            sweep_interval: Dur::millis(100),
+            ..CacheConfig::default()
+        };
+        assert_eq!(c.hold_limit(), Duration::from_millis(1900));
+        assert_eq!(c.idle_limit(), Some(Duration::from_millis(900)));
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+    }
+
+    #[test]
+    fn a_sweep_interval_too_long_for_the_limits_is_refused() {
+        let c = CacheConfig {
+            max_retention: Dur::secs(1),
+            sweep_interval: Dur::millis(400),
+            ..CacheConfig::default()
+        };
+        let p = c.validate();
+        assert!(
+            p.iter()
+                .any(|(k, m)| k == "cache.sweep_interval" && m.contains("cache.max_retention")),
+            "{p:?}"
+        );
+        let c = CacheConfig {
+            idle_ttl: Some(Dur::secs(2)),
+            sweep_interval: Dur::millis(600),
+            ..CacheConfig::default()
+        };
+        let p = c.validate();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].1.contains("cache.idle_ttl"), "{p:?}");
     }
 }

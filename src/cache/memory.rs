@@ -1,63 +1,63 @@
-//! The memory tier: moka, weighed in bytes. Each entry expires at its own deadline (its TTL,
-//! never past `created + max_retention`); with `idle_ttl`, a read moves the idle deadline but
-//! never past the hard one. Reads check the deadline again with the caller's clock, and the
-//! sweeper runs moka's maintenance so expired bodies leave memory within one sweep interval.
+//! The memory tier: moka, weighed in bytes, for its size-bounded eviction. Each entry expires
+//! at its own deadline (its TTL, never past `created + max_retention`, less one sweep interval:
+//! see [`crate::cache::config::CacheConfig::hold_limit`]); with `idle_ttl`, a read moves the idle
+//! deadline but never past the hard one.
+//!
+//! Expiry is not moka's: its timer wheel has 1.07 s buckets at the finest level, and an entry
+//! moka considers expired is invisible to `iter` but still holds its bytes until the wheel turns.
+//! Reads check the deadline with the caller's clock, and the sweeper calls
+//! [`MemoryTier::sweep`], which removes every entry past its hard or idle deadline by the wall
+//! clock. A lower bound on the earliest deadline keeps that scan off until something is due.
 
 use super::entry::Entry;
 use super::key::{Key, Source};
+use super::policy;
 use crate::telemetry::metrics;
 use moka::notification::RemovalCause;
 use moka::sync::Cache as Moka;
-use moka::Expiry;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The memory tier.
 pub struct MemoryTier {
-    cache: Moka<Key, Arc<Entry>>,
+    cache: Moka<Key, Arc<Held>>,
     idle: Option<Duration>,
+    /// No entry is due before this (ms since the epoch): a lower bound, lowered by every insert
+    /// and recomputed by each scan.
+    next_due: AtomicU64,
 }
 
-struct Deadline {
-    idle: Option<Duration>,
+/// An entry and when it was last read.
+struct Held {
+    entry: Arc<Entry>,
+    /// Milliseconds since the epoch.
+    last_used: AtomicU64,
 }
 
-/// Time left before the entry's hard deadline, on the wall clock.
-fn remaining(e: &Entry) -> Duration {
-    e.expires
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-impl Expiry<Key, Arc<Entry>> for Deadline {
-    fn expire_after_create(&self, _k: &Key, e: &Arc<Entry>, _at: Instant) -> Option<Duration> {
-        let hard = remaining(e);
-        Some(self.idle.map_or(hard, |i| i.min(hard)))
-    }
+fn at(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
 
-    fn expire_after_read(
-        &self,
-        _k: &Key,
-        e: &Arc<Entry>,
-        _at: Instant,
-        left: Option<Duration>,
-        _modified: Instant,
-    ) -> Option<Duration> {
-        match self.idle {
-            Some(i) => Some(i.min(remaining(e))),
-            None => left,
+impl Held {
+    /// When this entry falls due: its hard deadline, or sooner its idle one.
+    fn due(&self, idle: Option<Duration>) -> u64 {
+        let hard = ms(self.entry.expires);
+        match idle {
+            Some(i) => {
+                let idle_at = self
+                    .last_used
+                    .load(Ordering::Relaxed)
+                    .saturating_add(u64::try_from(i.as_millis()).unwrap_or(u64::MAX));
+                hard.min(idle_at)
+            }
+            None => hard,
         }
-    }
-
-    fn expire_after_update(
-        &self,
-        _k: &Key,
-        e: &Arc<Entry>,
-        _at: Instant,
-        _left: Option<Duration>,
-    ) -> Option<Duration> {
-        let hard = remaining(e);
-        Some(self.idle.map_or(hard, |i| i.min(hard)))
     }
 }
 
@@ -66,13 +66,12 @@ impl MemoryTier {
     pub fn new(max_bytes: u64, idle: Option<Duration>) -> MemoryTier {
         let cache = Moka::builder()
             .max_capacity(max_bytes)
-            .weigher(|_k: &Key, e: &Arc<Entry>| e.weight())
-            .expire_after(Deadline { idle })
-            .eviction_listener(|_k, _e, cause| {
+            .weigher(|_k: &Key, h: &Arc<Held>| h.entry.weight())
+            .eviction_listener(|_k, _h, cause| {
                 let label = match cause {
                     RemovalCause::Size => "size",
-                    RemovalCause::Expired => "expired",
-                    RemovalCause::Explicit => return, // purge counts itself
+                    RemovalCause::Expired => "expired", // not used: no moka expiry
+                    RemovalCause::Explicit => return,   // purge and the sweep count themselves
                     RemovalCause::Replaced => return,
                 };
                 metrics::CACHE_EVICTIONS
@@ -80,22 +79,34 @@ impl MemoryTier {
                     .inc();
             })
             .build();
-        MemoryTier { cache, idle }
+        MemoryTier {
+            cache,
+            idle,
+            next_due: AtomicU64::new(u64::MAX),
+        }
     }
 
     /// The entry for `key` if it is still servable at `now`.
     pub fn get(&self, key: &Key, now: SystemTime) -> Option<Arc<Entry>> {
-        let e = self.cache.get(key)?;
-        if now >= e.expires {
+        let h = self.cache.get(key)?;
+        let last = at(h.last_used.load(Ordering::Relaxed));
+        if !policy::servable(h.entry.expires, last, self.idle, now) {
             self.cache.invalidate(key);
             return None;
         }
-        Some(e)
+        h.last_used.fetch_max(ms(now), Ordering::Relaxed);
+        Some(h.entry.clone())
     }
 
     /// Stores an entry (replacing any previous one).
     pub fn insert(&self, key: Key, e: Arc<Entry>) {
-        self.cache.insert(key, e);
+        let h = Arc::new(Held {
+            entry: e,
+            last_used: AtomicU64::new(ms(SystemTime::now())),
+        });
+        let due = h.due(self.idle);
+        self.cache.insert(key, h);
+        self.next_due.fetch_min(due, Ordering::SeqCst);
     }
 
     /// Removes one entry.
@@ -108,7 +119,7 @@ impl MemoryTier {
         let keys: Vec<Key> = self
             .cache
             .iter()
-            .filter(|(_, e)| matches(&e.source))
+            .filter(|(_, h)| matches(&h.entry.source))
             .map(|(k, _)| *k)
             .collect();
         let removed: Vec<Key> = keys
@@ -119,9 +130,35 @@ impl MemoryTier {
         removed
     }
 
-    /// Runs moka's maintenance: expired entries are dropped and their bytes freed.
-    pub fn sweep(&self) {
+    /// Removes every entry past its hard or idle deadline at `now` (by the wall clock, not
+    /// moka's timer), then runs moka's maintenance so their bytes are freed. Returns how many
+    /// it removed itself.
+    pub fn sweep(&self, now: SystemTime) -> u64 {
+        let mut removed = 0;
+        if ms(now) >= self.next_due.load(Ordering::SeqCst) {
+            // Reset first: an insert racing this scan lowers the bound again after it.
+            self.next_due.store(u64::MAX, Ordering::SeqCst);
+            let mut next = u64::MAX;
+            for (k, h) in self.cache.iter() {
+                let last = at(h.last_used.load(Ordering::Relaxed));
+                if policy::servable(h.entry.expires, last, self.idle, now) {
+                    next = next.min(h.due(self.idle));
+                } else if self.cache.remove(&*k).is_some() {
+                    removed += 1;
+                    let label = if now >= h.entry.expires {
+                        "expired"
+                    } else {
+                        "idle"
+                    };
+                    metrics::CACHE_EVICTIONS
+                        .with_label_values(&["memory", label])
+                        .inc();
+                }
+            }
+            self.next_due.fetch_min(next, Ordering::SeqCst);
+        }
         self.cache.run_pending_tasks();
+        removed
     }
 
     /// (entries, weighted bytes), after applying pending writes (moka counts lazily).
@@ -132,7 +169,7 @@ impl MemoryTier {
 
     /// The creation time of the oldest entry, if any.
     pub fn oldest(&self) -> Option<SystemTime> {
-        self.cache.iter().map(|(_, e)| e.created).min()
+        self.cache.iter().map(|(_, h)| h.entry.created).min()
     }
 
     /// Whether idle expiry is on.
@@ -166,8 +203,51 @@ mod tests {
         // Checked with the caller's clock, whatever moka's timer says.
         assert!(m.get(&k(1), now + Duration::from_millis(50)).is_none());
         std::thread::sleep(Duration::from_millis(80));
-        m.sweep();
+        m.sweep(SystemTime::now());
         assert_eq!(m.usage().0, 1);
+    }
+
+    #[test]
+    fn the_sweep_removes_by_the_clock_not_by_mokas_timer() {
+        // moka's timer wheel would keep these up to 1.07 s past their deadline.
+        let m = MemoryTier::new(1 << 20, None);
+        let now = SystemTime::now();
+        m.insert(
+            k(1),
+            Arc::new(sample("/a", b"x", now, Duration::from_secs(60))),
+        );
+        assert_eq!(m.sweep(now + Duration::from_millis(59_999)), 0);
+        // Inserted after a scan set the bound to 60 s: its earlier deadline still counts.
+        m.insert(
+            k(2),
+            Arc::new(sample("/b", b"y", now, Duration::from_secs(10))),
+        );
+        assert_eq!(m.sweep(now + Duration::from_millis(9_999)), 0);
+        assert_eq!(m.sweep(now + Duration::from_secs(10)), 1);
+        assert_eq!(m.usage().0, 1);
+        assert!(m.get(&k(1), now).is_some());
+        assert_eq!(m.sweep(now + Duration::from_secs(60)), 1);
+        assert_eq!(m.usage(), (0, 0));
+    }
+
+    #[test]
+    fn the_sweep_removes_idle_entries_and_a_read_keeps_one() {
+        let m = MemoryTier::new(1 << 20, Some(Duration::from_secs(10)));
+        let created = SystemTime::now();
+        for n in [1, 2] {
+            m.insert(
+                k(n),
+                Arc::new(sample("/i", b"z", created, Duration::from_secs(600))),
+            );
+        }
+        let t = SystemTime::now();
+        assert!(m.get(&k(2), t + Duration::from_secs(8)).is_some());
+        assert_eq!(m.sweep(t + Duration::from_secs(9)), 0);
+        // k(1) was last used at insert, k(2) at t + 8 s.
+        assert_eq!(m.sweep(t + Duration::from_millis(10_100)), 1);
+        assert!(m.get(&k(2), t + Duration::from_millis(10_200)).is_some());
+        assert_eq!(m.sweep(t + Duration::from_millis(20_300)), 1);
+        assert_eq!(m.usage().0, 0);
     }
 
     #[test]
@@ -181,7 +261,7 @@ mod tests {
                 Arc::new(sample("/f", &BODY, now, Duration::from_secs(60))),
             );
         }
-        m.sweep();
+        m.sweep(now);
         let (n, bytes) = m.usage();
         assert!(bytes <= 200_000, "{bytes} bytes in {n} entries");
         assert!(n > 0 && n < 256);

@@ -4,9 +4,9 @@
 //! [`Entry`] values under [`Key`]s.
 //!
 //! The retention guarantee (docs/caching.md): an entry's deadline is never later than
-//! `created + max_retention`, where `created` is when its source was fetched. Reads check the
-//! deadline against the clock; the sweeper removes expired entries from memory and disk every
-//! `sweep_interval`; start-up and a periodic scrub remove anything on disk the index does not
+//! `created + max_retention - sweep_interval`, where `created` is when its source was fetched,
+//! so the sweeper, which removes expired entries from memory and disk every `sweep_interval`,
+//! has them gone by `created + max_retention`. Reads check the deadline against the clock; start-up and a periodic scrub remove anything on disk the index does not
 //! vouch for.
 
 pub mod config;
@@ -142,7 +142,7 @@ pub struct Cache {
 impl Cache {
     /// Builds the tiers. With a disk tier, cleans its directory first (see [`DiskTier::open`]).
     pub fn open(cfg: &CacheConfig) -> Result<Cache, String> {
-        let idle = cfg.idle_ttl.map(|d| d.get());
+        let idle = cfg.idle_limit();
         let disk = match cfg.disk.on() {
             Some(d) if cfg.enabled => {
                 let (tier, st) = DiskTier::open(d, idle)?;
@@ -188,7 +188,7 @@ impl Cache {
         policy::Limits {
             default_ttl: self.cfg.default_ttl.get(),
             rule_ttl,
-            max_retention: self.cfg.max_retention.get(),
+            max_retention: self.cfg.hold_limit(),
         }
     }
 
@@ -290,7 +290,7 @@ impl Cache {
 
     /// Removes expired entries from both tiers. Called every `sweep_interval`.
     pub fn sweep(&self, now: SystemTime) {
-        self.memory.sweep();
+        self.memory.sweep(now);
         if let Some(d) = &self.disk {
             d.sweep(now);
         }

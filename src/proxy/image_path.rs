@@ -846,7 +846,7 @@ impl Parts {
                 (h, self.body.clone(), etag, note, !transient)
             }
         };
-        let max_retention = st.cfg.cache.max_retention.get();
+        let max_retention = st.cfg.cache.hold_limit();
         let ttl = self.ttl.unwrap_or_default();
         let stale = policy::stale_if_error(&self.header, st.cfg.cache.stale_if_error.get());
         let e = Entry {
