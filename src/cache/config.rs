@@ -208,26 +208,25 @@ impl CacheConfig {
                 ),
             ));
         }
-        if self.sweep_interval.get() * 4 > self.max_retention.get() {
-            p.push((
-                "cache.sweep_interval".into(),
-                format!(
-                    "must be at most a quarter of cache.max_retention ({}), got {}",
-                    self.max_retention, self.sweep_interval
-                ),
-            ));
+        // Entries fall due one sweep interval early (`hold_limit`): keep that margin small.
+        let limits = [
+            ("max_retention", Some(self.max_retention)),
+            ("idle_ttl", self.idle_ttl),
+        ];
+        for (name, limit) in limits {
+            if let Some(l) = limit.filter(|l| self.sweep_interval.get() * 4 > l.get()) {
+                p.push((
+                    "cache.sweep_interval".into(),
+                    format!(
+                        "must be at most a quarter of cache.{name} ({l}), got {}",
+                        self.sweep_interval
+                    ),
+                ));
+            }
         }
         if let Some(i) = self.idle_ttl {
             if i.get().as_millis() < 1000 {
                 p.push(("cache.idle_ttl".into(), "must be at least 1s".into()));
-            } else if self.sweep_interval.get() * 4 > i.get() {
-                p.push((
-                    "cache.sweep_interval".into(),
-                    format!(
-                        "must be at most a quarter of cache.idle_ttl ({i}), got {}",
-                        self.sweep_interval
-                    ),
-                ));
             }
         }
         if let Some(h) = &self.status_header {

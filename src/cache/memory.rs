@@ -11,7 +11,6 @@
 
 use super::entry::Entry;
 use super::key::{Key, Source};
-use super::policy;
 use crate::telemetry::metrics;
 use moka::notification::RemovalCause;
 use moka::sync::Cache as Moka;
@@ -40,12 +39,9 @@ fn ms(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn at(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
 impl Held {
-    /// When this entry falls due: its hard deadline, or sooner its idle one.
+    /// When this entry falls due (ms since the epoch): its hard deadline, or sooner its idle
+    /// one. Servable strictly before it; reads and the sweep both go by this.
     fn due(&self, idle: Option<Duration>) -> u64 {
         let hard = ms(self.entry.expires);
         match idle {
@@ -89,8 +85,7 @@ impl MemoryTier {
     /// The entry for `key` if it is still servable at `now`.
     pub fn get(&self, key: &Key, now: SystemTime) -> Option<Arc<Entry>> {
         let h = self.cache.get(key)?;
-        let last = at(h.last_used.load(Ordering::Relaxed));
-        if !policy::servable(h.entry.expires, last, self.idle, now) {
+        if ms(now) >= h.due(self.idle) {
             self.cache.invalidate(key);
             return None;
         }
@@ -140,12 +135,12 @@ impl MemoryTier {
             self.next_due.store(u64::MAX, Ordering::SeqCst);
             let mut next = u64::MAX;
             for (k, h) in self.cache.iter() {
-                let last = at(h.last_used.load(Ordering::Relaxed));
-                if policy::servable(h.entry.expires, last, self.idle, now) {
-                    next = next.min(h.due(self.idle));
+                let due = h.due(self.idle);
+                if ms(now) < due {
+                    next = next.min(due);
                 } else if self.cache.remove(&*k).is_some() {
                     removed += 1;
-                    let label = if now >= h.entry.expires {
+                    let label = if due == ms(h.entry.expires) {
                         "expired"
                     } else {
                         "idle"
@@ -187,6 +182,14 @@ mod tests {
         Key([n; 32])
     }
 
+    /// Inserts `sample(path, body, created, ttl)` under `k(n)`.
+    fn put(m: &MemoryTier, n: u8, path: &str, body: &'static [u8], created: SystemTime, ttl: u64) {
+        m.insert(
+            k(n),
+            Arc::new(sample(path, body, created, Duration::from_secs(ttl))),
+        );
+    }
+
     #[test]
     fn expired_entries_are_not_served_and_are_swept() {
         let m = MemoryTier::new(1 << 20, None);
@@ -195,10 +198,7 @@ mod tests {
             k(1),
             Arc::new(sample("/a", b"x", now, Duration::from_millis(50))),
         );
-        m.insert(
-            k(2),
-            Arc::new(sample("/b", b"y", now, Duration::from_secs(60))),
-        );
+        put(&m, 2, "/b", b"y", now, 60);
         assert!(m.get(&k(1), now).is_some());
         // Checked with the caller's clock, whatever moka's timer says.
         assert!(m.get(&k(1), now + Duration::from_millis(50)).is_none());
@@ -212,16 +212,10 @@ mod tests {
         // moka's timer wheel would keep these up to 1.07 s past their deadline.
         let m = MemoryTier::new(1 << 20, None);
         let now = SystemTime::now();
-        m.insert(
-            k(1),
-            Arc::new(sample("/a", b"x", now, Duration::from_secs(60))),
-        );
+        put(&m, 1, "/a", b"x", now, 60);
         assert_eq!(m.sweep(now + Duration::from_millis(59_999)), 0);
         // Inserted after a scan set the bound to 60 s: its earlier deadline still counts.
-        m.insert(
-            k(2),
-            Arc::new(sample("/b", b"y", now, Duration::from_secs(10))),
-        );
+        put(&m, 2, "/b", b"y", now, 10);
         assert_eq!(m.sweep(now + Duration::from_millis(9_999)), 0);
         assert_eq!(m.sweep(now + Duration::from_secs(10)), 1);
         assert_eq!(m.usage().0, 1);
@@ -235,10 +229,7 @@ mod tests {
         let m = MemoryTier::new(1 << 20, Some(Duration::from_secs(10)));
         let created = SystemTime::now();
         for n in [1, 2] {
-            m.insert(
-                k(n),
-                Arc::new(sample("/i", b"z", created, Duration::from_secs(600))),
-            );
+            put(&m, n, "/i", b"z", created, 600);
         }
         let t = SystemTime::now();
         assert!(m.get(&k(2), t + Duration::from_secs(8)).is_some());
@@ -256,10 +247,7 @@ mod tests {
         let m = MemoryTier::new(200_000, None);
         let now = SystemTime::now();
         for i in 0..=255u8 {
-            m.insert(
-                k(i),
-                Arc::new(sample("/f", &BODY, now, Duration::from_secs(60))),
-            );
+            put(&m, i, "/f", &BODY, now, 60);
         }
         m.sweep(now);
         let (n, bytes) = m.usage();
@@ -271,18 +259,9 @@ mod tests {
     fn purge_selects_by_source() {
         let m = MemoryTier::new(1 << 20, None);
         let now = SystemTime::now();
-        m.insert(
-            k(1),
-            Arc::new(sample("/a/1.jpg", b"1", now, Duration::from_secs(60))),
-        );
-        m.insert(
-            k(2),
-            Arc::new(sample("/a/2.jpg", b"2", now, Duration::from_secs(60))),
-        );
-        m.insert(
-            k(3),
-            Arc::new(sample("/b/3.jpg", b"3", now, Duration::from_secs(60))),
-        );
+        put(&m, 1, "/a/1.jpg", b"1", now, 60);
+        put(&m, 2, "/a/2.jpg", b"2", now, 60);
+        put(&m, 3, "/b/3.jpg", b"3", now, 60);
         assert_eq!(m.purge(&|s| s.path.starts_with("/a/")).len(), 2);
         assert!(m.get(&k(3), now).is_some());
         assert!(m.get(&k(1), now).is_none());

@@ -6,8 +6,8 @@
 //! The retention guarantee (docs/caching.md): an entry's deadline is never later than
 //! `created + max_retention - sweep_interval`, where `created` is when its source was fetched,
 //! so the sweeper, which removes expired entries from memory and disk every `sweep_interval`,
-//! has them gone by `created + max_retention`. Reads check the deadline against the clock; start-up and a periodic scrub remove anything on disk the index does not
-//! vouch for.
+//! has them gone by `created + max_retention`. Reads check the deadline against the clock;
+//! start-up and a periodic scrub remove anything on disk the index does not vouch for.
 
 pub mod config;
 pub mod disk;

@@ -846,7 +846,7 @@ impl Parts {
                 (h, self.body.clone(), etag, note, !transient)
             }
         };
-        let max_retention = st.cfg.cache.hold_limit();
+        let hold = st.cfg.cache.hold_limit();
         let ttl = self.ttl.unwrap_or_default();
         let stale = policy::stale_if_error(&self.header, st.cfg.cache.stale_if_error.get());
         let e = Entry {
@@ -856,8 +856,8 @@ impl Parts {
             note,
             source: self.source.clone(),
             created: self.fetched_at,
-            fresh_until: policy::expires_at(self.fetched_at, ttl, max_retention),
-            expires: policy::expires_at(self.fetched_at, ttl.saturating_add(stale), max_retention),
+            fresh_until: policy::expires_at(self.fetched_at, ttl, hold),
+            expires: policy::expires_at(self.fetched_at, ttl.saturating_add(stale), hold),
             source_bytes: n as u64,
             source_format: self.format.name().to_string(),
             origin_age: self
