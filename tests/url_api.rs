@@ -11,9 +11,9 @@ use image::GenericImageView;
 use pixgate::config::Config;
 use pixgate::request::imgproxy::Signer;
 
-const KEY: &str = "736563726574"; // "secret"
+const KEY: &str = "7365637265742d6b65792d6f662d31362b"; // "secret-key-of-16+"
 const SALT: &str = "68656c6c6f"; // "hello"
-const KEY2: &str = "6e65772d6b6579"; // "new-key"
+const KEY2: &str = "6e65772d6b65792d6f662d31362d62797465"; // "new-key-of-16-byte"
 const SALT2: &str = "6e65772d73616c74"; // "new-salt"
 
 fn signer(key: &str, salt: &str) -> Signer {
@@ -178,7 +178,7 @@ async fn the_ssrf_battery_is_refused() {
     ]);
     // Any host is allowed by the allowlist: the address checks alone must refuse.
     let px = Pixgate::start_config(api_config(&origin, |c| {
-        c.url_api.sources = vec!["http://*/".into()];
+        c.url_api.sources = vec!["http://*:*/".into()];
         c.url_api.allow_ip_ranges = vec![];
     }));
     for target in [
@@ -192,6 +192,10 @@ async fn the_ssrf_battery_is_refused() {
         "http://[::ffff:127.0.0.1]/a.jpg".into(),
         "http://0.0.0.0/a.jpg".into(),
         "http://[fd00:ec2::254]/".into(),
+        // Issue 17 item 10: SIIT (::ffff:0:a.b.c.d) and local-use NAT64 (64:ff9b:1::/48).
+        "http://[::ffff:0:7f00:1]/a.jpg".into(),
+        "http://[::ffff:0:a9fe:a9fe]/latest/meta-data/".into(),
+        "http://[64:ff9b:1::7f00:1]/a.jpg".into(),
     ] {
         let r = get(
             &px.url(&signed(&format!("/w:10/plain/{target}"), KEY, SALT)),
@@ -201,7 +205,18 @@ async fn the_ssrf_battery_is_refused() {
         let code = r.status().as_u16();
         let body = r.text().await.unwrap();
         assert_eq!(code, 403, "{target}: {body}");
-        assert!(body.contains("forbidden address"), "{target}: {body}");
+        assert!(body.contains("not allowed"), "{target}: {body}");
+        // The refusal does not map the network for the caller: no address class named.
+        for class in [
+            "loopback",
+            "private",
+            "link-local",
+            "metadata",
+            "NAT",
+            "unique",
+        ] {
+            assert!(!body.contains(class), "{target}: {body} names `{class}`");
+        }
     }
     assert_eq!(
         origin.hits("/a.jpg"),
@@ -211,7 +226,7 @@ async fn the_ssrf_battery_is_refused() {
 
     // The origin itself is exempt here, so its redirect to a private address is what's judged.
     let px = Pixgate::start_config(api_config(&origin, |c| {
-        c.url_api.sources = vec!["http://*/".into()];
+        c.url_api.sources = vec!["http://*:*/".into()];
     }));
     let url = signed(
         &format!("/w:10/plain/http://{}/to-private", origin.addr),

@@ -153,9 +153,11 @@ pub fn selector(query: &str) -> Result<Selector, String> {
 /// purge removes every query variant of a path.
 fn split_url(v: &str) -> Result<(Option<String>, String), String> {
     let v = v.trim();
+    // The same normal form the proxy gives request paths, so a purge names what was stored.
+    let normal = |p: &str| crate::path::normalize(p).map_err(|e| format!("`{v}`: {e}"));
     if v.starts_with('/') {
         let path = v.split(['?', '#']).next().unwrap_or(v);
-        return Ok((None, path.to_string()));
+        return Ok((None, normal(path)?));
     }
     let uri: http::Uri = v
         .parse()
@@ -166,15 +168,11 @@ fn split_url(v: &str) -> Result<(Option<String>, String), String> {
         .authority()
         .ok_or_else(|| format!("`{v}` has no host"))?
         .as_str();
-    let path = uri.path();
-    Ok((
-        Some(crate::cache::key::normalize_host(host)),
-        if path.is_empty() {
-            "/".into()
-        } else {
-            path.into()
-        },
-    ))
+    let path = match uri.path() {
+        "" => "/",
+        p => p,
+    };
+    Ok((Some(crate::cache::key::normalize_host(host)), normal(path)?))
 }
 
 #[async_trait]

@@ -35,6 +35,12 @@ pub struct CacheConfig {
     /// Response header that says `HIT`, `MISS` or `BYPASS`; `null` turns it off.
     /// Default `X-Cache`.
     pub status_header: Option<String>,
+    /// Responses to requests that carried a `Cookie`: `require_public` stores one only when
+    /// the origin says `public` or `s-maxage` (a page that answers 200 to a session cookie
+    /// and 403 without it would otherwise be shared with everyone); `trust_origin` applies the
+    /// usual rules, for sites that set cookies on every page and mark private answers
+    /// `private`. Default `require_public`.
+    pub cookies: CookiePolicy,
     /// The memory tier.
     pub memory: MemoryConfig,
     /// The disk tier: `off` (nothing derived from an image is ever written to disk) or its
@@ -51,6 +57,16 @@ pub struct CacheConfig {
     pub max_background: usize,
 }
 
+/// Whether a response to a request with a `Cookie` may be shared (`cache.cookies`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CookiePolicy {
+    /// Only when the response says `public` or `s-maxage`.
+    RequirePublic,
+    /// As any other response (the origin marks per-user answers `private`).
+    TrustOrigin,
+}
+
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
@@ -61,6 +77,7 @@ impl Default for CacheConfig {
             idle_ttl: None,
             sweep_interval: Dur::millis(250),
             status_header: Some("X-Cache".into()),
+            cookies: CookiePolicy::RequirePublic,
             memory: MemoryConfig::default(),
             disk: DiskSetting::Off,
             avif_budget: Some(Dur::millis(800)),

@@ -183,12 +183,14 @@ impl Cache {
         &self.cfg
     }
 
-    /// The limits a response's TTL is computed under.
-    pub fn limits(&self, rule_ttl: Option<Duration>) -> policy::Limits {
+    /// The limits a response's TTL is computed under. `cookie`: the request carried a
+    /// `Cookie` (see `cache.cookies`).
+    pub fn limits(&self, rule_ttl: Option<Duration>, cookie: bool) -> policy::Limits {
         policy::Limits {
             default_ttl: self.cfg.default_ttl.get(),
             rule_ttl,
             max_retention: self.cfg.hold_limit(),
+            needs_public: cookie && self.cfg.cookies == config::CookiePolicy::RequirePublic,
         }
     }
 

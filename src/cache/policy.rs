@@ -5,7 +5,8 @@
 //! Rules (docs/caching.md):
 //! - never stored: `no-store`, `private`, `no-cache` (pixgate does not revalidate), a
 //!   `Set-Cookie`, a `Vary` on anything but `Accept` / `Accept-Encoding`, a request with
-//!   `Authorization`;
+//!   `Authorization`; for a request with a `Cookie`, anything without `public` or
+//!   `s-maxage` (unless `cache.cookies: trust_origin`);
 //! - freshness: `s-maxage`, else `max-age`, else `Expires` − `Date`, else `default_ttl`,
 //!   minus the origin's `Age`;
 //! - capped by the rule's TTL (when a rule sets one) and by `max_retention`, counted from when
@@ -25,6 +26,8 @@ pub enum NoStore {
     NoCache,
     /// The response sets a cookie.
     SetCookie,
+    /// The request carried a cookie and the response does not say `public` / `s-maxage`.
+    Cookie,
     /// `Vary` names a request header the key does not include.
     Vary,
     /// Already stale when received (`Age` ≥ lifetime, `max-age=0`, `Expires` in the past).
@@ -39,6 +42,7 @@ impl NoStore {
             NoStore::Private => "private",
             NoStore::NoCache => "no_cache",
             NoStore::SetCookie => "set_cookie",
+            NoStore::Cookie => "cookie",
             NoStore::Vary => "vary",
             NoStore::Stale => "stale",
         }
@@ -54,6 +58,9 @@ pub struct Limits {
     pub rule_ttl: Option<Duration>,
     /// The retention guarantee.
     pub max_retention: Duration,
+    /// Store only a response that says `public` or `s-maxage` (the request carried a
+    /// `Cookie` and `cache.cookies` is `require_public`).
+    pub needs_public: bool,
 }
 
 /// How long a response may be kept, counted from `fetched_at` (when its source was fetched).
@@ -72,6 +79,9 @@ pub fn ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, 
     }
     if h.contains_key(header::SET_COOKIE) {
         return Err(NoStore::SetCookie);
+    }
+    if limits.needs_public && !has("public") && !has("s-maxage") {
+        return Err(NoStore::Cookie);
     }
     if !vary_is_keyed(h) {
         return Err(NoStore::Vary);
@@ -190,6 +200,7 @@ mod tests {
         default_ttl: Duration::from_secs(3600),
         rule_ttl: None,
         max_retention: Duration::from_secs(86_400),
+        needs_public: false,
     };
 
     fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -273,6 +284,27 @@ mod tests {
             s(&[("cache-control", "max-age=60"), ("age", "61")]),
             Err(NoStore::Stale)
         );
+    }
+
+    #[test]
+    fn cookie_requests_need_an_explicitly_shared_response() {
+        let now = t0();
+        let cookie = Limits {
+            needs_public: true,
+            ..L
+        };
+        assert_eq!(ttl(&h(&[]), &cookie, now), Err(NoStore::Cookie));
+        let plain = h(&[("cache-control", "max-age=60")]);
+        assert_eq!(ttl(&plain, &cookie, now), Err(NoStore::Cookie));
+        assert!(ttl(&plain, &L, now).is_ok(), "no cookie: the usual rules");
+        for cc in ["public, max-age=60", "s-maxage=60", "max-age=60, PUBLIC"] {
+            let shared = h(&[("cache-control", cc)]);
+            assert_eq!(
+                ttl(&shared, &cookie, now),
+                Ok(Duration::from_secs(60)),
+                "{cc}"
+            );
+        }
     }
 
     #[test]

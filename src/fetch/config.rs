@@ -15,7 +15,7 @@ pub struct UrlApiConfig {
     /// dedicated imgproxy host would). Default `/img`.
     pub prefix: String,
     /// HMAC-SHA256 keys, hex, as imgproxy's `IMGPROXY_KEY`; several for rotation (any pair
-    /// verifies). Default none.
+    /// verifies). Each must be at least [`MIN_KEY_BYTES`] bytes (32 hex digits). Default none.
     pub keys: Vec<String>,
     /// Salts, hex, paired with `keys` by position. Default none.
     pub salts: Vec<String>,
@@ -23,8 +23,11 @@ pub struct UrlApiConfig {
     /// `metrics.tenants`); keys without one meter as `none`. Default none.
     pub tenants: Vec<String>,
     /// Signature length in bytes before base64url (imgproxy's `IMGPROXY_SIGNATURE_SIZE`),
-    /// 1–32. Default `32`.
+    /// 8–32 (1–32 with `allow_short_signatures`). Default `32`.
     pub signature_size: usize,
+    /// Accept a `signature_size` below [`MIN_SIGNATURE_BYTES`]: a 1-byte signature is one guess
+    /// in 256. Only for templates that cannot change. Default `false`.
+    pub allow_short_signatures: bool,
     /// Accept `insecure` / `unsafe` / `_` in place of a signature. Default `false`.
     pub allow_unsigned: bool,
     /// Allowed sources: `scheme://host-glob[:port][/path/]`, matched on parsed URL parts.
@@ -53,6 +56,7 @@ impl Default for UrlApiConfig {
             salts: Vec::new(),
             tenants: Vec::new(),
             signature_size: 32,
+            allow_short_signatures: false,
             allow_unsigned: false,
             sources: Vec::new(),
             allow_ip_ranges: Vec::new(),
@@ -63,6 +67,13 @@ impl Default for UrlApiConfig {
         }
     }
 }
+
+/// The shortest signing key accepted, in bytes: 128 bits, so a key cannot be searched for.
+pub const MIN_KEY_BYTES: usize = 16;
+
+/// The shortest signature accepted without `allow_short_signatures`, in bytes (64 bits: an
+/// online guess of a valid signature stays out of reach).
+pub const MIN_SIGNATURE_BYTES: usize = 8;
 
 /// Decodes hex (imgproxy keys and salts).
 pub fn hex(s: &str) -> Option<Vec<u8>> {
@@ -84,8 +95,18 @@ impl UrlApiConfig {
             p.push(("url_api.prefix".into(), "must start with `/`".into()));
         }
         for (i, k) in self.keys.iter().enumerate() {
-            if hex(k).is_none() {
-                p.push((format!("url_api.keys[{i}]"), "must be hex".into()));
+            match hex(k) {
+                None => p.push((format!("url_api.keys[{i}]"), "must be hex".into())),
+                Some(b) if b.len() < MIN_KEY_BYTES => p.push((
+                    format!("url_api.keys[{i}]"),
+                    format!(
+                        "must be at least {MIN_KEY_BYTES} bytes ({} hex digits), got {}: \
+                         generate one with `openssl rand -hex 32`",
+                        MIN_KEY_BYTES * 2,
+                        b.len()
+                    ),
+                )),
+                Some(_) => {}
             }
         }
         for (i, s) in self.salts.iter().enumerate() {
@@ -103,10 +124,23 @@ impl UrlApiConfig {
                 ),
             ));
         }
-        if !(1..=32).contains(&self.signature_size) {
+        let min = if self.allow_short_signatures {
+            1
+        } else {
+            MIN_SIGNATURE_BYTES
+        };
+        if !(min..=32).contains(&self.signature_size) {
+            let why = if self.signature_size < MIN_SIGNATURE_BYTES && self.signature_size >= 1 {
+                " (shorter signatures need url_api.allow_short_signatures: true)"
+            } else {
+                ""
+            };
             p.push((
                 "url_api.signature_size".into(),
-                format!("must be between 1 and 32, got {}", self.signature_size),
+                format!(
+                    "must be between {min} and 32, got {}{why}",
+                    self.signature_size
+                ),
             ));
         }
         if self.enabled && self.keys.is_empty() && !self.allow_unsigned {

@@ -47,10 +47,20 @@ fn refuse(status: u16, kind: &'static str, message: impl Into<String>) -> Refusa
     }
 }
 
+/// The remote source's headers that may reach a client: its caching metadata, nothing that
+/// could act in the proxied site's origin (`Set-Cookie`, `Clear-Site-Data`, CORS,
+/// `Content-Disposition`, `Content-Type`: pixgate derives the type from the bytes).
+pub const SOURCE_HEADERS: &[http::HeaderName] = &[
+    http::header::CACHE_CONTROL,
+    http::header::EXPIRES,
+    http::header::LAST_MODIFIED,
+    http::header::ETAG,
+];
+
 /// A fetched source image.
 #[derive(Debug)]
 pub struct Remote {
-    /// The final response header (after redirects).
+    /// The final response's status and its [`SOURCE_HEADERS`] only (after redirects).
     pub header: ResponseHeader,
     /// The body.
     pub body: bytes::Bytes,
@@ -90,11 +100,16 @@ impl Guard {
     /// Refuses an address unless it is public or exempt.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
         match ssrf::forbidden(ip) {
-            Some(why) if !self.exempt.iter().any(|c| c.contains(ip)) => Err(refuse(
-                403,
-                "forbidden_address",
-                format!("the source resolves to a forbidden address ({why})"),
-            )),
+            // The client learns that the address is refused, not which class it is in (that
+            // would map the operator's network for it); the class goes to the debug log.
+            Some(why) if !self.exempt.iter().any(|c| c.contains(ip)) => {
+                tracing::debug!(class = why, "remote source address refused");
+                Err(refuse(
+                    403,
+                    "forbidden_address",
+                    "the source resolves to an address that is not allowed",
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -122,9 +137,17 @@ impl Guard {
         Ok(addrs[0])
     }
 
-    /// Fetches `url` with all checks, within the total timeout.
-    pub async fn fetch(&self, url: SourceUrl) -> Result<Remote, Refusal> {
-        match tokio::time::timeout(self.timeout, self.fetch_inner(&self.connector, url)).await {
+    /// Fetches `url` with all checks, within the total timeout. `reserve(n)` is asked for
+    /// room to hold `n` body bytes in all before they are read: with the declared
+    /// Content-Length up front, then as chunks arrive; `false` stops the fetch (503,
+    /// `buffer_budget`), so a source is never read past the caller's memory budget.
+    pub async fn fetch(
+        &self,
+        url: SourceUrl,
+        reserve: &mut (dyn FnMut(u64) -> bool + Send),
+    ) -> Result<Remote, Refusal> {
+        let f = self.fetch_inner(&self.connector, url, reserve);
+        match tokio::time::timeout(self.timeout, f).await {
             Ok(r) => r,
             Err(_) => Err(refuse(504, "timeout", "the source took too long")),
         }
@@ -134,6 +157,7 @@ impl Guard {
         &self,
         connector: &Connector,
         mut url: SourceUrl,
+        reserve: &mut (dyn FnMut(u64) -> bool + Send),
     ) -> Result<Remote, Refusal> {
         for _ in 0..=self.max_redirects {
             if !self.allows(&url) {
@@ -198,12 +222,19 @@ impl Guard {
             if declared.is_some_and(|n| n > self.max_bytes) {
                 return Err(too_large(self.max_bytes));
             }
+            if !reserve(declared.unwrap_or(0)) {
+                return Err(no_budget());
+            }
             let mut body = bytes::BytesMut::new();
             loop {
                 match up.session.read_response_body().await {
                     Ok(Some(chunk)) => {
-                        if (body.len() + chunk.len()) as u64 > self.max_bytes {
+                        let total = (body.len() + chunk.len()) as u64;
+                        if total > self.max_bytes {
                             return Err(too_large(self.max_bytes));
+                        }
+                        if !reserve(total) {
+                            return Err(no_budget());
                         }
                         body.extend_from_slice(&chunk);
                     }
@@ -220,7 +251,7 @@ impl Guard {
                 ));
             };
             return Ok(Remote {
-                header: up.header,
+                header: allowed_headers(&up.header)?,
                 body,
                 format,
             });
@@ -231,6 +262,24 @@ impl Guard {
             format!("more than {} redirects", self.max_redirects),
         ))
     }
+}
+
+/// A 200 header holding only the source's [`SOURCE_HEADERS`]: a third party's other headers
+/// never reach a client on a path pixgate answers itself.
+fn allowed_headers(up: &ResponseHeader) -> Result<ResponseHeader, Refusal> {
+    let mut h = ResponseHeader::build(200, Some(SOURCE_HEADERS.len()))
+        .map_err(|_| refuse(502, "read", "the source's header could not be kept"))?;
+    for name in SOURCE_HEADERS {
+        for v in up.headers.get_all(name) {
+            let _ = h.append_header(name.clone(), v.clone());
+        }
+    }
+    Ok(h)
+}
+
+/// The caller's budget of buffered source bytes is spent (`limits.max_buffered_bytes`).
+fn no_budget() -> Refusal {
+    refuse(503, "buffer_budget", "too many images in flight, try again")
 }
 
 fn too_large(max: u64) -> Refusal {

@@ -56,6 +56,16 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
         return Some(forbidden_v4(v4).unwrap_or("IPv4-compatible (deprecated)"));
     }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        // SIIT IPv4-translated (RFC 6145): ::ffff:0:a.b.c.d
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+        return Some(forbidden_v4(v4).unwrap_or("IPv4-translated (::ffff:0:0/96)"));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        // Local-use NAT64 (RFC 8215, 64:ff9b:1::/48): the IPv4 address may sit at any of
+        // RFC 6052's offsets and the translator is the operator's own: never public.
+        return Some("local-use NAT64 (64:ff9b:1::/48)");
+    }
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
         // NAT64 well-known prefix 64:ff9b::/96
         let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
@@ -192,15 +202,17 @@ impl SourceUrl {
                 .map_err(|_| format!("`{s}` has an invalid port"))?,
             _ => default_port,
         };
-        // A URL with a query but no path (`http://h?x`) asks for `/?x`.
-        let path_and_query = match uri.query() {
-            Some(q) => format!("{}?{q}", uri.path()),
-            None => uri.path().to_string(),
+        // A URL with a query but no path (`http://h?x`) asks for `/?x`. The path is judged
+        // and fetched in its normal form: `/media/../secret` is `/secret`, and encoded dot
+        // segments (`%252e%252e`) are refused rather than guessed at.
+        let path = match uri.path() {
+            p if p.starts_with('/') => p.to_string(),
+            p => format!("/{p}"),
         };
-        let path_and_query = if path_and_query.starts_with('/') {
-            path_and_query
-        } else {
-            format!("/{path_and_query}")
+        let path = crate::path::normalize(&path).map_err(|e| format!("`{s}`: {e}"))?;
+        let path_and_query = match uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
         };
         Ok(SourceUrl {
             scheme,
@@ -258,12 +270,14 @@ impl SourceUrl {
 pub struct Allowed {
     scheme: String,
     host: GlobMatcher,
+    /// `None`: any port (`:*`). An entry without a port means the scheme's default port.
     port: Option<u16>,
     path_prefix: String,
 }
 
 impl Allowed {
-    /// Parses an entry. The path is a prefix that must end at a `/` boundary.
+    /// Parses an entry. No port means the scheme's default port (80 or 443), `:*` any port.
+    /// The path is a prefix that must end at a `/` boundary, in normal form.
     pub fn parse(s: &str) -> Result<Allowed, String> {
         let (scheme, rest) = s
             .split_once("://")
@@ -276,12 +290,14 @@ impl Allowed {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
+        let default_port = if scheme == "https" { 443 } else { 80 };
         let (host, port) = match authority.rsplit_once(':') {
+            Some((h, "*")) if !h.ends_with(':') => (h, None),
             Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse() {
                 Ok(p) => (h, Some(p)),
-                Err(_) => (authority, None),
+                Err(_) => (authority, Some(default_port)),
             },
-            _ => (authority, None),
+            _ => (authority, Some(default_port)),
         };
         if host.is_empty() {
             return Err(format!("`{s}` has no host"));
@@ -289,7 +305,7 @@ impl Allowed {
         let glob = Glob::new(&host.to_ascii_lowercase())
             .map_err(|e| format!("`{s}`: bad host glob: {e}"))?
             .compile_matcher();
-        let mut path_prefix = path.to_string();
+        let mut path_prefix = crate::path::normalize(path).map_err(|e| format!("`{s}`: {e}"))?;
         if !path_prefix.ends_with('/') {
             // `https://x.com/media` means the folder, not `/media-private`.
             path_prefix.push('/');
@@ -349,6 +365,13 @@ mod tests {
             "ff02::1",
             "2001:db8::1",
             "2001::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:a00:1",
+            "::ffff:0:5db8:d822",
+            "64:ff9b:1::7f00:1",
+            "64:ff9b:1:7f00:1::",
+            "64:ff9b:1::5db8:d822",
         ] {
             let ip: IpAddr = a.parse().unwrap();
             assert!(forbidden(ip).is_some(), "{a} must be refused");
@@ -451,6 +474,36 @@ mod tests {
         let p = Allowed::parse("http://10.0.0.5:8080/").unwrap();
         assert!(p.matches(&SourceUrl::parse("http://10.0.0.5:8080/a").unwrap()));
         assert!(!p.matches(&SourceUrl::parse("http://10.0.0.5/a").unwrap()));
+        // No port: the scheme's default port, not every port (issue 17 item 6).
+        let d = Allowed::parse("http://10.0.0.5/media/").unwrap();
+        assert!(d.matches(&SourceUrl::parse("http://10.0.0.5/media/a").unwrap()));
+        assert!(d.matches(&SourceUrl::parse("http://10.0.0.5:80/media/a").unwrap()));
+        assert!(!d.matches(&SourceUrl::parse("http://10.0.0.5:18090/media/a").unwrap()));
+        let s = Allowed::parse("https://img.example.com/").unwrap();
+        assert!(s.matches(&SourceUrl::parse("https://img.example.com:443/a").unwrap()));
+        assert!(!s.matches(&SourceUrl::parse("https://img.example.com:8443/a").unwrap()));
+        let any = Allowed::parse("http://10.0.0.5:*/").unwrap();
+        assert!(any.matches(&SourceUrl::parse("http://10.0.0.5:18090/a").unwrap()));
+        // Dot segments are resolved before matching; encoded ones are refused.
+        assert!(!d.matches(&SourceUrl::parse("http://10.0.0.5/media/../secret/x.png").unwrap()));
+        assert_eq!(
+            SourceUrl::parse("http://10.0.0.5/media/../secret/x.png")
+                .unwrap()
+                .path_and_query,
+            "/secret/x.png"
+        );
+        for bad in [
+            "http://10.0.0.5/media/%2e%2e/secret/x.png",
+            "http://10.0.0.5/media/%252e%252e/secret/x.png",
+            "http://10.0.0.5/media/..%252f..%252fsecret/x.png",
+            "http://10.0.0.5/media/%2e%2e%2fsecret/x.png",
+        ] {
+            let parsed = SourceUrl::parse(bad);
+            assert!(
+                parsed.as_ref().map_or(true, |u| !d.matches(u)),
+                "{bad} must not pass as /media/: {parsed:?}"
+            );
+        }
         assert!(Allowed::parse("images.example.com").is_err());
         assert!(Allowed::parse("gopher://x").is_err());
     }

@@ -34,10 +34,12 @@ pub fn strip_request(req: &mut RequestHeader) {
     }
 }
 
-/// The policy an SVG is sent with: scripts, plugins, forms, frames and external fetches are
-/// off (`sandbox` also gives it an opaque origin), inline styles and `data:` images stay, so a
-/// drawing renders and nothing in it runs when it is opened as a document.
-pub const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox";
+/// The policy an SVG, and every answer pixgate writes itself, is sent with: scripts, plugins,
+/// forms, frames and external fetches are off (`sandbox` also gives it an opaque origin),
+/// inline styles and `data:` images stay, so a drawing renders and nothing in it runs when it
+/// is opened as a document (a polyglot file, an error page, a remote source's bytes).
+pub const SANDBOX_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox";
 
 /// Whether a response is an SVG document (by its Content-Type).
 pub fn is_svg(resp: &ResponseHeader) -> bool {
@@ -52,14 +54,21 @@ pub fn is_svg(resp: &ResponseHeader) -> bool {
 }
 
 /// SVG is a document format that can carry scripts: pixgate never renders it, and sends it
-/// with [`SVG_CSP`] and `X-Content-Type-Options: nosniff`. Returns whether `resp` was an SVG.
+/// with [`SANDBOX_CSP`] and `X-Content-Type-Options: nosniff`. Returns whether `resp` was an SVG.
 pub fn contain_svg(resp: &mut ResponseHeader) -> pingora::Result<bool> {
     let svg = is_svg(resp);
     if svg {
-        resp.insert_header(header::CONTENT_SECURITY_POLICY, SVG_CSP)?;
+        resp.insert_header(header::CONTENT_SECURITY_POLICY, SANDBOX_CSP)?;
         resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
     }
     Ok(svg)
+}
+
+/// Marks an answer pixgate writes itself as inert: `nosniff` and [`SANDBOX_CSP`].
+pub fn inert(resp: &mut ResponseHeader) -> pingora::Result<()> {
+    resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    resp.insert_header(header::CONTENT_SECURITY_POLICY, SANDBOX_CSP)?;
+    Ok(())
 }
 
 /// [`strip_hop_by_hop`] for a pingora response header.

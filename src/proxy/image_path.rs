@@ -46,6 +46,8 @@ struct Request {
     path_and_query: String,
     /// Whether this request may use the cache at all.
     cacheable: bool,
+    /// The origin saw the client's `Cookie` (see `cache.cookies`).
+    cookie: bool,
     /// Canonical transform options (key part).
     options: String,
     /// The pixel operations they ask for.
@@ -227,11 +229,13 @@ fn build_request(
             .req_header()
             .headers
             .contains_key(header::AUTHORIZATION);
+    let cookie = req.headers.contains_key(header::COOKIE);
     Ok(Request {
         origin_req: req,
         host,
         path_and_query,
         cacheable,
+        cookie,
         options: format!("{}{}", options.canonical(), applied.key_part()),
         transform: applied.clamp(options.transform(st.cfg.transform.max_output_dimension)),
         origin_id: st.cfg.origin.url.clone(),
@@ -334,6 +338,8 @@ pub async fn handle_api(
         host: source.host.clone(),
         path_and_query: source.path_and_query.clone(),
         cacheable: st.cache.enabled(),
+        // The source is fetched without the client's headers.
+        cookie: false,
         options: format!("{}{}", options.canonical(), applied.key_part()),
         transform: applied.clamp(options.transform(st.cfg.transform.max_output_dimension)),
         origin_id: format!("remote:{}", source.origin()),
@@ -391,31 +397,23 @@ async fn fetch_remote_or_origin(st: &State, req: &Request) -> Result<Fetched> {
     };
     let epoch = st.cache.epoch();
     let fetched_at = SystemTime::now();
-    Ok(match guard.fetch(url.clone()).await {
-        Ok(r) => {
-            // The guard read the body under its own byte cap; keep it only within the budget.
-            let mut held = super::budget::Held::default();
-            if !st.budget.grow(&mut held, r.body.len() as u64) {
-                crate::telemetry::metrics::record_original(
-                    r.format.name(),
-                    Reason::BufferBudget,
-                    0,
-                    0,
-                );
-                return Ok(Fetched::Refused(crate::fetch::Refusal {
-                    status: 503,
-                    kind: "buffer_budget",
-                    message: "too many images in flight, try again".into(),
-                }));
-            }
-            Fetched::Image(SourceImage {
-                header: r.header,
-                body: r.body,
-                format: r.format,
-                fetched_at,
-                epoch,
-                held,
-            })
+    // The budget is charged as the body arrives (the declared length up front), as on the
+    // proxy path: concurrent large sources never sit in memory past max_buffered_bytes.
+    let mut held = super::budget::Held::default();
+    let mut reserve = |n: u64| st.budget.grow(&mut held, n);
+    let fetched = guard.fetch(url.clone(), &mut reserve).await;
+    Ok(match fetched {
+        Ok(r) => Fetched::Image(SourceImage {
+            header: r.header,
+            body: r.body,
+            format: r.format,
+            fetched_at,
+            epoch,
+            held,
+        }),
+        Err(r) if r.kind == "buffer_budget" => {
+            record_original("unknown", Reason::BufferBudget, 0, 0);
+            Fetched::Refused(r)
         }
         Err(refusal) => Fetched::Refused(refusal),
     })
@@ -477,8 +475,7 @@ async fn variant(
     rec: &mut Record,
 ) -> Result<u16> {
     let key = req.key(st, &plan);
-    if let Some((e, tier)) = st.cache.get(&key).await {
-        metrics::CACHE_HITS.with_label_values(&[tier.label()]).inc();
+    if let Some(e) = cached(st, &key).await {
         return respond::entry(st, session, &e, CacheStatus::Hit, None, rec).await;
     }
     let budget = if budgeted && plan.wants_avif() {
@@ -506,10 +503,34 @@ async fn variant(
                 .await
             }
         },
-        Join::Leader(lead) => {
-            let f = Fill::new(plan).keyed(key, Some(lead)).budget(budget);
-            fill(st, session, req, f, rec).await
+        Join::Leader(lead) => match stored_meanwhile(st, &key, lead).await {
+            Ok(e) => respond::entry(st, session, &e, CacheStatus::Hit, None, rec).await,
+            Err(lead) => {
+                let f = Fill::new(plan).keyed(key, Some(lead)).budget(budget);
+                fill(st, session, req, f, rec).await
+            }
+        },
+    }
+}
+
+/// A fresh entry for `key`, counted as a hit of its tier.
+async fn cached(st: &State, key: &Key) -> Option<Arc<Entry>> {
+    let (e, tier) = st.cache.get(key).await?;
+    metrics::CACHE_HITS.with_label_values(&[tier.label()]).inc();
+    Some(e)
+}
+
+/// A new leader looks once more before it fetches: a request that missed before the previous
+/// leader stored the entry, and joined after that leader's flight ended, finds it here
+/// (without this, 50 concurrent misses could cost the origin two fetches). A found entry is
+/// published to anyone who joined this flight meanwhile; otherwise the lead is handed back.
+async fn stored_meanwhile(st: &State, key: &Key, lead: Leader) -> Result<Arc<Entry>, Leader> {
+    match cached(st, key).await {
+        Some(e) => {
+            lead.finish(Some(e.clone()));
+            Ok(e)
         }
+        None => Err(lead),
     }
 }
 
@@ -526,8 +547,7 @@ async fn webp_instead(
     let short = Some(st.cfg.cache.fallback_max_age.get());
     let plan = plan.avif_as_webp();
     let key = req.key(st, &plan);
-    if let Some((e, tier)) = st.cache.get(&key).await {
-        metrics::CACHE_HITS.with_label_values(&[tier.label()]).inc();
+    if let Some(e) = cached(st, &key).await {
         return respond::entry(st, session, &e, CacheStatus::Hit, short, rec).await;
     }
     let f = Fill::new(plan).fallback(short).source(source);
@@ -539,7 +559,10 @@ async fn webp_instead(
             }
             _ => f.keyed(key, None),
         },
-        Join::Leader(lead) => f.keyed(key, Some(lead)),
+        Join::Leader(lead) => match stored_meanwhile(st, &key, lead).await {
+            Ok(e) => return respond::entry(st, session, &e, CacheStatus::Hit, short, rec).await,
+            Err(lead) => f.keyed(key, Some(lead)),
+        },
     };
     // Boxed: `fill` can come back here, once (a stand-in is never budgeted again).
     Box::pin(fill(st, session, req, f, rec)).await
@@ -628,7 +651,7 @@ async fn fill(
     let plan = work.plan;
     let ttl = match policy::ttl(
         &src.header.headers,
-        &st.cache.limits(work.rule_ttl),
+        &st.cache.limits(work.rule_ttl, req.cookie),
         SystemTime::now(),
     ) {
         Ok(t) => Some(t),
@@ -823,8 +846,7 @@ impl Parts {
             } => {
                 record_transformed(self.format, out, n, bytes.len(), res.ran.as_secs_f64());
                 let etag = headers::variant_etag(&bytes);
-                let h =
-                    respond::stored_headers(&self.header, Some(out.mime()), Some(&etag), st.vary());
+                let h = respond::stored_headers(&self.header, out.mime(), Some(&etag), st.vary());
                 (h, bytes, Some(etag), out.name().to_string(), true)
             }
             Outcome::Original(reason) => {
@@ -834,7 +856,14 @@ impl Parts {
                     .get(header::ETAG)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let h = respond::stored_headers(&self.header, None, etag.as_deref(), st.vary());
+                // The type comes from the bytes, never from the origin's or a remote
+                // source's Content-Type (a JPEG-looking HTML page stays an image to clients).
+                let h = respond::stored_headers(
+                    &self.header,
+                    self.format.mime(),
+                    etag.as_deref(),
+                    st.vary(),
+                );
                 let transient = matches!(
                     reason,
                     Reason::Timeout

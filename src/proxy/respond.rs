@@ -63,11 +63,13 @@ impl CacheStatus {
 }
 
 /// The headers an entry replays: the origin's (caching, CORS, Last-Modified, ...) minus
-/// hop-by-hop and body-describing ones, plus the variant's Content-Type, ETag and
-/// `Vary: Accept` (plus `vary_fields`, the client hints when they are on). `content_type: None` keeps the origin's (the original bytes are sent).
+/// hop-by-hop and body-describing ones, plus the Content-Type of the bytes sent (sniffed or
+/// encoded, never the origin's), ETag and `Vary: Accept` (plus `vary_fields`, the client
+/// hints when they are on). A remote source's headers were cut to
+/// [`crate::fetch::SOURCE_HEADERS`] when it was fetched.
 pub fn stored_headers(
     origin: &HeaderMap,
-    content_type: Option<&str>,
+    content_type: &str,
     etag: Option<&str>,
     vary_fields: &[&str],
 ) -> Vec<(String, Vec<u8>)> {
@@ -81,17 +83,12 @@ pub fn stored_headers(
         }
         vary = headers::vary_with(&m, f);
     }
-    let origin_ct = h.get(header::CONTENT_TYPE).cloned();
     let mut out: Vec<(String, Vec<u8>)> = h
         .iter()
         .filter(|(n, _)| !BODY_HEADERS.contains(&n.as_str()) && *n != header::VARY)
         .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
         .collect();
-    match (content_type, origin_ct) {
-        (Some(ct), _) => out.push(("content-type".into(), ct.as_bytes().to_vec())),
-        (None, Some(ct)) => out.push(("content-type".into(), ct.as_bytes().to_vec())),
-        (None, None) => {}
-    }
+    out.push(("content-type".into(), content_type.as_bytes().to_vec()));
     if let Some(e) = etag {
         out.push(("etag".into(), e.as_bytes().to_vec()));
     }
@@ -147,8 +144,9 @@ pub async fn entry(
         resp.insert_header(header::AGE, age.to_string())?;
     }
     headers::forward_response(&mut resp)?;
-    // An image answer is an image: no browser may sniff it into HTML (polyglot files).
-    resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    // An image answer is an image: no browser may sniff it into HTML (polyglot files), and
+    // opened as a document nothing in it runs.
+    headers::inert(&mut resp)?;
     if let Some(name) = &st.cfg.cache.status_header {
         resp.insert_header(name.clone(), status.as_str())?;
     }
@@ -203,6 +201,7 @@ async fn retry_later(
         crate::ratelimit::retry_after(wait).to_string(),
     )?;
     headers::forward_response(&mut resp)?;
+    headers::inert(&mut resp)?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
     Ok(status)
@@ -216,6 +215,8 @@ pub async fn error(session: &mut Session, status: u16, message: &str) -> Result<
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
     headers::forward_response(&mut resp)?;
+    // The message may quote the request: never a page.
+    headers::inert(&mut resp)?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
     Ok(status)

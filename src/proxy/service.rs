@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::image::codec::EncodeSettings;
 use crate::image::pool::Pool;
 use crate::image::probe::HeaderLimits;
+use crate::path::PathError;
 use crate::telemetry::{metrics, Done, Record, Telemetry};
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
@@ -212,7 +213,22 @@ impl ProxyHttp for Pixgate {
             respond::too_many(session, wait, &mut ctx.rec).await?;
             return Ok(true);
         }
-        if let Some(rest) = self.api_path(session) {
+        // A URL API path is a signed string holding a URL (`/plain/http://...`), not a file
+        // path: it is verified as sent. Every other path is put in its normal form once, and
+        // rules, tenant, cache key, purge, metering and the origin all see that form.
+        let api = match self.api_path(session) {
+            Some(rest) => Some(rest),
+            None => {
+                if let Err(e) = normalize_path(session.req_header_mut()) {
+                    ctx.rec.reason = Some("bad_path");
+                    respond::bad_request(session, &e.to_string()).await?;
+                    return Ok(true);
+                }
+                // `//img/...` is the API too: its prefix cannot be walked around.
+                self.api_path(session)
+            }
+        };
+        if let Some(rest) = api {
             ctx.rec.route = "api";
             image_path::handle_api(&self.state, session, &rest, &mut ctx.rec).await?;
             return Ok(true);
@@ -389,6 +405,22 @@ impl ProxyHttp for Pixgate {
         };
         ctx.rec.finish(&self.state.telemetry, done);
     }
+}
+
+/// Rewrites the request's path to its normal form (the query is kept as sent).
+fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(), PathError> {
+    let Some(pq) = req.uri.path_and_query() else {
+        return Ok(());
+    };
+    let normal = crate::path::normalize_with_query(pq.as_str())?;
+    if normal == pq.as_str() {
+        return Ok(());
+    }
+    let mut parts = req.uri.clone().into_parts();
+    parts.path_and_query = Some(normal.parse().map_err(|_| PathError::BadEscape)?);
+    let uri = http::Uri::from_parts(parts).map_err(|_| PathError::BadEscape)?;
+    req.set_uri(uri);
+    Ok(())
 }
 
 /// The Host header (empty when absent) and the path with its query, as the client sent them.

@@ -306,7 +306,8 @@ pub static CACHE_COALESCED: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
-/// Responses not stored, by reason (`no_store`, `private`, `set_cookie`, `transient`...).
+/// Responses not stored, by reason (`no_store`, `private`, `set_cookie`, `cookie`,
+/// `transient`...).
 pub static CACHE_NOT_STORED: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "pixgate_cache_not_stored_total",

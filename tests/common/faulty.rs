@@ -19,6 +19,9 @@ pub enum Fault {
     Truncated { announced: usize, sent: usize },
     /// Sends a `500` with a small body.
     ServerError,
+    /// Sends a 200 header announcing `Content-Length` N bytes, then `sent` bytes, then holds
+    /// the connection open without sending more (a source that stalls mid-body).
+    Stall { announced: usize, sent: usize },
 }
 
 /// A running faulty origin (one thread per connection, lives as long as the test).
@@ -86,6 +89,15 @@ fn serve(mut s: TcpStream, fault: Fault, body: &[u8], hits: &AtomicUsize) {
             let _ = s.write_all(head.as_bytes());
             let _ = s.write_all(&body[..sent.min(body.len())]);
             let _ = s.flush();
+        }
+        Fault::Stall { announced, sent } => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ncontent-length: {announced}\r\n\r\n"
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body[..sent.min(body.len())]);
+            let _ = s.flush();
+            std::thread::sleep(Duration::from_secs(30));
         }
         Fault::ServerError => {
             let _ = s.write_all(

@@ -1,6 +1,7 @@
 //! A real hyper origin with scripted routes: fixed bodies (whole or chunked, any status and
 //! headers), `/echo/*` (reflects method, headers and body), conditional `/etag/*`, and an
-//! HTTP/1.0 close-delimited mode. Counts hits per path.
+//! HTTP/1.0 close-delimited mode. Paths under `/cookie/` answer 403 to a request without a
+//! `Cookie` (a session-gated resource). Counts hits per path.
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -216,6 +217,13 @@ async fn handle(sh: Arc<Mutex<Shared>>, req: Request<Incoming>) -> Result<Resp, 
     }
     if let Some(d) = route.as_ref().and_then(|r| r.delay) {
         tokio::time::sleep(d).await;
+    }
+    if path.starts_with("/cookie/") && !parts.headers.contains_key("cookie") {
+        // A cookie-authenticated resource: without a session, forbidden.
+        return Ok(Response::builder()
+            .status(403)
+            .body(Full(Bytes::from_static(b"log in first")).boxed())
+            .expect("403"));
     }
     let Some(r) = route else {
         return Ok(Response::builder()
