@@ -179,7 +179,7 @@ fn log_and_metrics_errors_name_file_line_and_key() {
         "{e}"
     );
 
-    let y = "metrics:\n  tenants: [acme, acme, \"a b\", none]\nurl_api:\n  keys: [\"00\"]\n  salts: [\"00\"]\n  tenants: [globex]\n";
+    let y = "metrics:\n  tenants: [acme, acme, \"a b\", none]\nurl_api:\n  keys: [\"00112233445566778899aabbccddeeff\"]\n  salts: [\"00\"]\n  tenants: [globex]\n";
     let e = Config::from_yaml(y, "t.yaml").unwrap_err();
     let keys: Vec<_> = e.0.iter().map(|x| x.key.as_str()).collect();
     assert_eq!(
