@@ -109,13 +109,7 @@ async fn item02_cookie_authenticated_responses_are_not_shared() {
         ),
     ]);
     let px = Pixgate::start(&origin);
-    let with_cookie = || {
-        client()
-            .get(px.url("/cookie/private.jpg"))
-            .header("accept", CHROME)
-            .header("cookie", "session=alice")
-    };
-    let r = with_cookie().send().await.unwrap();
+    let r = with_session(&px.url("/cookie/private.jpg")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-cache"], "BYPASS", "not stored");
     let r = get(&px.url("/cookie/private.jpg"), Some(CHROME)).await;
@@ -136,13 +130,7 @@ async fn item02_cookie_authenticated_responses_are_not_shared() {
     );
 
     // `public` says the origin means to share it.
-    let r = client()
-        .get(px.url("/cookie/public.jpg"))
-        .header("accept", CHROME)
-        .header("cookie", "session=alice")
-        .send()
-        .await
-        .unwrap();
+    let r = with_session(&px.url("/cookie/public.jpg")).await;
     assert_eq!(r.headers()["x-cache"], "MISS");
     let r = get(&px.url("/cookie/public.jpg"), Some(CHROME)).await;
     assert_eq!(r.status(), 200);
@@ -152,14 +140,19 @@ async fn item02_cookie_authenticated_responses_are_not_shared() {
     let trusting = Pixgate::start_with(&origin, |c| {
         c.cache.cookies = pixgate::cache::config::CookiePolicy::TrustOrigin;
     });
-    let r = client()
-        .get(trusting.url("/cookie/private.jpg"))
+    let r = with_session(&trusting.url("/cookie/private.jpg")).await;
+    assert_eq!(r.headers()["x-cache"], "MISS", "stored under trust_origin");
+}
+
+/// A Chrome image request with a session cookie.
+async fn with_session(url: &str) -> reqwest::Response {
+    client()
+        .get(url)
         .header("accept", CHROME)
         .header("cookie", "session=alice")
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.headers()["x-cache"], "MISS", "stored under trust_origin");
+        .expect("request")
 }
 
 fn rules_dir() -> tempfile::TempDir {
