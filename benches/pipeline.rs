@@ -7,7 +7,7 @@ use pixgate::image::format::{sniff, OutputFormat};
 use pixgate::image::pipeline::{self, Job, Outcome};
 use pixgate::image::probe::HeaderLimits;
 use pixgate::request::accept::Accept;
-use pixgate::request::negotiate;
+use pixgate::request::negotiate::{self, Plan};
 use std::hint::black_box;
 use std::time::Duration;
 use support::twelve_mp_jpeg;
@@ -46,10 +46,10 @@ fn transforms(c: &mut Criterion) {
         ("webp", "image/webp", OutputFormat::Webp),
         ("avif", "image/avif", OutputFormat::Avif),
     ] {
-        let job = Job::new(
+        let job = Job::for_plan(
             bytes::Bytes::from_static(photo.bytes),
             sniff(photo.bytes).expect("a JPEG"),
-            Accept::parse(Some(accept)),
+            Plan::new(&Accept::parse(Some(accept)), &cfg.formats),
             &cfg,
             HeaderLimits {
                 max_pixels: 50_000_000,

@@ -6,6 +6,7 @@ use pixgate::image::format::sniff;
 use pixgate::image::pipeline::{self, Job, Outcome};
 use pixgate::image::probe::HeaderLimits;
 use pixgate::request::accept::Accept;
+use pixgate::request::negotiate::Plan;
 use std::time::Instant;
 
 fn main() {
@@ -14,10 +15,10 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for s in pixgate::demo::SAMPLES {
         for accept in ["image/avif", "image/webp", "*/*"] {
-            let job = Job::new(
+            let job = Job::for_plan(
                 bytes::Bytes::from_static(s.bytes),
                 sniff(s.bytes).expect("sample is an image"),
-                Accept::parse(Some(accept)),
+                Plan::new(&Accept::parse(Some(accept)), &cfg.formats),
                 &cfg,
                 HeaderLimits {
                     max_pixels: 50_000_000,

@@ -4,8 +4,10 @@
 
 pub mod codec;
 pub mod decode;
+pub mod fit;
 pub mod format;
 pub mod pipeline;
+pub mod plan;
 pub mod pool;
 pub mod probe;
 pub mod resize;

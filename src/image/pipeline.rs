@@ -7,8 +7,7 @@ use super::format::{OutputFormat, SourceFormat};
 use super::probe::{self, HeaderLimits};
 use super::resize::{self, ResizeSpec};
 use super::Reason;
-use crate::request::accept::Accept;
-use crate::request::negotiate::{Choice, Plan};
+use super::plan::{Choice, Plan};
 use std::time::{Duration, Instant};
 
 /// What to do to the pixels besides re-encoding (from URL options, later rules), in device
@@ -55,25 +54,9 @@ pub struct Job {
 }
 
 impl Job {
-    /// A job for `source` with the settings of `images`; the deadline is far off until the
-    /// pool sets it ([`super::pool::Pool::run`]).
-    pub fn new(
-        source: bytes::Bytes,
-        format: SourceFormat,
-        accept: Accept,
-        images: &crate::config::ImagesConfig,
-        limits: HeaderLimits,
-    ) -> Job {
-        Job::for_plan(
-            source,
-            format,
-            Plan::new(&accept, &images.formats),
-            images,
-            limits,
-        )
-    }
-
-    /// A job with a negotiation plan made earlier (the cache key holds the same plan).
+    /// A job for `source` under a negotiation plan (the cache key holds the same plan) with
+    /// the settings of `images`; the deadline is far off until the pool sets it
+    /// ([`super::pool::Pool::run`]).
     pub fn for_plan(
         source: bytes::Bytes,
         format: SourceFormat,

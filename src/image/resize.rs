@@ -8,8 +8,7 @@
 use super::Reason;
 use image::DynamicImage;
 
-/// How the image fits the box (see [`crate::request::options::Fit`]).
-pub use crate::request::options::{Fit, Gravity};
+pub use super::fit::{Fit, Gravity};
 
 /// What a resize must produce, in device pixels (the DPR is already applied).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,0 +1,78 @@
+//! The negotiation's outcome as data: what each source family becomes for one client
+//! ([`Plan`]). `request::negotiate` makes a plan from an Accept header (`Plan::new` is defined
+//! there, so this module knows nothing of HTTP); the pipeline follows it and the cache key
+//! names it.
+
+use super::format::{OutputFormat, SourceFormat};
+
+/// What to produce, or `Keep` when the source family is wanted but its re-encoding is disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Choice {
+    /// Encode into this format.
+    Encode(OutputFormat),
+    /// Send the original bytes.
+    Keep,
+}
+
+/// The negotiation decided before the source is fetched: what each source family becomes for
+/// this client. The choice depends on the source only through its family (JPEG for opaque photos,
+/// PNG for graphics or transparency), so two choices describe every outcome exactly. The plan is
+/// what the cache key holds instead of the raw Accept header, so the cache does not fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Plan {
+    /// What a JPEG-family source (opaque JPEG / WebP / AVIF) becomes.
+    pub jpeg: Choice,
+    /// What a PNG-family source (PNG, GIF, anything with transparency) becomes.
+    pub png: Choice,
+}
+
+impl Plan {
+    /// Every source becomes `f` (a URL's `fm=`), whatever the Accept header says.
+    pub fn forced(f: OutputFormat) -> Plan {
+        Plan {
+            jpeg: Choice::Encode(f),
+            png: Choice::Encode(f),
+        }
+    }
+
+    /// The choice for a decoded source.
+    pub fn for_source(&self, source: SourceFormat, has_alpha: bool) -> Choice {
+        match source.family(has_alpha) {
+            OutputFormat::Png => self.png,
+            _ => self.jpeg,
+        }
+    }
+
+    /// Whether some source would be encoded as AVIF (the slow encoder).
+    pub fn wants_avif(&self) -> bool {
+        self.jpeg == Choice::Encode(OutputFormat::Avif)
+            || self.png == Choice::Encode(OutputFormat::Avif)
+    }
+
+    /// The same plan with AVIF replaced by WebP: the quick answer while AVIF is encoded.
+    #[must_use]
+    pub fn avif_as_webp(&self) -> Plan {
+        let swap = |c: Choice| match c {
+            Choice::Encode(OutputFormat::Avif) => Choice::Encode(OutputFormat::Webp),
+            other => other,
+        };
+        Plan {
+            jpeg: swap(self.jpeg),
+            png: swap(self.png),
+        }
+    }
+
+    /// A short stable label for cache keys: `avif` when both families agree, else
+    /// `jpeg=webp,png=png`; `keep` means the original bytes.
+    pub fn label(&self) -> String {
+        let name = |c: Choice| match c {
+            Choice::Encode(f) => f.name(),
+            Choice::Keep => "keep",
+        };
+        if self.jpeg == self.png {
+            name(self.jpeg).to_string()
+        } else {
+            format!("jpeg={},png={}", name(self.jpeg), name(self.png))
+        }
+    }
+}
