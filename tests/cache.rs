@@ -35,7 +35,8 @@ fn retina() -> &'static [u8] {
         .bytes
 }
 
-/// Regular files anywhere under `dir`.
+/// Regular files anywhere under `dir`, but the cache directory's marker (`.pixgate-cache`,
+/// written when pixgate takes a directory; tests/disk.rs covers it).
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -43,7 +44,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 out.extend(files(&p));
-            } else {
+            } else if e.file_name() != ".pixgate-cache" {
                 out.push(p);
             }
         }

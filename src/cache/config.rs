@@ -107,8 +107,10 @@ impl Default for MemoryConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DiskConfig {
-    /// Directory of the cache files (created with mode 0700). Files not written by this
-    /// process with the current key are removed at start. Required.
+    /// Directory of the cache files. pixgate takes a new or empty directory (and marks it with
+    /// a `.pixgate-cache` file) or one it marked before, refuses any other at start, and sets
+    /// its mode to 0700. Start-up and the scrub delete only files named like pixgate's.
+    /// Required.
     pub dir: PathBuf,
     /// Bytes of files on disk, headers and AEAD tags included. Default `1GiB`.
     pub max_bytes: ByteSize,

@@ -1,24 +1,29 @@
-//! The disk tier: one sealed file per variant under `dir/<2 hex>/<64 hex>`, an in-memory LRU
-//! index of sizes and deadlines, and a byte limit that holds under a flood (space is reserved
-//! and victims deleted before a file is written, so usage stays within `max_bytes` plus the
-//! entry being written).
+//! The disk tier: one sealed file per variant under `dir/<2 hex>/<64 hex>` (the name a keyed
+//! MAC of the variant key, see [`seal`]), an in-memory LRU index of names, sizes and deadlines,
+//! and a byte limit that holds under a flood (space is reserved and victims deleted before a
+//! file is written, so usage stays within `max_bytes` plus the entry being written).
 //!
-//! Retention: the sweeper removes expired and idle files every sweep interval; a periodic
-//! scrub walks the directory and removes anything the index does not vouch for; start-up
-//! removes temp files, files sealed under another key (an ephemeral key makes that every old
-//! file), torn, expired or unreadable files. Writes go to `dir/tmp/` and are renamed into
-//! place; a temp file is removed by its guard if the write fails. All calls block: run them
-//! on a blocking thread.
+//! Retention: the sweeper removes expired and idle files every sweep interval, by the
+//! deadlines the index holds in memory (on disk they are sealed); a periodic scrub lists the
+//! directory and removes cache files the index does not vouch for; start-up removes temp files,
+//! and cache files sealed under another key (an ephemeral key makes that every old file), torn,
+//! expired or unreadable. Only files named like pixgate's are ever removed ([`layout`]).
+//! Writes go to `dir/tmp/` and are renamed into place; a temp file is removed by its guard if
+//! the write fails. All calls block: run them on a blocking thread.
+
+pub mod layout;
 
 use super::entry::Entry;
 use super::key::{Key, Source};
 use super::policy;
-use super::seal::{self, Header, Sealer, HEADER_LEN};
+use super::seal::{self, FileName, Header, Sealer, HEADER_LEN};
 use crate::cache::config::DiskConfig;
 use crate::telemetry::metrics;
+use layout::Layout;
 use lru::LruCache;
+use std::collections::HashSet;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -29,6 +34,7 @@ const TEMP_MAX_AGE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 struct Meta {
+    name: FileName,
     size: u64,
     expires: SystemTime,
     created: SystemTime,
@@ -59,7 +65,7 @@ impl Index {
 
 /// The disk tier.
 pub struct DiskTier {
-    dir: PathBuf,
+    layout: Layout,
     max_bytes: u64,
     idle: Option<Duration>,
     sealer: Sealer,
@@ -72,27 +78,26 @@ pub struct DiskTier {
 pub struct Startup {
     /// Files kept (readable with the current key, not expired).
     pub kept: u64,
-    /// Files removed (other key, torn, expired, unreadable, temp, stray).
+    /// Files removed (other key, torn, expired, unreadable, temp).
     pub removed: u64,
 }
 
 impl DiskTier {
     /// The cache directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.layout.dir()
     }
 
-    /// Opens (creating) the directory, loads the key, and cleans up what a previous run left.
+    /// Takes the directory ([`Layout::take`]: refused when it holds others' files), loads the
+    /// key, and cleans up what a previous run left.
     pub fn open(cfg: &DiskConfig, idle: Option<Duration>) -> Result<(DiskTier, Startup), String> {
-        let dir = cfg.dir.clone();
-        create_private_dir(&dir)?;
-        create_private_dir(&dir.join("tmp"))?;
+        let layout = Layout::take(&cfg.dir, cfg.key_file.as_deref())?;
         let sealer = match &cfg.key_file {
             Some(p) => Sealer::from_key_file(p)?,
             None => Sealer::ephemeral(),
         };
         let tier = DiskTier {
-            dir,
+            layout,
             max_bytes: cfg.max_bytes.get(),
             idle,
             sealer,
@@ -107,51 +112,39 @@ impl DiskTier {
         Ok((tier, st))
     }
 
-    fn path(&self, key: &Key) -> PathBuf {
-        let hex = key.hex();
-        self.dir.join(&hex[..2]).join(hex)
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
         // A panic while holding the lock cannot leave the index inconsistent with anything
         // but the files, which the scrub reconciles; keep serving.
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Rebuilds the index from the directory, removing everything not servable.
+    /// Rebuilds the index from the directory, removing every cache file not servable.
     fn load(&self, now: SystemTime) -> Startup {
         let mut st = Startup::default();
-        if let Ok(rd) = fs::read_dir(self.dir.join("tmp")) {
-            for f in rd.flatten() {
-                if fs::remove_file(f.path()).is_ok() {
-                    st.removed += 1;
-                }
+        for (path, _) in self.layout.temp_files() {
+            if fs::remove_file(path).is_ok() {
+                st.removed += 1;
             }
         }
         let mut found: Vec<(Key, Meta)> = Vec::new();
-        for (path, name) in self.files() {
-            let kept = Key::from_hex(&name).and_then(|k| {
-                let (h, e) = self.read_meta(&k, &path)?;
+        for (path, name) in self.layout.files() {
+            let kept = self.read_meta(&name, &path).and_then(|(h, key, e)| {
                 let size = fs::metadata(&path).ok()?.len();
-                if size != h.file_len() || seal::expired(&h, now) {
+                // File times are not kept (every file says 1970): the idle clock restarts
+                // from the sealed creation time, which can only make idle removal earlier.
+                let last_used = e.created;
+                if size != h.file_len() || !policy::servable(e.expires, last_used, self.idle, now) {
                     return None;
                 }
-                let last_used = fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .unwrap_or(e.created);
-                if !policy::servable(e.expires, last_used, self.idle, now) {
-                    return None;
-                }
-                Some((
-                    k,
-                    Meta {
-                        size,
-                        expires: e.expires,
-                        created: e.created,
-                        last_used,
-                        source: e.source,
-                    },
-                ))
+                let meta = Meta {
+                    name,
+                    size,
+                    expires: e.expires,
+                    created: e.created,
+                    last_used,
+                    source: e.source,
+                };
+                Some((key, meta))
             });
             match kept {
                 Some(km) => found.push(km),
@@ -172,49 +165,24 @@ impl DiskTier {
             }
             while ix.bytes > self.max_bytes {
                 match ix.lru.pop_lru() {
-                    Some((k, m)) => {
+                    Some((_, m)) => {
                         ix.bytes -= m.size;
-                        victims.push(k);
+                        victims.push(m.name);
                     }
                     None => break,
                 }
             }
             st.kept = ix.lru.len() as u64;
         }
-        for k in victims {
-            if fs::remove_file(self.path(&k)).is_ok() {
+        for n in victims {
+            if fs::remove_file(self.layout.file(&n)).is_ok() {
                 st.removed += 1;
             }
         }
         st
     }
 
-    /// Every cache file: `(path, file name)`; anything else in a shard directory is removed.
-    fn files(&self) -> Vec<(PathBuf, String)> {
-        let mut out = Vec::new();
-        let Ok(rd) = fs::read_dir(&self.dir) else {
-            return out;
-        };
-        for shard in rd.flatten() {
-            let name = shard.file_name().to_string_lossy().into_owned();
-            if name == "tmp" {
-                continue;
-            }
-            let p = shard.path();
-            if !p.is_dir() {
-                let _ = fs::remove_file(&p);
-                continue;
-            }
-            if let Ok(files) = fs::read_dir(&p) {
-                for f in files.flatten() {
-                    out.push((f.path(), f.file_name().to_string_lossy().into_owned()));
-                }
-            }
-        }
-        out
-    }
-
-    fn read_meta(&self, key: &Key, path: &Path) -> Option<(Header, Entry)> {
+    fn read_meta(&self, name: &FileName, path: &Path) -> Option<(Header, Key, Entry)> {
         let mut f = fs::File::open(path).ok()?;
         let mut head = [0u8; HEADER_LEN];
         f.read_exact(&mut head).ok()?;
@@ -229,13 +197,13 @@ impl DiskTier {
         let mut b = head.to_vec();
         b.resize(end, 0);
         f.read_exact(&mut b[HEADER_LEN..]).ok()?;
-        self.sealer.open_meta(key, &b)
+        self.sealer.open_meta(name, &b)
     }
 
     /// The entry for `key` if servable at `now`. A torn or tampered file is deleted and
     /// counted, never served.
     pub fn get(&self, key: &Key, now: SystemTime) -> Option<Entry> {
-        {
+        let name = {
             let mut ix = self.lock();
             let m = ix.lru.get_mut(key)?;
             if !policy::servable(m.expires, m.last_used, self.idle, now) {
@@ -244,9 +212,9 @@ impl DiskTier {
                 return None;
             }
             m.last_used = now;
-        }
-        let path = self.path(key);
-        let bytes = match fs::read(&path) {
+            m.name
+        };
+        let bytes = match fs::read(self.layout.file(&name)) {
             Ok(b) => b,
             Err(_) => {
                 // Removed under us (sweep, purge): forget it.
@@ -254,14 +222,15 @@ impl DiskTier {
                 return None;
             }
         };
-        match self.sealer.open(key, &bytes) {
-            Some(e) if now < e.expires => Some(e),
-            Some(_) => {
+        match self.sealer.open(&name, &bytes) {
+            Some((k, e)) if k == *key && now < e.expires => Some(e),
+            Some((k, _)) if k == *key => {
                 self.remove(key, "expired");
                 None
             }
-            None => {
-                tracing::warn!(key = ?key, "disk cache file failed its integrity check; removed");
+            _ => {
+                // The keyed name, not the key: a key prefix can be matched against guessed URLs.
+                tracing::warn!(file = ?name, "disk cache file failed its integrity check; removed");
                 self.remove(key, "corrupt");
                 None
             }
@@ -278,7 +247,7 @@ impl DiskTier {
     /// Writes `e` for `key`. `still_valid` is asked after the file is in place: a purge that
     /// ran meanwhile makes it `false`, and the new file is removed again.
     pub fn put(&self, key: &Key, e: &Entry, still_valid: &dyn Fn() -> bool) -> bool {
-        let Some(sealed) = self.sealer.seal(key, e) else {
+        let Some((name, sealed)) = self.sealer.seal(key, e) else {
             return false;
         };
         let size = sealed.len() as u64;
@@ -293,9 +262,9 @@ impl DiskTier {
             }
             while ix.bytes + size > self.max_bytes {
                 match ix.lru.pop_lru() {
-                    Some((k, m)) => {
+                    Some((_, m)) => {
                         ix.bytes -= m.size;
-                        victims.push(k);
+                        victims.push(m.name);
                     }
                     None => break,
                 }
@@ -306,6 +275,7 @@ impl DiskTier {
             ix.lru.put(
                 *key,
                 Meta {
+                    name,
                     size,
                     expires: e.expires,
                     created: e.created,
@@ -314,14 +284,13 @@ impl DiskTier {
                 },
             );
         }
-        for k in &victims {
-            let _ = fs::remove_file(self.path(k));
+        for n in &victims {
+            let _ = fs::remove_file(self.layout.file(n));
             metrics::CACHE_EVICTIONS
                 .with_label_values(&["disk", "size"])
                 .inc();
         }
-        let written = self.write_atomic(key, &sealed);
-        if !written {
+        if !self.write_atomic(&name, &sealed) {
             self.forget(key);
             return false;
         }
@@ -332,19 +301,18 @@ impl DiskTier {
         true
     }
 
-    fn write_atomic(&self, key: &Key, data: &[u8]) -> bool {
+    fn write_atomic(&self, name: &FileName, data: &[u8]) -> bool {
         let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
-        let tmp = TempFile(self.dir.join("tmp").join(format!(
-            "{}.{}.{seq}",
-            key.hex(),
-            std::process::id()
-        )));
-        let dest = self.path(key);
+        let tmp = TempFile(self.layout.temp(name, seq));
+        let dest = self.layout.file(name);
         let ok = (|| -> std::io::Result<()> {
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            seal::write_private(&tmp.0, data, false)?;
+            self.layout.create_shard(name)?;
+            let mut f = seal::create_private(&tmp.0)?;
+            f.write_all(data)?;
+            // The write time would date the entry: every cache file says 1970 instead. (A temp
+            // file caught by the scrub in this instant fails the rename: a write lost, no harm.)
+            f.set_modified(SystemTime::UNIX_EPOCH)?;
+            drop(f);
             fs::rename(&tmp.0, &dest)
         })();
         if let Err(e) = ok {
@@ -357,18 +325,25 @@ impl DiskTier {
 
     /// Drops `key` from the index and deletes its file, counting the reason.
     fn remove(&self, key: &Key, reason: &str) {
-        self.forget(key);
-        let _ = fs::remove_file(self.path(key));
+        self.delete(key);
         metrics::CACHE_EVICTIONS
             .with_label_values(&["disk", reason])
             .inc();
     }
 
-    fn forget(&self, key: &Key) {
+    /// Drops `key` from the index and deletes its file (named anew when the index no longer
+    /// knows it: a purge may have dropped it while its file was being written).
+    fn delete(&self, key: &Key) {
+        let name = self.forget(key).unwrap_or_else(|| self.sealer.name(key));
+        let _ = fs::remove_file(self.layout.file(&name));
+    }
+
+    /// Drops `key` from the index; returns its file name if it was there.
+    fn forget(&self, key: &Key) -> Option<FileName> {
         let mut ix = self.lock();
-        if let Some(m) = ix.lru.pop(key) {
-            ix.bytes -= m.size;
-        }
+        let m = ix.lru.pop(key)?;
+        ix.bytes -= m.size;
+        Some(m.name)
     }
 
     /// Removes every entry whose source matches; returns their keys.
@@ -382,8 +357,7 @@ impl DiskTier {
                 .collect()
         };
         for k in &keys {
-            self.forget(k);
-            let _ = fs::remove_file(self.path(k));
+            self.delete(k);
         }
         keys
     }
@@ -420,27 +394,24 @@ impl DiskTier {
         dead.len() as u64
     }
 
-    /// Walks the directory and removes what the index does not vouch for (stray files: the
+    /// Lists the directory and removes cache files the index does not vouch for (strays: the
     /// sweep handles the expiry of known ones) and temp files older than a write can take.
-    /// Costs a directory listing, no file reads.
+    /// Costs a directory listing, no file reads; touches nothing not named like pixgate's.
     pub fn scrub(&self, now: SystemTime) -> u64 {
         let mut removed = 0;
-        for (path, name) in self.files() {
-            let known = Key::from_hex(&name).is_some_and(|k| self.lock().lru.contains(&k));
-            if !known && fs::remove_file(&path).is_ok() {
+        let files = self.layout.files();
+        let known: HashSet<FileName> = self.lock().lru.iter().map(|(_, m)| m.name).collect();
+        for (path, name) in files {
+            // Listed before the index was read: a file written since is not in `files`.
+            if !known.contains(&name) && fs::remove_file(&path).is_ok() {
                 removed += 1;
             }
         }
-        if let Ok(rd) = fs::read_dir(self.dir.join("tmp")) {
-            for f in rd.flatten() {
-                let old = f
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|t| now.duration_since(t).unwrap_or_default() > TEMP_MAX_AGE)
-                    .unwrap_or(true);
-                if old && fs::remove_file(f.path()).is_ok() {
-                    removed += 1;
-                }
+        for (path, modified) in self.layout.temp_files() {
+            let old =
+                modified.is_none_or(|t| now.duration_since(t).unwrap_or_default() > TEMP_MAX_AGE);
+            if old && fs::remove_file(path).is_ok() {
+                removed += 1;
             }
         }
         removed
@@ -471,225 +442,5 @@ impl Drop for TempFile {
     }
 }
 
-fn create_private_dir(p: &Path) -> Result<(), String> {
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(p)
-        .map_err(|e| format!("cannot create cache directory {}: {e}", p.display()))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::super::entry::tests::sample;
-    use super::*;
-    use crate::config::ByteSize;
-
-    fn cfg(dir: &Path, max: u64, key_file: Option<PathBuf>) -> DiskConfig {
-        DiskConfig {
-            dir: dir.to_path_buf(),
-            max_bytes: ByteSize(max),
-            key_file,
-        }
-    }
-
-    fn files_under(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for e in walk(dir) {
-            if e.is_file() {
-                out.push(e);
-            }
-        }
-        out
-    }
-
-    fn walk(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        if let Ok(rd) = fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    out.extend(walk(&p));
-                } else {
-                    out.push(p);
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn put_get_and_expiry_by_injected_clock() {
-        let d = tempfile::tempdir().unwrap();
-        let (t, _) = DiskTier::open(&cfg(d.path(), 1 << 20, None), None).unwrap();
-        let now = SystemTime::now();
-        let k = Key([1; 32]);
-        assert!(t.put(
-            &k,
-            &sample("/a", b"abc", now, Duration::from_secs(2)),
-            &|| true
-        ));
-        assert_eq!(
-            t.get(&k, now).map(|e| e.body),
-            Some(bytes::Bytes::from_static(b"abc"))
-        );
-        assert_eq!(t.sweep(now + Duration::from_millis(1999)), 0);
-        assert_eq!(t.sweep(now + Duration::from_secs(2)), 1);
-        assert!(files_under(d.path()).is_empty());
-        assert_eq!(t.usage(), (0, 0));
-    }
-
-    #[test]
-    fn byte_limit_holds_under_a_flood() {
-        static BODY: [u8; 5000] = [3; 5000];
-        let d = tempfile::tempdir().unwrap();
-        let max = 64 * 1024;
-        let (t, _) = DiskTier::open(&cfg(d.path(), max, None), None).unwrap();
-        let now = SystemTime::now();
-        for i in 0..200u8 {
-            t.put(
-                &Key([i; 32]),
-                &sample("/f", &BODY, now, Duration::from_secs(60)),
-                &|| true,
-            );
-            let on_disk: u64 = files_under(d.path())
-                .iter()
-                .map(|p| fs::metadata(p).unwrap().len())
-                .sum();
-            assert!(on_disk <= max, "{on_disk} > {max} after {i}");
-        }
-        assert!(t.usage().1 <= max);
-    }
-
-    #[test]
-    fn restart_with_ephemeral_key_removes_everything_and_key_file_keeps_it() {
-        let d = tempfile::tempdir().unwrap();
-        let now = SystemTime::now();
-        let k = Key([5; 32]);
-        {
-            let (t, _) = DiskTier::open(&cfg(d.path(), 1 << 20, None), None).unwrap();
-            t.put(
-                &k,
-                &sample("/a", b"abc", now, Duration::from_secs(60)),
-                &|| true,
-            );
-        }
-        let (_t, st) = DiskTier::open(&cfg(d.path(), 1 << 20, None), None).unwrap();
-        assert_eq!(
-            st,
-            Startup {
-                kept: 0,
-                removed: 1
-            }
-        );
-        assert!(files_under(d.path()).is_empty());
-
-        let kf = d
-            .path()
-            .join("..")
-            .join(format!("key-{}", std::process::id()));
-        let kd = tempfile::tempdir().unwrap();
-        let kf = kd.path().join(kf.file_name().unwrap());
-        {
-            let (t, _) = DiskTier::open(&cfg(d.path(), 1 << 20, Some(kf.clone())), None).unwrap();
-            t.put(
-                &k,
-                &sample("/a", b"abc", now, Duration::from_secs(60)),
-                &|| true,
-            );
-        }
-        let (t, st) = DiskTier::open(&cfg(d.path(), 1 << 20, Some(kf)), None).unwrap();
-        assert_eq!(st.kept, 1);
-        assert!(t.get(&k, now).is_some());
-    }
-
-    #[test]
-    fn corrupt_file_is_not_served_and_is_removed() {
-        let d = tempfile::tempdir().unwrap();
-        let (t, _) = DiskTier::open(&cfg(d.path(), 1 << 20, None), None).unwrap();
-        let now = SystemTime::now();
-        let k = Key([7; 32]);
-        t.put(
-            &k,
-            &sample("/a", b"abcdef", now, Duration::from_secs(60)),
-            &|| true,
-        );
-        let p = t.path(&k);
-        let mut b = fs::read(&p).unwrap();
-        let last = b.len() - 1;
-        b[last] ^= 0x40;
-        fs::write(&p, b).unwrap();
-        assert!(t.get(&k, now).is_none());
-        assert!(!p.exists());
-        assert_eq!(t.usage(), (0, 0));
-    }
-
-    #[test]
-    fn a_purge_during_a_write_wins() {
-        let d = tempfile::tempdir().unwrap();
-        let (t, _) = DiskTier::open(&cfg(d.path(), 1 << 20, None), None).unwrap();
-        let now = SystemTime::now();
-        assert!(!t.put(
-            &Key([1; 32]),
-            &sample("/a", b"x", now, Duration::from_secs(60)),
-            &|| false
-        ));
-        assert!(files_under(d.path()).is_empty());
-    }
-
-    #[test]
-    fn scrub_removes_strays_and_old_temp_files() {
-        let d = tempfile::tempdir().unwrap();
-        let (t, _) = DiskTier::open(&cfg(d.path(), 1 << 20, None), None).unwrap();
-        fs::create_dir_all(d.path().join("ab")).unwrap();
-        fs::write(d.path().join("ab").join("stray"), b"x").unwrap();
-        fs::write(d.path().join("tmp").join("leftover"), b"x").unwrap();
-        let later = SystemTime::now() + TEMP_MAX_AGE + Duration::from_secs(1);
-        assert_eq!(t.scrub(later), 2);
-        assert!(files_under(d.path()).is_empty());
-    }
-
-    #[test]
-    fn sweep_skips_its_scan_until_something_is_due() {
-        let d = tempfile::tempdir().unwrap();
-        let (t, _) = DiskTier::open(&cfg(d.path(), 1 << 20, None), None).unwrap();
-        let now = SystemTime::now();
-        t.put(
-            &Key([1; 32]),
-            &sample("/a", b"x", now, Duration::from_secs(10)),
-            &|| true,
-        );
-        t.put(
-            &Key([2; 32]),
-            &sample("/b", b"y", now, Duration::from_secs(20)),
-            &|| true,
-        );
-        assert_eq!(t.sweep(now), 0);
-        assert!(!t.lock().sweep_due(now + Duration::from_secs(9), None));
-        assert!(t.lock().sweep_due(now + Duration::from_secs(10), None));
-        assert_eq!(t.sweep(now + Duration::from_secs(10)), 1);
-        assert!(!t.lock().sweep_due(now + Duration::from_secs(19), None));
-        assert_eq!(t.sweep(now + Duration::from_secs(20)), 1);
-    }
-
-    #[test]
-    fn idle_entries_are_swept() {
-        let d = tempfile::tempdir().unwrap();
-        let (t, _) =
-            DiskTier::open(&cfg(d.path(), 1 << 20, None), Some(Duration::from_secs(60))).unwrap();
-        let now = SystemTime::now();
-        let k = Key([2; 32]);
-        t.put(
-            &k,
-            &sample("/a", b"x", now, Duration::from_secs(3600)),
-            &|| true,
-        );
-        t.touch(&k, now + Duration::from_secs(50));
-        assert_eq!(t.sweep(now + Duration::from_secs(100)), 0);
-        assert_eq!(t.sweep(now + Duration::from_secs(111)), 1);
-    }
-}
+mod tests;

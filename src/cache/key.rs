@@ -1,8 +1,9 @@
 //! Variant keys. A key names one stored response: origin + host + path and query + the
 //! transform options that matter + the negotiation plan (what each source family becomes for
 //! this client, never the raw Accept header) + a fingerprint of the encoder settings. It is
-//! hashed (SHA-256) into 32 bytes, which also name the file on disk, so no path or file name
-//! appears on disk or in the index file names.
+//! hashed (SHA-256) into 32 bytes. Anyone can compute that hash from a URL, so it never names
+//! anything on disk: the disk tier names files by a keyed MAC of it ([`super::seal::FileName`])
+//! and keeps the key itself inside the sealed part.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -12,7 +13,7 @@ use std::fmt;
 pub struct Key(pub [u8; 32]);
 
 impl Key {
-    /// Lowercase hex, the disk file name.
+    /// Lowercase hex.
     pub fn hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -32,7 +33,7 @@ impl Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        // Short: keys appear in debug logs, and the hash reveals nothing about the path.
+        // Short: anyone can hash a guessed URL, so the whole key is never printed.
         write!(f, "Key({})", &self.hex()[..12])
     }
 }

@@ -1,46 +1,79 @@
 //! Encryption at rest for the disk tier: each file is sealed with XChaCha20-Poly1305 under a
-//! key held in memory (a fresh random key per start unless a key file is configured).
+//! key held in memory (a fresh random key per start unless a key file is configured), and is
+//! named by a keyed MAC of its variant key, so a copy of the directory tells neither which
+//! images were cached nor when.
 //!
 //! File layout (all integers little-endian):
 //! ```text
 //! 0   "PXGC"  magic            4
-//! 4   1       version          1
+//! 4   2       version          1
 //! 5   key id  (SHA-256 of key) 8    files sealed under another key are deleted at start
-//! 13  created (ms since epoch) 8    plaintext so the sweeper can delete without the key,
-//! 21  expires (ms since epoch) 8    authenticated as associated data
-//! 29  meta length              4
-//! 33  body length              8
-//! 41  nonce, sealed metadata (+16-byte tag), nonce, sealed body (+16-byte tag)
+//! 13  meta length              4
+//! 17  body length              8
+//! 25  nonce, sealed metadata (+16-byte tag), nonce, sealed body (+16-byte tag)
 //! ```
-//! The associated data of both sealed parts is the 41-byte header, the variant key (the file
-//! name) and a part tag, so a file renamed, truncated, spliced or edited fails its tag check.
+//! The sealed metadata is the variant key followed by [`Entry::encode_meta`] (times, source,
+//! headers): nothing but lengths and the key id is readable without the key. The associated
+//! data of both sealed parts is the 25-byte header, the file name and a part tag, so a file
+//! renamed, truncated, spliced or edited fails its tag check.
+//!
+//! File names: HMAC-SHA256 of the variant key under a naming key derived from the disk key
+//! (`HMAC-SHA256(disk key, "pixgate file names v1")`), so nobody without the key can compute
+//! the name a URL would have. Version 1 files (plaintext times, names that were the unkeyed
+//! variant key) no longer parse and are deleted at start.
 
-use super::entry::{millis, Entry};
+use super::entry::Entry;
 use super::key::Key;
 use bytes::Bytes;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::time::SystemTime;
 
 const MAGIC: &[u8; 4] = b"PXGC";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Length of the plaintext header.
-pub const HEADER_LEN: usize = 41;
+pub const HEADER_LEN: usize = 25;
 const NONCE: usize = 24;
 const TAG: usize = 16;
+/// Domain separation of the naming key from the sealing key.
+const NAMES: &[u8] = b"pixgate file names v1";
+
+/// A cache file's name: a keyed MAC of its variant key, written as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileName(pub [u8; 32]);
+
+impl FileName {
+    /// Lowercase hex, as on disk.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses [`FileName::hex`] output: exactly 64 lowercase hex digits, nothing else.
+    pub fn parse(s: &str) -> Option<FileName> {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        Key::from_hex(s).map(|k| FileName(k.0))
+    }
+}
+
+impl std::fmt::Debug for FileName {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "FileName({})", &self.hex()[..12])
+    }
+}
 
 /// The plaintext header of a cache file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     /// Which key sealed the file.
     pub key_id: [u8; 8],
-    /// When the source was fetched (ms since epoch).
-    pub created_ms: u64,
-    /// When the entry expires (ms since epoch).
-    pub expires_ms: u64,
-    /// Plaintext metadata length.
+    /// Plaintext length of the sealed metadata (the variant key and the entry's metadata).
     pub meta_len: u32,
     /// Plaintext body length.
     pub body_len: u64,
@@ -53,13 +86,10 @@ impl Header {
         if &b[..4] != MAGIC || b[4] != VERSION {
             return None;
         }
-        let u64_at = |i: usize| b.get(i..i + 8)?.try_into().ok().map(u64::from_le_bytes);
         Some(Header {
             key_id: b[5..13].try_into().ok()?,
-            created_ms: u64_at(13)?,
-            expires_ms: u64_at(21)?,
-            meta_len: u32::from_le_bytes(b[29..33].try_into().ok()?),
-            body_len: u64_at(33)?,
+            meta_len: u32::from_le_bytes(b[13..17].try_into().ok()?),
+            body_len: u64::from_le_bytes(b[17..25].try_into().ok()?),
         })
     }
 
@@ -68,10 +98,8 @@ impl Header {
         b[..4].copy_from_slice(MAGIC);
         b[4] = VERSION;
         b[5..13].copy_from_slice(&self.key_id);
-        b[13..21].copy_from_slice(&self.created_ms.to_le_bytes());
-        b[21..29].copy_from_slice(&self.expires_ms.to_le_bytes());
-        b[29..33].copy_from_slice(&self.meta_len.to_le_bytes());
-        b[33..41].copy_from_slice(&self.body_len.to_le_bytes());
+        b[13..17].copy_from_slice(&self.meta_len.to_le_bytes());
+        b[17..25].copy_from_slice(&self.body_len.to_le_bytes());
         b
     }
 
@@ -86,10 +114,12 @@ impl Header {
     }
 }
 
-/// The cipher and the id of its key. The key itself lives only inside the cipher (zeroized
-/// on drop) and, when configured, in the key file.
+/// The cipher, the naming MAC and the id of their key. The key itself lives only inside the
+/// cipher (zeroized on drop), in the naming MAC's state (derived from it; not zeroized) and,
+/// when configured, in the key file. Nothing derived from it is ever written.
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    names: Hmac<Sha256>,
     key_id: [u8; 8],
 }
 
@@ -131,8 +161,14 @@ impl Sealer {
         key_id.copy_from_slice(&d[..8]);
         Sealer {
             cipher: XChaCha20Poly1305::new(key),
+            names: keyed(&mac(keyed(key), NAMES)),
             key_id,
         }
+    }
+
+    /// The file name of `key`'s entry.
+    pub fn name(&self, key: &Key) -> FileName {
+        FileName(mac(self.names.clone(), &key.0))
     }
 
     /// Whether a file header was sealed with this key.
@@ -140,13 +176,14 @@ impl Sealer {
         h.key_id == self.key_id
     }
 
-    /// Seals `e` as the file for `key`.
-    pub fn seal(&self, key: &Key, e: &Entry) -> Option<Vec<u8>> {
-        let meta = e.encode_meta();
+    /// Seals `e` as the file for `key`: its name and its bytes.
+    pub fn seal(&self, key: &Key, e: &Entry) -> Option<(FileName, Vec<u8>)> {
+        let name = self.name(key);
+        let mut meta = Vec::with_capacity(512);
+        meta.extend_from_slice(&key.0);
+        meta.extend_from_slice(&e.encode_meta());
         let header = Header {
             key_id: self.key_id,
-            created_ms: millis(e.created),
-            expires_ms: millis(e.expires),
             meta_len: u32::try_from(meta.len()).ok()?,
             body_len: e.body.len() as u64,
         };
@@ -155,7 +192,7 @@ impl Sealer {
         out.extend_from_slice(&hb);
         for (part, tag) in [(&meta[..], b'm'), (&e.body[..], b'b')] {
             let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-            let aad = aad(&hb, key, tag);
+            let aad = aad(&hb, &name, tag);
             let ct = self
                 .cipher
                 .encrypt(
@@ -169,57 +206,72 @@ impl Sealer {
             out.extend_from_slice(&nonce);
             out.extend_from_slice(&ct);
         }
-        Some(out)
+        Some((name, out))
     }
 
-    /// Opens the metadata from the first [`Header::meta_end`] bytes of a file: the entry with
-    /// an empty body. `None` if the header, key or tag is wrong.
-    pub fn open_meta(&self, key: &Key, b: &[u8]) -> Option<(Header, Entry)> {
+    /// Opens the metadata from the first [`Header::meta_end`] bytes of the file called `name`:
+    /// its variant key and the entry with an empty body. `None` if the header, key, tag or name
+    /// is wrong.
+    pub fn open_meta(&self, name: &FileName, b: &[u8]) -> Option<(Header, Key, Entry)> {
         let h = Header::parse(b)?;
         if !self.owns(&h) {
             return None;
         }
         let end = usize::try_from(h.meta_end()).ok()?;
-        let meta = self.open_part(key, &b[..HEADER_LEN], b.get(HEADER_LEN..end)?, b'm')?;
-        let e = Entry::decode_meta(&meta, Bytes::new())?;
-        // The plaintext times must agree with the sealed ones.
-        if millis(e.created) != h.created_ms || millis(e.expires) != h.expires_ms {
+        let meta = self.open_part(name, &b[..HEADER_LEN], b.get(HEADER_LEN..end)?, b'm')?;
+        let (k, rest) = meta.split_first_chunk::<32>()?;
+        let key = Key(*k);
+        // The tag binds the name; this binds the name to the key inside.
+        if self.name(&key) != *name {
             return None;
         }
-        Some((h, e))
+        let e = Entry::decode_meta(rest, Bytes::new())?;
+        Some((h, key, e))
     }
 
-    /// Opens a whole file. `None` for anything torn, tampered, renamed or sealed elsewhere.
-    pub fn open(&self, key: &Key, b: &[u8]) -> Option<Entry> {
-        let (h, mut e) = self.open_meta(key, b)?;
+    /// Opens the whole file called `name`: its variant key and entry. `None` for anything torn,
+    /// tampered, renamed or sealed elsewhere.
+    pub fn open(&self, name: &FileName, b: &[u8]) -> Option<(Key, Entry)> {
+        let (h, key, mut e) = self.open_meta(name, b)?;
         if b.len() as u64 != h.file_len() {
             return None;
         }
         let start = usize::try_from(h.meta_end()).ok()?;
-        let body = self.open_part(key, &b[..HEADER_LEN], &b[start..], b'b')?;
+        let body = self.open_part(name, &b[..HEADER_LEN], &b[start..], b'b')?;
         if body.len() as u64 != h.body_len {
             return None;
         }
         e.body = Bytes::from(body);
-        Some(e)
+        Some((key, e))
     }
 
-    fn open_part(&self, key: &Key, header: &[u8], sealed: &[u8], tag: u8) -> Option<Vec<u8>> {
+    fn open_part(&self, name: &FileName, header: &[u8], sealed: &[u8], tag: u8) -> Option<Vec<u8>> {
         if sealed.len() < NONCE + TAG {
             return None;
         }
         let (nonce, ct) = sealed.split_at(NONCE);
-        let aad = aad(header, key, tag);
+        let aad = aad(header, name, tag);
         self.cipher
             .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
             .ok()
     }
 }
 
-fn aad(header: &[u8], key: &Key, tag: u8) -> Vec<u8> {
+/// HMAC-SHA256 under `key`.
+fn keyed(key: &[u8]) -> Hmac<Sha256> {
+    // Runs at start only; HMAC takes keys of any length, so this cannot fail.
+    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
+fn mac(mut m: Hmac<Sha256>, data: &[u8]) -> [u8; 32] {
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+fn aad(header: &[u8], name: &FileName, tag: u8) -> Vec<u8> {
     let mut a = Vec::with_capacity(header.len() + 33);
     a.extend_from_slice(header);
-    a.extend_from_slice(&key.0);
+    a.extend_from_slice(&name.0);
     a.push(tag);
     a
 }
@@ -236,14 +288,7 @@ fn parse_key(b: &[u8]) -> Option<[u8; 32]> {
 /// that: a file torn by a crash fails its tag check and is deleted at start.
 pub fn write_private(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let mut f = o.open(path)?;
+    let mut f = create_private(path)?;
     f.write_all(data)?;
     if durable {
         f.sync_all()?;
@@ -251,9 +296,16 @@ pub fn write_private(path: &Path, data: &[u8], durable: bool) -> std::io::Result
     Ok(())
 }
 
-/// Whether `h` says the entry is expired at `now`.
-pub fn expired(h: &Header, now: SystemTime) -> bool {
-    millis(now) >= h.expires_ms
+/// Creates a new file (never an existing one) readable only by its owner.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
 }
 
 #[cfg(test)]
@@ -275,8 +327,9 @@ mod tests {
     fn round_trip_and_plaintext_is_not_on_disk() {
         let s = Sealer::ephemeral();
         let k = Key([9; 32]);
-        let f = s.seal(&k, &entry()).unwrap();
-        assert_eq!(s.open(&k, &f), Some(entry()));
+        let (n, f) = s.seal(&k, &entry()).unwrap();
+        assert_eq!(n, s.name(&k));
+        assert_eq!(s.open(&n, &f), Some((k, entry())));
         let has = |needle: &[u8]| f.windows(needle.len()).any(|w| w == needle);
         assert!(!has(b"pixels"), "body is sealed");
         assert!(!has(b"/x.jpg"), "path is sealed");
@@ -287,31 +340,61 @@ mod tests {
     fn every_flipped_bit_and_every_truncation_is_refused() {
         let s = Sealer::ephemeral();
         let k = Key([9; 32]);
-        let f = s.seal(&k, &entry()).unwrap();
+        let (n, f) = s.seal(&k, &entry()).unwrap();
         for i in 0..f.len() {
             let mut g = f.clone();
             g[i] ^= 0x01;
-            assert_eq!(s.open(&k, &g), None, "bit flip at {i} accepted");
+            assert_eq!(s.open(&n, &g), None, "bit flip at {i} accepted");
         }
         for cut in 0..f.len() {
-            assert_eq!(s.open(&k, &f[..cut]), None, "truncation at {cut} accepted");
+            assert_eq!(s.open(&n, &f[..cut]), None, "truncation at {cut} accepted");
         }
         let mut longer = f.clone();
         longer.push(0);
-        assert_eq!(s.open(&k, &longer), None);
+        assert_eq!(s.open(&n, &longer), None);
     }
 
     #[test]
     fn other_keys_and_other_names_are_refused() {
         let s = Sealer::ephemeral();
         let k = Key([9; 32]);
-        let f = s.seal(&k, &entry()).unwrap();
+        let (n, f) = s.seal(&k, &entry()).unwrap();
         assert_eq!(
-            Sealer::ephemeral().open(&k, &f),
+            Sealer::ephemeral().open(&n, &f),
             None,
             "another process's key"
         );
-        assert_eq!(s.open(&Key([8; 32]), &f), None, "renamed to another key");
+        assert_eq!(
+            s.open(&s.name(&Key([8; 32])), &f),
+            None,
+            "renamed to another key's name"
+        );
+        assert_eq!(s.open_meta(&FileName([0; 32]), &f), None, "any other name");
+    }
+
+    #[test]
+    fn names_are_keyed_and_stable() {
+        let (a, b) = (Sealer::ephemeral(), Sealer::ephemeral());
+        let k = Key([7; 32]);
+        assert_eq!(a.name(&k), a.name(&k), "one key, one name");
+        assert_ne!(a.name(&k), b.name(&k), "another disk key, another name");
+        assert_ne!(a.name(&k), a.name(&Key([6; 32])));
+        assert_ne!(a.name(&k).0, k.0);
+        let hex = a.name(&k).hex();
+        assert_eq!(FileName::parse(&hex), Some(a.name(&k)));
+        assert_eq!(
+            FileName::parse(&hex.to_uppercase()),
+            None,
+            "only pixgate's spelling"
+        );
+        assert_eq!(FileName::parse(&hex[1..]), None);
+        // The documented construction: HMAC(HMAC(disk key, "pixgate file names v1"), key).
+        let disk_key = [0x42u8; 32];
+        let names_key = mac(keyed(&disk_key), b"pixgate file names v1");
+        assert_eq!(
+            Sealer::from_key(&disk_key.into()).name(&k),
+            FileName(mac(keyed(&names_key), &k.0))
+        );
     }
 
     #[test]
@@ -327,9 +410,34 @@ mod tests {
         }
         let b = Sealer::from_key_file(&p).unwrap();
         let k = Key([1; 32]);
-        let f = a.seal(&k, &entry()).unwrap();
-        assert_eq!(b.open(&k, &f), Some(entry()));
+        let (n, f) = a.seal(&k, &entry()).unwrap();
+        assert_eq!(
+            b.name(&k),
+            n,
+            "the same key names files alike across restarts"
+        );
+        assert_eq!(b.open(&n, &f), Some((k, entry())));
         std::fs::write(&p, b"short").unwrap();
         assert!(Sealer::from_key_file(&p).is_err());
+    }
+
+    #[test]
+    fn times_and_the_variant_key_are_not_in_the_clear() {
+        let s = Sealer::ephemeral();
+        let k = Key([0x5a; 32]);
+        let e = entry();
+        let (n, f) = s.seal(&k, &e).unwrap();
+        let has = |needle: &[u8]| f.windows(needle.len()).any(|w| w == needle);
+        assert!(!has(&n.0), "the file name");
+        for t in [e.created, e.expires, e.fresh_until] {
+            let ms = super::super::entry::millis(t);
+            for v in [ms, ms / 1000] {
+                assert!(!has(&v.to_le_bytes()), "{v} little-endian");
+                assert!(!has(&v.to_be_bytes()), "{v} big-endian");
+                assert!(!has(v.to_string().as_bytes()), "{v} as text");
+            }
+        }
+        assert!(!has(&k.0), "the variant key");
+        assert!(!has(k.hex().as_bytes()), "the variant key in hex");
     }
 }

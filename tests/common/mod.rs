@@ -121,6 +121,42 @@ impl Pixgate {
         panic!("pixgate failed to start 5 times");
     }
 
+    /// Runs pixgate with `cfg` where it should refuse to start: waits up to `limit` for it to
+    /// exit and returns how it exited and its stderr. `None` when it was still running at
+    /// `limit` (it is then killed): it started.
+    pub fn run_to_exit(
+        mut cfg: Config,
+        limit: Duration,
+    ) -> (Option<std::process::ExitStatus>, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        cfg.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        cfg.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], free_port())));
+        let path = dir.path().join("pixgate.yaml");
+        std::fs::write(&path, serde_yaml_ng::to_string(&cfg).expect("yaml")).expect("config");
+        let log = dir.path().join("stderr.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pixgate"))
+            .arg("--config")
+            .arg(&path)
+            .env("PIXGATE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn pixgate");
+        let deadline = Instant::now() + limit;
+        let code = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                _ if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        (code, Self::stderr_of(&log))
+    }
+
     fn stderr_of(p: &PathBuf) -> String {
         std::fs::read_to_string(p).unwrap_or_default()
     }
