@@ -1,22 +1,26 @@
-//! The one normal form of a request path. pixgate matches rules, names cache entries, purges,
-//! assigns tenants and asks the origin by the same path, so `/%70rivate/a.png`,
-//! `//private/a.png` and `/x/../private/a.png` are all `/private/a.png` everywhere, and a rule
-//! on `/private/**` cannot be walked around.
+//! The one normal form of a path. pixgate matches rules, names cache entries, purges, assigns
+//! tenants and asks the origin by the same path, so `/%70rivate/a.png`, `//private/a.png` and
+//! `/x/../private/a.png` are all `/private/a.png` everywhere, and a rule on `/private/**`
+//! cannot be walked around.
 //!
-//! [`normalize`] (RFC 3986 §6.2.2):
+//! [`normalize`] (RFC 3986 §6.2.2), on the bytes as sent:
 //! - percent-escapes of unreserved characters (`A–Z a–z 0–9 - . _ ~`) are decoded; every other
-//!   escape stays encoded, with its hex digits in upper case;
+//!   escape stays encoded, with its hex digits in upper case; bytes that may not stand raw in a
+//!   path (non-ASCII, space, `"<>[]{}|^` and the like) are percent-encoded, so `/é`,
+//!   `/%c3%a9` and `/%C3%A9` are one path;
 //! - dot segments are removed (§5.2.4; `..` above the root stays at the root);
-//! - repeated slashes are merged.
+//! - repeated slashes are merged (request paths; a remote source's path keeps them).
 //!
-//! Refused (the caller answers 400): a malformed escape, an encoded NUL, an encoded `/` or `\`
-//! (an origin that decodes it would see a different path from the one the rules judged), and a
-//! segment that becomes `.` or `..` only after a second decoding (`%252e%252e`, which an
-//! origin that decodes twice would walk up with).
+//! Refused (the caller answers 400): a malformed escape, an encoded NUL, a raw `\` (a separator
+//! to some servers), an encoded `/` or `\` unless [`EncodedSlashes::Keep`] (an origin that
+//! decodes it would fetch a path the rules never judged), a dot segment carrying parameters
+//! (`..;x`, which Tomcat-style servers treat as `..`), and a segment that becomes a dot segment
+//! or a separator only after one or two more decodings (`%252e%252e`, `%252F`).
 //!
-//! Case is kept: `/PRIVATE/` and `/private/` are different paths to pixgate. Whether they are
-//! the same file is the origin's business (docs/hardening.md).
+//! Case is kept: `/PRIVATE/` and `/private/` are different paths to pixgate; so are `/a;x` and
+//! `/a`. Whether they are the same file is the origin's business (docs/hardening.md).
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Why a path has no normal form.
@@ -26,10 +30,10 @@ pub enum PathError {
     BadEscape,
     /// `%00`.
     Nul,
-    /// `%2F` or `%5C`: a separator hidden from the rules.
-    EncodedSeparator,
-    /// A segment that decodes (twice) to `.` or `..`.
-    EncodedDotSegment,
+    /// A raw `\`, or (unless kept) `%2F` / `%5C`: a separator hidden from the rules.
+    Separator,
+    /// A dot segment hidden by an escape, a second decoding or `;` parameters.
+    HiddenDotSegment,
     /// Not an origin-form path (does not start with `/`).
     NotAbsolute,
 }
@@ -39,47 +43,106 @@ impl fmt::Display for PathError {
         f.write_str(match self {
             PathError::BadEscape => "the path has a malformed percent-escape",
             PathError::Nul => "the path has an encoded NUL",
-            PathError::EncodedSeparator => "the path has an encoded `/` or `\\`",
-            PathError::EncodedDotSegment => "the path has an encoded dot segment",
-            PathError::NotAbsolute => "the path must start with `/`",
+            PathError::Separator => "the path has a `\\` or an encoded `/` or `\\`",
+            PathError::HiddenDotSegment => "the path has an encoded or parameterised dot segment",
+            PathError::NotAbsolute => "the request target must be a path starting with `/`",
         })
     }
 }
 
 impl std::error::Error for PathError {}
 
+/// What an encoded `/` or `\` (`%2F`, `%5C`) in a request path gets (`server.encoded_slashes`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodedSlashes {
+    /// 400: an origin that decodes it (nginx, many static servers) would serve a path the
+    /// rules never judged. The default.
+    #[default]
+    Refuse,
+    /// Kept as data inside its segment (APIs that put `group%2Fproject` in one segment);
+    /// only safe when the origin does not decode it into a separator.
+    Keep,
+}
+
+/// How a path is normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Form {
+    /// `%2F` / `%5C`.
+    pub encoded_slashes: EncodedSlashes,
+    /// Merge `//` into `/`.
+    pub merge_slashes: bool,
+}
+
+impl Form {
+    /// A request path: encoded slashes as configured, slashes merged.
+    pub const fn request(encoded_slashes: EncodedSlashes) -> Form {
+        Form {
+            encoded_slashes,
+            merge_slashes: true,
+        }
+    }
+
+    /// A remote source's path (the URL API): encoded slashes kept as data (storage APIs name
+    /// objects `images%2Fphoto.jpg`), `//` kept; hidden dot segments refused all the same.
+    pub const SOURCE: Form = Form {
+        encoded_slashes: EncodedSlashes::Keep,
+        merge_slashes: false,
+    };
+}
+
 fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// May stand raw in a path segment (RFC 3986 `pchar` minus `%`, which is handled apart).
+fn pchar(b: u8) -> bool {
+    unreserved(b) || b"!$&'()*+,;=:@".contains(&b)
 }
 
 fn hex_val(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Decodes escapes of unreserved characters, upper-cases the rest; refuses what
-/// [`PathError`] names.
-fn decode_unreserved(seg: &str) -> Result<String, PathError> {
-    let b = seg.as_bytes();
-    let mut out = String::with_capacity(b.len());
+fn push_escaped(out: &mut String, b: u8) {
+    out.push_str(&format!("%{b:02X}"));
+}
+
+/// One segment in normal form; refuses what [`PathError`] names.
+fn segment(raw: &[u8], form: Form) -> Result<String, PathError> {
+    let mut out = String::with_capacity(raw.len());
     let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'%' {
-            out.push(b[i] as char);
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'\\' {
+            return Err(PathError::Separator);
+        }
+        if b == 0 {
+            return Err(PathError::Nul);
+        }
+        if b != b'%' {
+            if pchar(b) {
+                out.push(b as char);
+            } else {
+                push_escaped(&mut out, b);
+            }
             i += 1;
             continue;
         }
         let (Some(h), Some(l)) = (
-            b.get(i + 1).copied().and_then(hex_val),
-            b.get(i + 2).copied().and_then(hex_val),
+            raw.get(i + 1).copied().and_then(hex_val),
+            raw.get(i + 2).copied().and_then(hex_val),
         ) else {
             return Err(PathError::BadEscape);
         };
-        let v = h * 16 + l;
-        match v {
+        match h * 16 + l {
             0 => return Err(PathError::Nul),
-            b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+            v @ (b'/' | b'\\') if form.encoded_slashes == EncodedSlashes::Keep => {
+                push_escaped(&mut out, v)
+            }
+            b'/' | b'\\' => return Err(PathError::Separator),
             v if unreserved(v) => out.push(v as char),
-            v => out.push_str(&format!("%{v:02X}")),
+            v => push_escaped(&mut out, v),
         }
         i += 3;
     }
@@ -110,35 +173,56 @@ fn pct_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether a segment in normal form (unreserved escapes already decoded) walks up or stays
-/// put once an origin decodes it once or twice more: `%252e%252e` (`..` after two decodings),
-/// `..%252f..`.
-fn dot_after_more_decoding(seg: &str) -> bool {
+fn is_dot(s: &str) -> bool {
+    s == "." || s == ".."
+}
+
+/// Whether a segment in normal form hides a dot segment or a separator that an origin would
+/// find by decoding it once or twice more, or by reading `;` as a parameter separator.
+fn hides_something(seg: &str, form: Form) -> Result<(), PathError> {
+    if seg.contains(';') && is_dot(seg.split(';').next().unwrap_or(seg)) {
+        return Err(PathError::HiddenDotSegment);
+    }
     if !seg.contains('%') {
-        return false;
+        return Ok(());
     }
     let once = pct_decode(seg);
     let twice = pct_decode(&once);
-    [once, twice]
-        .iter()
-        .any(|d| d.split(['/', '\\']).any(|c| c == "." || c == ".."))
+    for d in [&once, &twice] {
+        let mut parts = d
+            .split(['/', '\\'])
+            .map(|c| c.split(';').next().unwrap_or(c));
+        if parts.any(is_dot) {
+            return Err(PathError::HiddenDotSegment);
+        }
+    }
+    // A kept `%2F` is a separator after one decoding by design; one that appears only at the
+    // second decoding (`%252F`) never is.
+    let seps = |d: &str| d.matches(['/', '\\']).count();
+    let first = seps(&once);
+    if (first > 0 && form.encoded_slashes == EncodedSlashes::Refuse) || seps(&twice) > first {
+        return Err(PathError::Separator);
+    }
+    Ok(())
 }
 
-/// The normal form of `path` (no query), or why it has none.
-pub fn normalize(path: &str) -> Result<String, PathError> {
-    if !path.starts_with('/') {
+/// The normal form of the path `path` (bytes as sent, no query), or why it has none.
+pub fn normalize_bytes(path: &[u8], form: Form) -> Result<String, PathError> {
+    let Some(rest) = path.strip_prefix(b"/") else {
         return Err(PathError::NotAbsolute);
-    }
+    };
     let mut out: Vec<String> = Vec::new();
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    let last = segments.len() - 1;
+    let raw: Vec<&[u8]> = rest.split(|b| *b == b'/').collect();
+    let last = raw.len() - 1;
     let mut trailing = false;
-    for (i, raw) in segments.into_iter().enumerate() {
-        let seg = decode_unreserved(raw)?;
-        if dot_after_more_decoding(&seg) {
-            return Err(PathError::EncodedDotSegment);
-        }
+    for (i, r) in raw.into_iter().enumerate() {
+        let seg = segment(r, form)?;
+        hides_something(&seg, form)?;
         match seg.as_str() {
+            "" if !form.merge_slashes && i != last => {
+                out.push(seg);
+                trailing = false;
+            }
             // `/a//b` merges; `/a/` keeps its trailing slash.
             "" | "." => trailing = i == last,
             ".." => {
@@ -162,88 +246,37 @@ pub fn normalize(path: &str) -> Result<String, PathError> {
     Ok(s)
 }
 
-/// [`normalize`] for a path with an optional `?query` (the query is kept as it is).
-pub fn normalize_with_query(path_and_query: &str) -> Result<String, PathError> {
-    match path_and_query.split_once('?') {
-        Some((p, q)) => Ok(format!("{}?{q}", normalize(p)?)),
-        None => normalize(path_and_query),
+/// [`normalize_bytes`] of a request path with the default [`Form`] (encoded slashes refused).
+pub fn normalize(path: &str) -> Result<String, PathError> {
+    normalize_bytes(path.as_bytes(), Form::request(EncodedSlashes::Refuse))
+}
+
+/// The query as sent, with bytes that may not stand raw in a URI percent-encoded (so a
+/// rewritten request target always parses); its meaning is unchanged.
+pub fn clean_query(q: &[u8]) -> String {
+    let mut out = String::with_capacity(q.len());
+    for &b in q {
+        if b.is_ascii_graphic() && !b"\"<>\\^`{|}#".contains(&b) {
+            out.push(b as char);
+        } else {
+            push_escaped(&mut out, b);
+        }
     }
+    out
+}
+
+/// A request target in normal form: the path normalised, the query cleaned.
+pub fn normalize_target(target: &[u8], form: Form) -> Result<String, PathError> {
+    let (path, query) = match target.iter().position(|b| *b == b'?') {
+        Some(i) => (&target[..i], Some(&target[i + 1..])),
+        None => (target, None),
+    };
+    let path = normalize_bytes(path, form)?;
+    Ok(match query {
+        Some(q) => format!("{path}?{}", clean_query(q)),
+        None => path,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_review_s_paths_are_one_path() {
-        for p in [
-            "/private/a.png",
-            "/%70rivate/a.png",
-            "//private/a.png",
-            "/x/../private/a.png",
-            "/./private//./a.png",
-            "/%2e%2e/private/a.png",
-            "/x/%2E%2E/private/a.png",
-            "/../../private/a.png",
-            "/priv%61te/a%2Epng",
-        ] {
-            assert_eq!(normalize(p).as_deref(), Ok("/private/a.png"), "{p}");
-        }
-    }
-
-    #[test]
-    fn trailing_slashes_and_roots() {
-        assert_eq!(normalize("/").as_deref(), Ok("/"));
-        assert_eq!(normalize("//").as_deref(), Ok("/"));
-        assert_eq!(normalize("/..").as_deref(), Ok("/"));
-        assert_eq!(normalize("/a/").as_deref(), Ok("/a/"));
-        assert_eq!(normalize("/a/.").as_deref(), Ok("/a/"));
-        assert_eq!(normalize("/a/b/..").as_deref(), Ok("/a/"));
-        assert_eq!(normalize("/a//").as_deref(), Ok("/a/"));
-    }
-
-    #[test]
-    fn reserved_escapes_stay_encoded_in_upper_case() {
-        assert_eq!(normalize("/a%20b%3f").as_deref(), Ok("/a%20b%3F"));
-        assert_eq!(normalize("/%C3%A9t%c3%a9").as_deref(), Ok("/%C3%A9t%C3%A9"));
-        assert_eq!(
-            normalize_with_query("/%70ic.jpg?w=40&x=%2F").as_deref(),
-            Ok("/pic.jpg?w=40&x=%2F")
-        );
-    }
-
-    #[test]
-    fn what_cannot_be_normalised_is_refused() {
-        assert_eq!(normalize("/a%2"), Err(PathError::BadEscape));
-        assert_eq!(normalize("/a%zz"), Err(PathError::BadEscape));
-        assert_eq!(normalize("/a%00b"), Err(PathError::Nul));
-        assert_eq!(normalize("/x%2Fprivate"), Err(PathError::EncodedSeparator));
-        assert_eq!(
-            normalize("/x%5c..%5cprivate"),
-            Err(PathError::EncodedSeparator)
-        );
-        assert_eq!(
-            normalize("/media/%252e%252e/secret"),
-            Err(PathError::EncodedDotSegment)
-        );
-        assert_eq!(normalize("/%252E/x"), Err(PathError::EncodedDotSegment));
-        assert_eq!(normalize("relative"), Err(PathError::NotAbsolute));
-        // Three dots are a name, not a dot segment, however they are written.
-        assert_eq!(
-            normalize("/%252e%252e%252e").as_deref(),
-            Ok("/%252e%252e%252e")
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn normal_forms_are_fixed_points(s in "/[a-zA-Z0-9%./_~-]{0,40}") {
-            if let Ok(n) = normalize(&s) {
-                proptest::prop_assert_eq!(normalize(&n), Ok(n.clone()));
-                proptest::prop_assert!(n.starts_with('/'));
-                proptest::prop_assert!(!n.contains("//"));
-                proptest::prop_assert!(!n.split('/').any(|x| x == "." || x == ".."));
-            }
-        }
-    }
-}
+mod tests;

@@ -1,8 +1,7 @@
 //! Regression tests for issue 17 (an adversarial review), one per finding, each against the
-//! real pixgate binary and a real origin on loopback. The disk tier's findings (8, 9) are in
-//! tests/cache.rs, connection limits (5) in tests/clients.rs, the admin log (7) and the
-//! upgrade socket (11) in tests/clients.rs and tests/cli.rs, the coalescing race (13) in
-//! tests/cache.rs, IPv6 forms (10) in tests/url_api.rs.
+//! real pixgate binary and a real origin on loopback. Elsewhere: the disk tier's findings (8,
+//! 9) in tests/disk.rs, the listeners' (5, 7, 11) in tests/listeners.rs, the coalescing race
+//! (13) in tests/cache.rs, IPv6 forms (10) in tests/url_api.rs and src/fetch/ssrf.rs.
 
 mod common;
 use common::faulty::{Fault, FaultyOrigin};
@@ -171,7 +170,11 @@ fn rules_dir() -> tempfile::TempDir {
 #[tokio::test]
 async fn item03_paths_are_normalised_once_for_rules_keys_and_purge() {
     let r = || Route::ok("image/jpeg", jpeg()).header("cache-control", "max-age=600");
-    let origin = TestOrigin::start(vec![("/private/a.jpg", r()), ("/pub/a.jpg", r())]);
+    let origin = TestOrigin::start(vec![
+        ("/private/a.jpg", r()),
+        ("/pub/a.jpg", r()),
+        ("/caf%C3%A9.jpg", r()),
+    ]);
     let rules = rules_dir();
     let dir = rules.path().to_path_buf();
     let px = Pixgate::start_with(&origin, move |c| {
@@ -194,6 +197,13 @@ async fn item03_paths_are_normalised_once_for_rules_keys_and_purge() {
             "{p}: {body}"
         );
     }
+    // An absolute-form target is refused (pingora answers 400) or judged on its path.
+    let (status, _, _) = raw_get(
+        px.addr,
+        "http://example.com/%70rivate/a.jpg?w=40",
+        &[("accept", CHROME)],
+    );
+    assert!(matches!(status, 400 | 403), "absolute form: {status}");
     assert_eq!(origin.hits("/private/a.jpg"), 0);
 
     let spellings = ["/pub/a.jpg?w=40", "/%70ub/a.jpg?w=40", "//pub/a.jpg?w=40"];
@@ -209,18 +219,30 @@ async fn item03_paths_are_normalised_once_for_rules_keys_and_purge() {
         "the origin sees the normal path"
     );
     assert_eq!(origin.last_uri("/pub/a.jpg"), "/pub/a.jpg");
-    let (code, body) = px.purge("url=/%70ub/a.jpg", Some(TOKEN)).await;
+    let (code, body) = px.purge("url=/x/..//%70ub/a.jpg", Some(TOKEN)).await;
     assert_eq!((code, body.as_str()), (200, "{\"purged\":1}"));
     // Another spelling than the one purged: the purge reached the one stored entry.
     let (_, h, _) = raw_get(px.addr, spellings[2], &[("accept", CHROME)]);
     assert_eq!(header_of(&h, "x-cache"), Some("MISS"), "after purge");
     assert_eq!(origin.hits("/pub/a.jpg"), 2);
 
+    // Raw UTF-8 is the same path as its escapes, and reaches the origin escaped.
+    let (status, _, _) = raw_get(px.addr, "/caf\u{e9}.jpg?w=40", &[("accept", CHROME)]);
+    assert_eq!(status, 200);
+    let (_, h, _) = raw_get(px.addr, "/caf%c3%a9.jpg?w=40", &[("accept", CHROME)]);
+    assert_eq!(header_of(&h, "x-cache"), Some("HIT"));
+    assert_eq!(origin.hits("/caf%C3%A9.jpg"), 1);
+
     for p in [
         "/a%zz.jpg",
         "/x%2Fprivate/a.jpg",
         "/a%00.jpg",
         "/%252e%252e/private/a.jpg",
+        "/%252Fprivate/a.jpg",
+        "/x/..\\private/a.jpg",
+        "/public/..;/private/a.jpg?w=40",
+        "private/a.jpg?w=40",
+        "x:/private/a.jpg?w=40",
     ] {
         let (status, h, body) = raw_get(px.addr, p, &[("accept", CHROME)]);
         assert_eq!(status, 400, "{p}: {}", String::from_utf8_lossy(&body));
@@ -243,7 +265,7 @@ async fn item04_url_api_sources_are_charged_to_the_buffer_budget_as_they_arrive(
     let mut cfg = api(stall.addr, vec![format!("http://{}/", stall.addr)]);
     cfg.limits.max_buffered_bytes = ByteSize(32 << 20);
     cfg.limits.max_source_bytes = ByteSize(32 << 20);
-    cfg.url_api.timeout = Dur::secs(10);
+    cfg.url_api.timeout = Dur::secs(3);
     let px = Pixgate::start_config(cfg);
     let first = px.url(&signed(&format!("/w:10/plain/http://{}/a.jpg", stall.addr)));
     let holder = tokio::spawn(async move { get(&first, None).await.status().as_u16() });
@@ -269,7 +291,10 @@ async fn item04_url_api_sources_are_charged_to_the_buffer_budget_as_they_arrive(
         "refused at once, not read: {took:?}"
     );
     assert!(px.peak_rss_kib() < 200 * 1024, "{} KiB", px.peak_rss_kib());
-    holder.abort();
+    // The stalled source times out (504) and gives its reservation back.
+    assert_eq!(holder.await.unwrap(), 504);
+    let m = px.metrics().await;
+    assert_eq!(metric(&m, "pixgate_buffered_bytes", &[]), 0.0);
 }
 
 /// Item 6 (medium): an allowlist entry without a port means the scheme's default port, and

@@ -384,6 +384,11 @@ pub struct ServerConfig {
     /// `0` writes straight through. Default `16KiB`: a 12 KB hit is one `sendto` instead of
     /// two, 15 % less CPU per hit (docs/benchmarks.md); pingora's own default is 1460 B.
     pub write_buffer: ByteSize,
+    /// An encoded `/` or `\` (`%2F`, `%5C`) in a request path: `refuse` (400: an origin that
+    /// decodes it would serve a path the rules never judged) or `keep` (data inside its
+    /// segment, for APIs such as `projects/group%2Fname` behind an origin that does not decode
+    /// it). Default `refuse`.
+    pub encoded_slashes: crate::path::EncodedSlashes,
 }
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -392,6 +397,7 @@ impl Default for ServerConfig {
             grace_period: Dur::secs(5),
             upgrade_sock: "/tmp/pixgate_upgrade.sock".into(),
             write_buffer: ByteSize(16 * 1024),
+            encoded_slashes: crate::path::EncodedSlashes::Refuse,
         }
     }
 }

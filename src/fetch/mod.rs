@@ -49,18 +49,33 @@ fn refuse(status: u16, kind: &'static str, message: impl Into<String>) -> Refusa
 
 /// The remote source's headers that may reach a client: its caching metadata, nothing that
 /// could act in the proxied site's origin (`Set-Cookie`, `Clear-Site-Data`, CORS,
-/// `Content-Disposition`, `Content-Type`: pixgate derives the type from the bytes).
+/// `Content-Disposition`, `Content-Type`: pixgate derives the type from the bytes). `Age` is
+/// kept to compute pixgate's own `Age`; it is never replayed as sent.
 pub const SOURCE_HEADERS: &[http::HeaderName] = &[
     http::header::CACHE_CONTROL,
     http::header::EXPIRES,
     http::header::LAST_MODIFIED,
     http::header::ETAG,
+    http::header::AGE,
 ];
+
+/// The [`SOURCE_HEADERS`] of a remote source's response: what an answer built from it may
+/// carry. The whole header is kept for the cache policy (`Set-Cookie`, `Vary`, `Date`).
+pub fn source_headers(h: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(SOURCE_HEADERS.len());
+    for name in SOURCE_HEADERS {
+        for v in h.get_all(name) {
+            out.append(name.clone(), v.clone());
+        }
+    }
+    out
+}
 
 /// A fetched source image.
 #[derive(Debug)]
 pub struct Remote {
-    /// The final response's status and its [`SOURCE_HEADERS`] only (after redirects).
+    /// The final response header (after redirects). Only its [`source_headers`] may reach a
+    /// client.
     pub header: ResponseHeader,
     /// The body.
     pub body: bytes::Bytes,
@@ -251,7 +266,7 @@ impl Guard {
                 ));
             };
             return Ok(Remote {
-                header: allowed_headers(&up.header)?,
+                header: up.header,
                 body,
                 format,
             });
@@ -262,19 +277,6 @@ impl Guard {
             format!("more than {} redirects", self.max_redirects),
         ))
     }
-}
-
-/// A 200 header holding only the source's [`SOURCE_HEADERS`]: a third party's other headers
-/// never reach a client on a path pixgate answers itself.
-fn allowed_headers(up: &ResponseHeader) -> Result<ResponseHeader, Refusal> {
-    let mut h = ResponseHeader::build(200, Some(SOURCE_HEADERS.len()))
-        .map_err(|_| refuse(502, "read", "the source's header could not be kept"))?;
-    for name in SOURCE_HEADERS {
-        for v in up.headers.get_all(name) {
-            let _ = h.append_header(name.clone(), v.clone());
-        }
-    }
-    Ok(h)
 }
 
 /// The caller's budget of buffered source bytes is spent (`limits.max_buffered_bytes`).

@@ -5,6 +5,7 @@
 //! and cloud-metadata ranges are refused, including IPv4-mapped, -compatible, NAT64 and 6to4
 //! IPv6 forms of them, unless explicitly allowed).
 
+use crate::path::Form;
 use globset::{Glob, GlobMatcher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -137,6 +138,11 @@ impl Cidr {
     }
 }
 
+/// A source path in its normal form (`crate::path`, [`Form::SOURCE`]).
+fn normalize_source(path: &str) -> Result<String, crate::path::PathError> {
+    crate::path::normalize_bytes(path.as_bytes(), Form::SOURCE)
+}
+
 /// A parsed absolute `http(s)` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceUrl {
@@ -209,7 +215,7 @@ impl SourceUrl {
             p if p.starts_with('/') => p.to_string(),
             p => format!("/{p}"),
         };
-        let path = crate::path::normalize(&path).map_err(|e| format!("`{s}`: {e}"))?;
+        let path = normalize_source(&path).map_err(|e| format!("`{s}`: {e}"))?;
         let path_and_query = match uri.query() {
             Some(q) => format!("{path}?{q}"),
             None => path,
@@ -302,10 +308,23 @@ impl Allowed {
         if host.is_empty() {
             return Err(format!("`{s}` has no host"));
         }
+        // An IPv6 literal is matched exactly (`[` would start a glob character class).
+        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => {
+                let ip: std::net::Ipv6Addr = v6
+                    .parse()
+                    .map_err(|_| format!("`{s}`: `{host}` is not an IPv6 address"))?;
+                globset::escape(&ip.to_string())
+            }
+            None if host.contains([':', '[', ']']) => {
+                return Err(format!("`{s}`: write an IPv6 host in brackets, `[addr]`"))
+            }
+            None => host.to_string(),
+        };
         let glob = Glob::new(&host.to_ascii_lowercase())
             .map_err(|e| format!("`{s}`: bad host glob: {e}"))?
             .compile_matcher();
-        let mut path_prefix = crate::path::normalize(path).map_err(|e| format!("`{s}`: {e}"))?;
+        let mut path_prefix = normalize_source(path).map_err(|e| format!("`{s}`: {e}"))?;
         if !path_prefix.ends_with('/') {
             // `https://x.com/media` means the folder, not `/media-private`.
             path_prefix.push('/');
@@ -482,6 +501,11 @@ mod tests {
         let s = Allowed::parse("https://img.example.com/").unwrap();
         assert!(s.matches(&SourceUrl::parse("https://img.example.com:443/a").unwrap()));
         assert!(!s.matches(&SourceUrl::parse("https://img.example.com:8443/a").unwrap()));
+        let v6 = Allowed::parse("http://[FD00::5]:*/").unwrap();
+        assert!(v6.matches(&SourceUrl::parse("http://[fd00::5]:8080/a").unwrap()));
+        assert!(!v6.matches(&SourceUrl::parse("http://d:6379/a").unwrap()));
+        assert!(!v6.matches(&SourceUrl::parse("http://[fd00::6]/a").unwrap()));
+        assert!(Allowed::parse("http://fd00::5/").is_err());
         let any = Allowed::parse("http://10.0.0.5:*/").unwrap();
         assert!(any.matches(&SourceUrl::parse("http://10.0.0.5:18090/a").unwrap()));
         // Dot segments are resolved before matching; encoded ones are refused.

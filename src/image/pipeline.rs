@@ -4,10 +4,10 @@
 use super::codec::{self, EncodeSettings};
 use super::decode;
 use super::format::{OutputFormat, SourceFormat};
+use super::plan::{Choice, Plan};
 use super::probe::{self, HeaderLimits};
 use super::resize::{self, ResizeSpec};
 use super::Reason;
-use super::plan::{Choice, Plan};
 use std::time::{Duration, Instant};
 
 /// What to do to the pixels besides re-encoding (from URL options, later rules), in device

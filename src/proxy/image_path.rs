@@ -693,12 +693,13 @@ async fn fill(
             let res = st2.pool.run(job).await;
             let times = (res.queued, res.ran);
             let (e, storable) = parts.entry(&st2, res);
-            let persist = storable.then(|| st2.cache.insert(key, e.clone(), parts.epoch));
+            if storable {
+                st2.cache.insert(key, e.clone(), parts.epoch).await;
+            }
+            // After the insert: a request that joins once this flight has ended finds the
+            // entry in some tier (see `stored_meanwhile`).
             if let Some(l) = lead {
                 l.finish(storable.then(|| e.clone()));
-            }
-            if let Some(p) = persist {
-                p.await;
             }
             if let Err((_, (_, ran))) = tx.send((e, times)) {
                 // The request already answered with WebP: this encode was background work,
@@ -735,17 +736,17 @@ async fn fill(
         return respond::overloaded(session, rec).await;
     }
     let (e, storable) = parts.entry(st, res);
-    let persist = storable.then(|| st.cache.insert(key, e.clone(), src.epoch));
-    if !storable {
+    if storable {
+        st.cache.insert(key, e.clone(), src.epoch).await;
+    } else {
         metrics::CACHE_NOT_STORED
             .with_label_values(&["transient"])
             .inc();
     }
+    // After the insert (memory and the sealed file): a request that joins once this flight
+    // has ended finds the entry in some tier, even when the memory tier did not keep it.
     if let Some(l) = lead {
         l.finish(storable.then(|| e.clone()));
-    }
-    if let Some(p) = persist {
-        p.await;
     }
     let status = if storable {
         CacheStatus::Miss
@@ -812,6 +813,8 @@ fn job(st: &State, w: &Work, src: &SourceImage) -> Job {
 /// What turns a transform result into an entry; owned, so a background encode can finish
 /// after its request is gone.
 struct Parts {
+    /// The source's headers that an answer may carry: the origin's, or a remote source's
+    /// [`crate::fetch::source_headers`].
     header: http::HeaderMap,
     body: bytes::Bytes,
     format: crate::image::format::SourceFormat,
@@ -824,8 +827,14 @@ struct Parts {
 
 impl Parts {
     fn of(req: &Request, src: &SourceImage, ttl: Option<Duration>) -> Parts {
+        // A third party's headers never reach the client on the URL API; the cache policy
+        // already read the whole header.
+        let header = match req.remote {
+            Some(_) => crate::fetch::source_headers(&src.header.headers),
+            None => src.header.headers.clone(),
+        };
         Parts {
-            header: src.header.headers.clone(),
+            header,
             body: src.body.clone(),
             format: src.format,
             fetched_at: src.fetched_at,

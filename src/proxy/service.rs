@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::image::codec::EncodeSettings;
 use crate::image::pool::Pool;
 use crate::image::probe::HeaderLimits;
-use crate::path::PathError;
+use crate::path::{Form, PathError};
 use crate::telemetry::{metrics, Done, Record, Telemetry};
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
@@ -136,6 +136,11 @@ impl State {
         Ok(())
     }
 
+    /// How request paths are normalised (`server.encoded_slashes`).
+    pub fn path_form(&self) -> Form {
+        Form::request(self.cfg.server.encoded_slashes)
+    }
+
     /// Request headers besides `Accept` that image responses vary on.
     pub fn vary(&self) -> &'static [&'static str] {
         if self.cfg.transform.client_hints {
@@ -219,7 +224,7 @@ impl ProxyHttp for Pixgate {
         let api = match self.api_path(session) {
             Some(rest) => Some(rest),
             None => {
-                if let Err(e) = normalize_path(session.req_header_mut()) {
+                if let Err(e) = normalize_path(session.req_header_mut(), self.state.path_form()) {
                     ctx.rec.reason = Some("bad_path");
                     respond::bad_request(session, &e.to_string()).await?;
                     return Ok(true);
@@ -332,6 +337,7 @@ impl ProxyHttp for Pixgate {
             refused.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
             refused.insert_header(http::header::CONTENT_LENGTH, SVG_REFUSED.len().to_string())?;
             refused.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+            headers::inert(&mut refused)?;
             *resp = refused;
             ctx.svg_refused = true;
             ctx.rec.reason = Some("svg_rejected");
@@ -407,17 +413,31 @@ impl ProxyHttp for Pixgate {
     }
 }
 
-/// Rewrites the request's path to its normal form (the query is kept as sent).
-fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(), PathError> {
-    let Some(pq) = req.uri.path_and_query() else {
-        return Ok(());
-    };
-    let normal = crate::path::normalize_with_query(pq.as_str())?;
-    if normal == pq.as_str() {
+/// Rewrites the request target to its normal form (`crate::path`): the path normalised, the
+/// query kept with only unsafe bytes escaped. `OPTIONS *` stays; an absolute-form target
+/// (`GET http://host/x`) becomes its path; anything else that is not a path is refused, so
+/// the origin never receives a target other than the one the rules judged.
+fn normalize_path(req: &mut RequestHeader, form: Form) -> std::result::Result<(), PathError> {
+    let raw = req.raw_path().to_vec();
+    if raw == b"*" {
         return Ok(());
     }
-    let mut parts = req.uri.clone().into_parts();
-    parts.path_and_query = Some(normal.parse().map_err(|_| PathError::BadEscape)?);
+    let target = if raw.starts_with(b"/") {
+        raw.clone()
+    } else if req.uri.scheme().is_some() {
+        req.uri
+            .path_and_query()
+            .map_or_else(|| b"/".to_vec(), |p| p.as_str().as_bytes().to_vec())
+    } else {
+        return Err(PathError::NotAbsolute);
+    };
+    let normal = crate::path::normalize_target(&target, form)?;
+    if normal.as_bytes() == raw.as_slice() {
+        return Ok(());
+    }
+    let pq: http::uri::PathAndQuery = normal.parse().map_err(|_| PathError::BadEscape)?;
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(pq);
     let uri = http::Uri::from_parts(parts).map_err(|_| PathError::BadEscape)?;
     req.set_uri(uri);
     Ok(())

@@ -6,8 +6,8 @@
 //! A bad value is an error that names the parameter (answered 400).
 
 use crate::image::pipeline::Transform;
-pub use crate::image::resize::{Fit, Gravity};
 use crate::image::resize::ResizeSpec;
+pub use crate::image::resize::{Fit, Gravity};
 use std::fmt;
 
 /// The output format a URL asks for.
