@@ -72,6 +72,7 @@ pub(crate) fn path_pattern(raw: &str) -> Result<PathPattern, String> {
             "invalid path pattern `{raw}`: must start with `/` (or `**` to match any prefix)"
         ));
     }
+    in_normal_form(raw)?;
     let glob = GlobBuilder::new(raw)
         .literal_separator(true)
         .build()
@@ -80,6 +81,37 @@ pub(crate) fn path_pattern(raw: &str) -> Result<PathPattern, String> {
         glob,
         prefix: literal_prefix_len(raw),
     })
+}
+
+/// Request paths are matched in their normal form (`crate::path`), so a pattern whose
+/// literal parts are not in it (`/%7Euser/**`, `/a/../b`, `//x`, `/café/**`) could never match:
+/// refused, naming the form to write.
+fn in_normal_form(raw: &str) -> Result<(), String> {
+    use crate::path::{normalize_bytes, EncodedSlashes, Form};
+    let problem = |why: String| Err(format!("path pattern `{raw}` {why}"));
+    if raw.contains("//") {
+        return problem("has `//`: request paths have repeated slashes merged".into());
+    }
+    for seg in raw.split('/').skip(1) {
+        // Glob syntax is not path syntax: judge the literal characters only.
+        let probe: String = seg
+            .chars()
+            .map(|c| if "*?[]{}\\".contains(c) { 'x' } else { c })
+            .collect();
+        let want = format!("/{probe}");
+        match normalize_bytes(want.as_bytes(), Form::request(EncodedSlashes::Keep)) {
+            Ok(n) if n == want => {}
+            Ok(n) => {
+                return problem(format!(
+                    "is not in the normal form request paths are matched in: `{seg}` is `{}` \
+                     there (docs/hardening.md)",
+                    &n[1..]
+                ))
+            }
+            Err(e) => return problem(format!("can never match: {e}")),
+        }
+    }
+    Ok(())
 }
 
 /// Number of chars before the first glob metacharacter (`*?[{`).

@@ -341,3 +341,27 @@ fn display_format() {
     let both = LoadErrors(vec![no_line, no_key]);
     assert_eq!(both.to_string().lines().count(), 2);
 }
+
+#[test]
+fn path_patterns_outside_the_normal_form_are_refused() {
+    for (pattern, needle) in [
+        ("/%7Euser/**", "`~user`"),
+        ("/a/../private/**", "normal form"),
+        ("//private/**", "`//`"),
+        ("/caf\u{e9}/**", "`caf%C3%A9`"),
+        ("/%2e%2e/x", "normal form"),
+    ] {
+        let yaml = format!("rules:\n  - name: a\n    paths: [\"{pattern}\"]\n");
+        one(
+            &[("p.yaml", &yaml)],
+            "p.yaml",
+            3,
+            "rules[0].paths[0]",
+            needle,
+        );
+    }
+    // Glob syntax and canonical escapes are fine.
+    let ok =
+        "rules:\n  - name: a\n    paths: [\"/photos/**/*.{jpg,png}\", \"/a%20b/[!x]?\", \"/x/\"]\n";
+    super::load_ok(&[("ok.yaml", ok)]);
+}
