@@ -125,6 +125,12 @@ fn publish(s: &crate::cache::Stats) {
 /// until SIGINT / SIGTERM / SIGQUIT.
 pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     metrics::init();
+    let upgrade_sock = crate::upgrade::prepare(
+        cfg.server.upgrade_sock.as_deref(),
+        &crate::upgrade::Env::current(),
+    )
+    .map_err(|e| anyhow!(e))?;
+    tracing::info!(upgrade_sock = %upgrade_sock.display(), "graceful-upgrade socket");
     let target = OriginTarget::parse(&cfg.origin.url).map_err(|e| anyhow!(e))?;
     let origin = match target {
         OriginTarget::Demo => {
@@ -140,7 +146,7 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         threads: cfg.server.threads,
         grace_period_seconds: Some(cfg.server.grace_period.get().as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: cfg.server.upgrade_sock.display().to_string(),
+        upgrade_sock: upgrade_sock.display().to_string(),
         ..ServerConf::default()
     };
     let opt = pingora::server::configuration::Opt {

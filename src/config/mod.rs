@@ -375,9 +375,11 @@ pub struct ServerConfig {
     /// On SIGTERM, keep serving this long before shutting down. Default `5s`.
     pub grace_period: Dur,
     /// Unix socket over which a new process started with `--upgrade` takes the listening
-    /// sockets from this one when it gets SIGQUIT (pingora's graceful upgrade).
-    /// Default `/tmp/pixgate_upgrade.sock`.
-    pub upgrade_sock: std::path::PathBuf,
+    /// sockets from this one when it gets SIGQUIT (pingora's graceful upgrade). `null`: a
+    /// private runtime directory (`crate::upgrade::default_path`). Its directory is created
+    /// 0700 if missing; start-up is refused when it is a symlink, not owned by this user, or
+    /// writable by group or others. Default `null`.
+    pub upgrade_sock: Option<std::path::PathBuf>,
     /// Per-connection write buffer of the proxy listener. A response whose header and body
     /// fit go out in one write; a Content-Length body streamed from the origin is sent when
     /// this much has gathered (chunked bodies are sent chunk by chunk whatever the size).
@@ -390,7 +392,7 @@ impl Default for ServerConfig {
         ServerConfig {
             threads: 2,
             grace_period: Dur::secs(5),
-            upgrade_sock: "/tmp/pixgate_upgrade.sock".into(),
+            upgrade_sock: None,
             write_buffer: ByteSize(16 * 1024),
         }
     }

@@ -218,3 +218,13 @@ fn pingora_version_label_matches_the_lock_file() {
         "update PINGORA_VERSION to Cargo.lock's pingora"
     );
 }
+
+#[test]
+fn upgrade_sock_is_automatic_unless_configured() {
+    assert_eq!(Config::default().server.upgrade_sock, None);
+    let c = Config::from_yaml("server:\n  upgrade_sock: /run/px/u.sock\n", "u.yaml").unwrap();
+    assert_eq!(
+        c.server.upgrade_sock.as_deref(),
+        Some(std::path::Path::new("/run/px/u.sock"))
+    );
+}
