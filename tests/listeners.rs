@@ -1,13 +1,15 @@
-//! The listeners against a real pixgate (issue 17): malformed requests never put their bytes
-//! (a bearer token, a purge path) in the log, and the graceful-upgrade socket lives in a
-//! directory only pixgate's user can write.
+//! The listeners against a real pixgate (issue 17): idle kept-alive connections are closed at
+//! `limits.keepalive_timeout`, connections past `limits.max_connections` /
+//! `max_connections_per_ip` are closed at once while the others carry on, malformed requests
+//! never put their bytes (a bearer token, a purge path) in the log, and the graceful-upgrade
+//! socket lives in a directory only pixgate's user can write.
 
 mod common;
 
-use common::{Pixgate, Route, TestOrigin};
+use common::{metric, photo, Pixgate, Route, TestOrigin};
 use pixgate::config::{Config, Dur};
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -67,6 +69,136 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> Option<Duration> {
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
         Err(_) => Some(t0.elapsed()),
     }
+}
+
+/// A blocking connection to `to` from the loopback address `src` (127.x.y.z are all local).
+async fn connect_from(src: [u8; 4], to: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(SocketAddr::from((src, 0))).expect("bind");
+    let s = sock.connect(to).await.expect("connect");
+    let s = s.into_std().expect("std stream");
+    s.set_nonblocking(false).expect("blocking");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s
+}
+
+/// Waits until `pixgate_connections_open` is `n`; returns the metrics text.
+async fn open_connections(px: &Pixgate, n: f64) -> String {
+    let t = Instant::now();
+    loop {
+        let text = px.metrics().await;
+        let open = metric(&text, "pixgate_connections_open", &[]);
+        if open == n {
+            return text;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{open} open, not {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const PAGE: &str = "GET /page.html HTTP/1.1\r\nHost: a\r\n\r\n";
+
+#[tokio::test]
+async fn idle_kept_alive_connections_are_closed_at_the_keepalive_timeout() {
+    let origin = TestOrigin::start(vec![
+        ("/page.html", Route::ok("text/html", "<p>hi</p>")),
+        ("/a.jpg", Route::ok("image/jpeg", photo(64, 48, 1))),
+    ]);
+    let px = Pixgate::start_with(&origin, |c| c.limits.keepalive_timeout = Dur::secs(1));
+    // The proxy path (streamed by pingora), the image path (answered in request_filter) and
+    // the admin listener.
+    let image = "GET /a.jpg HTTP/1.1\r\nHost: a\r\nAccept: image/jpeg\r\n\r\n";
+    let health = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+    for (addr, req, route) in [
+        (px.addr, PAGE, "proxy"),
+        (px.addr, image, "image"),
+        (px.admin, health, "admin"),
+    ] {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        let (status, head, _) = exchange(&mut s, req);
+        assert_eq!(status, 200, "{route}: {head}");
+        if route == "image" {
+            assert!(head.to_ascii_lowercase().contains("x-pixgate"), "{head}");
+        }
+        let took = closed_within(&mut s, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{route}: an idle kept-alive connection stayed open 5 s"));
+        assert!(
+            took >= Duration::from_millis(800) && took < Duration::from_millis(2500),
+            "{route}: closed after {took:?}"
+        );
+    }
+    // Within the timeout the connection is reused, request after request.
+    let mut s = TcpStream::connect(px.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    for round in 0..3 {
+        assert_eq!(exchange(&mut s, PAGE).0, 200, "round {round}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // A client that asked for no keep-alive still gets none.
+    let mut s = TcpStream::connect(px.addr).expect("connect");
+    let (status, head, _) = exchange(&mut s, "GET /page.html HTTP/1.0\r\nHost: a\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(!head.to_ascii_lowercase().contains("keep-alive"), "{head}");
+    let took = closed_within(&mut s, Duration::from_secs(5)).expect("HTTP/1.0 kept open");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+}
+
+#[tokio::test]
+async fn connections_past_the_caps_are_closed_at_once_while_others_carry_on() {
+    let origin = TestOrigin::start(vec![("/page.html", Route::ok("text/html", "<p>hi</p>"))]);
+    let px = Pixgate::start_with(&origin, |c| {
+        c.limits.max_connections = 3;
+        c.limits.max_connections_per_ip = 2;
+        c.rate_limit.per_ip = Some(pixgate::ratelimit::Bucket {
+            rate: 1000,
+            burst: 1000,
+        });
+    });
+    // The harness's readiness probes have gone.
+    open_connections(&px, 0.0).await;
+    let mut a1 = connect_from([127, 0, 0, 1], px.addr).await;
+    let mut a2 = connect_from([127, 0, 0, 1], px.addr).await;
+    assert_eq!(exchange(&mut a1, PAGE).0, 200);
+    assert_eq!(exchange(&mut a2, PAGE).0, 200);
+    // A third from the same address: over max_connections_per_ip.
+    let mut a3 = connect_from([127, 0, 0, 1], px.addr).await;
+    let _ = a3.write_all(PAGE.as_bytes());
+    let took = closed_within(&mut a3, Duration::from_secs(3)).expect("a3 was served");
+    assert!(
+        took < Duration::from_millis(500),
+        "a3 closed after {took:?}"
+    );
+    // Another address is still welcome, up to max_connections.
+    let mut b1 = connect_from([127, 0, 0, 2], px.addr).await;
+    assert_eq!(exchange(&mut b1, PAGE).0, 200);
+    let mut c1 = connect_from([127, 0, 0, 3], px.addr).await;
+    let _ = c1.write_all(PAGE.as_bytes());
+    let took = closed_within(&mut c1, Duration::from_secs(3)).expect("c1 was served");
+    assert!(
+        took < Duration::from_millis(500),
+        "c1 closed after {took:?}"
+    );
+    // The connections already open carry on.
+    for s in [&mut a1, &mut a2, &mut b1] {
+        assert_eq!(exchange(s, PAGE).0, 200);
+    }
+    let text = open_connections(&px, 3.0).await;
+    let refused = |limit| {
+        metric(
+            &text,
+            "pixgate_connections_refused_total",
+            &[("limit", limit)],
+        )
+    };
+    assert_eq!(refused("per_ip"), 1.0);
+    assert_eq!(refused("total"), 1.0);
+    // A closed connection gives its place back.
+    drop(a1);
+    open_connections(&px, 2.0).await;
+    let mut a4 = connect_from([127, 0, 0, 1], px.addr).await;
+    assert_eq!(exchange(&mut a4, PAGE).0, 200);
 }
 
 #[tokio::test]

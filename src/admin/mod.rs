@@ -27,6 +27,8 @@ pub struct Admin {
     cache: Arc<Cache>,
     token: Option<String>,
     ready: Readiness,
+    /// Seconds a kept-alive connection waits for its next request (`limits.keepalive_timeout`).
+    keepalive: u64,
 }
 
 /// What `/readyz` checks.
@@ -40,12 +42,19 @@ pub struct Readiness {
 }
 
 impl Admin {
-    /// An admin app over `cache`; `token` guards purging.
-    pub fn new(cache: Arc<Cache>, token: Option<String>, ready: Readiness) -> Admin {
+    /// An admin app over `cache`; `token` guards purging; an idle kept-alive connection is
+    /// closed after `keepalive` seconds.
+    pub fn new(
+        cache: Arc<Cache>,
+        token: Option<String>,
+        ready: Readiness,
+        keepalive: u64,
+    ) -> Admin {
         Admin {
             cache,
             token,
             ready,
+            keepalive,
         }
     }
 

@@ -37,8 +37,14 @@ impl HttpServerApp for Admin {
                 return None;
             }
         }
-        // As pingora's glue: no reuse once shutting down, else a 60 s idle wait.
-        http.set_keepalive((!*shutdown.borrow()).then_some(60));
+        // As on the proxy listener: no reuse once shutting down, the configured idle wait
+        // (pingora's glue: 60 s), and no keep-alive the request did not ask for (pingora's
+        // glue turned it on for HTTP/1.0 too).
+        if *shutdown.borrow() {
+            http.set_keepalive(None);
+        } else if http.get_keepalive().is_some() {
+            http.set_keepalive(Some(self.keepalive));
+        }
         let (parts, body) = self.response(&mut http).await.into_parts();
         let header: ResponseHeader = parts.into();
         if let Err(e) = http.write_response_header(Box::new(header)).await {
