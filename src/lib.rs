@@ -20,3 +20,4 @@ pub mod request;
 pub mod rules;
 pub mod server;
 pub mod telemetry;
+pub mod upgrade;

@@ -70,7 +70,7 @@ fn quota(b: Bucket) -> Option<Quota> {
 }
 
 /// The key of an address: IPv4 as is, IPv6 by its /64 (one host's usual allocation).
-fn ip_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn ip_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
             let s = v6.segments();

@@ -4,6 +4,7 @@ use crate::admin::Admin;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::demo;
+use crate::proxy::conns::ConnLimits;
 use crate::proxy::deadline::Guarded;
 use crate::proxy::origin::{Origin, OriginTarget};
 use crate::proxy::{Pixgate, State};
@@ -125,6 +126,12 @@ fn publish(s: &crate::cache::Stats) {
 /// until SIGINT / SIGTERM / SIGQUIT.
 pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     metrics::init();
+    let upgrade_sock = crate::upgrade::prepare(
+        cfg.server.upgrade_sock.as_deref(),
+        &crate::upgrade::Env::current(),
+    )
+    .map_err(|e| anyhow!(e))?;
+    tracing::info!(upgrade_sock = %upgrade_sock.display(), "graceful-upgrade socket");
     let target = OriginTarget::parse(&cfg.origin.url).map_err(|e| anyhow!(e))?;
     let origin = match target {
         OriginTarget::Demo => {
@@ -140,7 +147,7 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         threads: cfg.server.threads,
         grace_period_seconds: Some(cfg.server.grace_period.get().as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: cfg.server.upgrade_sock.display().to_string(),
+        upgrade_sock: upgrade_sock.display().to_string(),
         ..ServerConf::default()
     };
     let opt = pingora::server::configuration::Opt {
@@ -154,6 +161,7 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     let listen = cfg.listen.to_string();
     let admin = cfg.admin.listen;
     let token = cfg.admin.token.clone();
+    let keepalive = cfg.limits.keepalive_secs();
     let sweep = cfg.cache.sweep_interval.get();
     let rules = match &cfg.rules.dir {
         Some(dir) => {
@@ -182,10 +190,18 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     ));
     let header_timeout = state.cfg.limits.header_timeout.get();
     let state_write_buffer = state.cfg.server.write_buffer.get();
+    let l = &state.cfg.limits;
+    // Per address only where the operator opted into per-address limits (docs/hardening.md).
+    let per_ip = state
+        .cfg
+        .rate_limit
+        .per_ip
+        .map(|_| l.max_connections_per_ip);
+    let conns = ConnLimits::new(l.max_connections, per_ip, state.limits.trusted.clone());
     let app = pingora::proxy::http_proxy(&server.configuration, Pixgate::new(state));
     let mut proxy = Service::new(
         "pixgate proxy".to_string(),
-        Guarded::new(app, header_timeout),
+        Guarded::new(app, header_timeout, conns),
     );
     let write_buffer = usize::try_from(state_write_buffer).unwrap_or(usize::MAX);
     proxy.add_listener(
@@ -206,7 +222,10 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         ));
     }
     if let Some(a) = admin {
-        let mut svc = Service::new("pixgate admin".to_string(), Admin::new(cache, token, ready));
+        let mut svc = Service::new(
+            "pixgate admin".to_string(),
+            Admin::new(cache, token, ready, keepalive),
+        );
         svc.add_tcp(&a.to_string());
         server.add_service(svc);
     }

@@ -5,13 +5,14 @@
 //!
 //! Purge: `POST /cache/purge?url=<path or http://host/path>`, `?prefix=<path or URL>` or
 //! `?all=true`, with `Authorization: Bearer <admin.token>`. Answers `{"purged": N}`.
+//!
+//! The connection loop is pixgate's own ([`serve`]), not pingora's `ServeHttp` glue, which
+//! logs an unreadable request at ERROR with its raw bytes: the bearer token and purge paths.
 
 use crate::cache::{Cache, Selector};
 use crate::telemetry::health::{OriginState, RECENT};
 use crate::telemetry::{metrics, Telemetry};
-use async_trait::async_trait;
 use http::{Response, StatusCode};
-use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{Encoder, TextEncoder};
 use sha2::{Digest, Sha256};
@@ -19,11 +20,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod serve;
+
 /// The admin application.
 pub struct Admin {
     cache: Arc<Cache>,
     token: Option<String>,
     ready: Readiness,
+    /// Seconds a kept-alive connection waits for its next request (`limits.keepalive_timeout`).
+    keepalive: u64,
 }
 
 /// What `/readyz` checks.
@@ -37,12 +42,19 @@ pub struct Readiness {
 }
 
 impl Admin {
-    /// An admin app over `cache`; `token` guards purging.
-    pub fn new(cache: Arc<Cache>, token: Option<String>, ready: Readiness) -> Admin {
+    /// An admin app over `cache`; `token` guards purging; an idle kept-alive connection is
+    /// closed after `keepalive` seconds.
+    pub fn new(
+        cache: Arc<Cache>,
+        token: Option<String>,
+        ready: Readiness,
+        keepalive: u64,
+    ) -> Admin {
         Admin {
             cache,
             token,
             ready,
+            keepalive,
         }
     }
 
@@ -175,8 +187,8 @@ fn split_url(v: &str) -> Result<(Option<String>, String), String> {
     Ok((Some(crate::cache::key::normalize_host(host)), normal(path)?))
 }
 
-#[async_trait]
-impl ServeHttp for Admin {
+impl Admin {
+    /// The answer to one request, counted in `pixgate_requests_total{route="admin"}`.
     async fn response(&self, s: &mut ServerSession) -> Response<Vec<u8>> {
         let r = self.route(s).await;
         if self.ready.telemetry.per_request {

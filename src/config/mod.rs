@@ -285,6 +285,17 @@ pub struct LimitsConfig {
     /// A write to a client that makes no progress for this long ends its connection (slow
     /// readers). Default `30s`.
     pub client_write_timeout: Dur,
+    /// A kept-alive connection on which no new request starts within this long after a
+    /// response is closed. Whole seconds (pingora's unit; a fraction is rounded up), 1s–1h.
+    /// Default `60s`.
+    pub keepalive_timeout: Dur,
+    /// Client connections the proxy listener holds open at once; one more is closed as soon
+    /// as it is accepted. Default `4096`.
+    pub max_connections: usize,
+    /// Client connections one address (IPv4, or an IPv6 /64) may hold open at once on the
+    /// proxy listener, applied when `rate_limit.per_ip` is on; peers in
+    /// `rate_limit.trusted_proxies` are exempt (they carry many clients). Default `256`.
+    pub max_connections_per_ip: usize,
 }
 
 /// What a request gets when the transform queue is full.
@@ -310,7 +321,18 @@ impl Default for LimitsConfig {
             max_buffered_bytes: ByteSize::mib(512),
             header_timeout: Dur::secs(10),
             client_write_timeout: Dur::secs(30),
+            keepalive_timeout: Dur::secs(60),
+            max_connections: 4096,
+            max_connections_per_ip: 256,
         }
+    }
+}
+
+impl LimitsConfig {
+    /// `keepalive_timeout` in the whole seconds pingora takes, rounded up (at least 1).
+    pub fn keepalive_secs(&self) -> u64 {
+        let d = self.keepalive_timeout.get();
+        (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
     }
 }
 
@@ -375,9 +397,11 @@ pub struct ServerConfig {
     /// On SIGTERM, keep serving this long before shutting down. Default `5s`.
     pub grace_period: Dur,
     /// Unix socket over which a new process started with `--upgrade` takes the listening
-    /// sockets from this one when it gets SIGQUIT (pingora's graceful upgrade).
-    /// Default `/tmp/pixgate_upgrade.sock`.
-    pub upgrade_sock: std::path::PathBuf,
+    /// sockets from this one when it gets SIGQUIT (pingora's graceful upgrade). `null`: a
+    /// private runtime directory (`crate::upgrade::default_path`). Its directory is created
+    /// 0700 if missing; start-up is refused when it is a symlink, not owned by this user, or
+    /// writable by group or others. Default `null`.
+    pub upgrade_sock: Option<std::path::PathBuf>,
     /// Per-connection write buffer of the proxy listener. A response whose header and body
     /// fit go out in one write; a Content-Length body streamed from the origin is sent when
     /// this much has gathered (chunked bodies are sent chunk by chunk whatever the size).
@@ -395,7 +419,7 @@ impl Default for ServerConfig {
         ServerConfig {
             threads: 2,
             grace_period: Dur::secs(5),
-            upgrade_sock: "/tmp/pixgate_upgrade.sock".into(),
+            upgrade_sock: None,
             write_buffer: ByteSize(16 * 1024),
             encoded_slashes: crate::path::EncodedSlashes::Refuse,
         }
@@ -583,6 +607,25 @@ impl Config {
             16,
             16_384,
         );
+        range(
+            "limits.max_connections",
+            l.max_connections as u64,
+            1,
+            1_000_000,
+        );
+        range(
+            "limits.max_connections_per_ip",
+            l.max_connections_per_ip as u64,
+            1,
+            1_000_000,
+        );
+        let keepalive = l.keepalive_timeout.get();
+        if keepalive.is_zero() || keepalive > std::time::Duration::from_secs(3600) {
+            p.push((
+                "limits.keepalive_timeout".into(),
+                format!("must be between 1s and 1h, got {}", l.keepalive_timeout),
+            ));
+        }
         for (key, d) in [
             ("limits.transform_timeout", l.transform_timeout),
             ("limits.header_timeout", l.header_timeout),

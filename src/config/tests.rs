@@ -218,3 +218,40 @@ fn pingora_version_label_matches_the_lock_file() {
         "update PINGORA_VERSION to Cargo.lock's pingora"
     );
 }
+
+#[test]
+fn connection_limits_are_validated_and_keepalive_is_whole_seconds() {
+    assert_eq!(Config::default().limits.keepalive_secs(), 60);
+    let c = Config::from_yaml("limits:\n  keepalive_timeout: 1500ms\n", "k.yaml").unwrap();
+    assert_eq!(c.limits.keepalive_secs(), 2, "a fraction rounds up");
+    for (yaml, key) in [
+        (
+            "limits:\n  keepalive_timeout: 0s\n",
+            "limits.keepalive_timeout",
+        ),
+        (
+            "limits:\n  keepalive_timeout: 2h\n",
+            "limits.keepalive_timeout",
+        ),
+        ("limits:\n  max_connections: 0\n", "limits.max_connections"),
+        (
+            "limits:\n  max_connections_per_ip: 0\n",
+            "limits.max_connections_per_ip",
+        ),
+    ] {
+        let e = Config::from_yaml(yaml, "k.yaml").unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].key, key, "{e}");
+        assert_eq!(e.0[0].line, Some(2), "{e}");
+    }
+}
+
+#[test]
+fn upgrade_sock_is_automatic_unless_configured() {
+    assert_eq!(Config::default().server.upgrade_sock, None);
+    let c = Config::from_yaml("server:\n  upgrade_sock: /run/px/u.sock\n", "u.yaml").unwrap();
+    assert_eq!(
+        c.server.upgrade_sock.as_deref(),
+        Some(std::path::Path::new("/run/px/u.sock"))
+    );
+}

@@ -8,12 +8,21 @@
 //! header.
 //!
 //! The clock of a header starts when the connection is accepted (first request) or when the
-//! first byte of the next request arrives on a kept-alive connection (the idle time between
-//! requests is pingora's keep-alive timeout). Past `limits.header_timeout` with the header
-//! still incomplete, the read fails with `TimedOut` and pingora closes the connection.
-//! Writes to slow readers are bounded separately, per write, by `limits.client_write_timeout`
-//! (pingora's own write timeout, set per request in the service).
+//! first byte of the next request arrives on a kept-alive connection. Past
+//! `limits.header_timeout` with the header still incomplete, the read fails with `TimedOut`
+//! and pingora closes the connection. Writes to slow readers are bounded separately, per
+//! write, by `limits.client_write_timeout` (pingora's own write timeout, set per request in
+//! the service).
+//!
+//! The idle time between requests is not timed here but by pingora's keep-alive timeout,
+//! which the service sets to `limits.keepalive_timeout` on every request: pingora's wait for
+//! the next request then ends quietly and closes the connection. A timer here could not tell
+//! that wait from the reads pingora makes while a response streams (to notice a client that
+//! leaves), and failing one of those would cut the response.
+//!
+//! [`Guarded`] also applies the connection caps of [`super::conns`] at accept.
 
+use super::conns::ConnLimits;
 use crate::telemetry::metrics;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -253,18 +262,21 @@ impl Peek for HeaderDeadline {
     }
 }
 
-/// A [`ServerApp`] that hands every accepted stream to `app` inside a [`HeaderDeadline`].
+/// A [`ServerApp`] that admits every accepted stream against the connection caps
+/// ([`ConnLimits`]) and hands it to `app` inside a [`HeaderDeadline`].
 pub struct Guarded<A> {
     app: Arc<A>,
     limit: Duration,
+    conns: Arc<ConnLimits>,
 }
 
 impl<A> Guarded<A> {
-    /// Wraps `app` with a header deadline of `limit`.
-    pub fn new(app: A, limit: Duration) -> Guarded<A> {
+    /// Wraps `app` with a header deadline of `limit` and the connection caps `conns`.
+    pub fn new(app: A, limit: Duration, conns: Arc<ConnLimits>) -> Guarded<A> {
         Guarded {
             app: Arc::new(app),
             limit,
+            conns,
         }
     }
 }
@@ -276,6 +288,20 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        // Held until the connection ends: every kept-alive request runs inside this call.
+        let _permit = match self.conns.admit(peer) {
+            Ok(p) => p,
+            Err(cap) => {
+                // Dropping the stream closes the connection before a byte is read.
+                metrics::CONNECTIONS_REFUSED
+                    .with_label_values(&[cap.label()])
+                    .inc();
+                return None;
+            }
+        };
         let guarded: Stream = Box::new(HeaderDeadline::new(stream, self.limit));
         self.app.process_new(guarded, shutdown).await
     }

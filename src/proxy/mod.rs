@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod candidate;
+pub mod conns;
 pub mod deadline;
 pub mod headers;
 pub mod image_path;

@@ -201,6 +201,18 @@ impl ProxyHttp for Pixgate {
         Ok(Box::new(self.state.origin.peer()))
     }
 
+    /// The keep-alive timeout, in the first of the request's phases so that every answer
+    /// after it (a 429, the image path, the proxy path) leaves a connection that waits at
+    /// most `limits.keepalive_timeout` for its next request; pingora's default for HTTP/1.1
+    /// is to wait for ever. Only a connection that is kept alive at all is touched: after an
+    /// HTTP/1.0 or `Connection: close` request it still closes.
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(self.state.cfg.limits.keepalive_secs()));
+        }
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         // A client that stops reading cannot pin a response (and its buffers) for ever.
         session.set_write_timeout(Some(self.state.cfg.limits.client_write_timeout.get()));

@@ -30,7 +30,7 @@ fn is_trusted(ip: IpAddr, trusted: &[Cidr]) -> bool {
 }
 
 /// IPv4-mapped IPv6 as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

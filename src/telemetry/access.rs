@@ -211,16 +211,25 @@ pub type Flush = Option<tracing_appender::non_blocking::WorkerGuard>;
 /// Installs the global subscriber: the diagnostic log on stderr (filtered by `PIXGATE_LOG`,
 /// else `log.level`) and, when on, the access log as JSON lines to its destination.
 pub fn install(cfg: &LogConfig) -> std::io::Result<Flush> {
+    use tracing_subscriber::filter::{EnvFilter, FilterExt, FilterFn};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
 
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("PIXGATE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (directives, mut filter) = std::env::var("PIXGATE_LOG")
+        .ok()
+        .and_then(|v| Some((EnvFilter::try_new(&v).ok()?, v)))
+        .or_else(|| Some((EnvFilter::try_new(&cfg.level).ok()?, cfg.level.clone())))
+        .map_or_else(|| (String::new(), EnvFilter::new("info")), |(f, v)| (v, f));
     if let Ok(off) = format!("{TARGET}=off").parse() {
         filter = filter.add_directive(off);
     }
+    // pingora's DEBUG and TRACE events print request headers (Authorization, cookies) and the
+    // raw bytes of malformed requests: kept out unless the filter names pingora itself.
+    let pingora_asked = directives.contains("pingora");
+    let filter = filter.and(FilterFn::new(move |m| {
+        pingora_asked || !is_pingora_verbose(m)
+    }));
     let diagnostic = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter);
@@ -252,6 +261,13 @@ pub fn install(cfg: &LogConfig) -> std::io::Result<Flush> {
         .with(access)
         .try_init();
     Ok(guard)
+}
+
+/// A DEBUG or TRACE event of one of pingora's crates (their targets start with `pingora`;
+/// `log` records arrive with the module path as target).
+fn is_pingora_verbose(m: &tracing::Metadata<'_>) -> bool {
+    matches!(*m.level(), tracing::Level::DEBUG | tracing::Level::TRACE)
+        && m.target().starts_with("pingora")
 }
 
 fn open_append(p: &std::path::Path) -> std::io::Result<std::fs::File> {

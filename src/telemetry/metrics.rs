@@ -121,6 +121,26 @@ pub static HEADER_TIMEOUTS: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+/// Client connections open now on the proxy listener (against `limits.max_connections`).
+pub static CONNECTIONS_OPEN: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "pixgate_connections_open",
+        "Client connections open now on the proxy listener (limits.max_connections)"
+    )
+    .expect("metric registers once")
+});
+
+/// Connections closed as soon as they were accepted because a cap was reached, by limit
+/// (`total`: `limits.max_connections`, `per_ip`: `limits.max_connections_per_ip`).
+pub static CONNECTIONS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "pixgate_connections_refused_total",
+        "Connections closed at accept because a connection cap was reached, by limit",
+        &["limit"]
+    )
+    .expect("metric registers once")
+});
+
 /// Source bytes held in memory by image requests now (the `limits.max_buffered_bytes` budget).
 pub static BUFFERED_BYTES: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge!(
@@ -516,6 +536,10 @@ pub fn init() {
         CACHE_STALE.with_label_values(&[cause]);
     }
     Lazy::force(&HEADER_TIMEOUTS);
+    Lazy::force(&CONNECTIONS_OPEN);
+    for limit in ["total", "per_ip"] {
+        CONNECTIONS_REFUSED.with_label_values(&[limit]);
+    }
     Lazy::force(&ORIGIN_RETRIES);
     Lazy::force(&BUFFERED_BYTES);
     for tier in ["memory", "disk"] {
