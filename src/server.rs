@@ -162,6 +162,7 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     let admin = cfg.admin.listen;
     let token = cfg.admin.token.clone();
     let keepalive = cfg.limits.keepalive_secs();
+    let paths = crate::path::Form::request(cfg.server.encoded_slashes);
     let sweep = cfg.cache.sweep_interval.get();
     let rules = match &cfg.rules.dir {
         Some(dir) => {
@@ -224,7 +225,7 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     if let Some(a) = admin {
         let mut svc = Service::new(
             "pixgate admin".to_string(),
-            Admin::new(cache, token, ready, keepalive),
+            Admin::new(cache, token, ready, keepalive, paths),
         );
         svc.add_tcp(&a.to_string());
         server.add_service(svc);

@@ -68,18 +68,6 @@ fn disk_usage(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Polls `cond` every 20 ms for up to `limit`.
-async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
-}
-
 fn with_disk(c: &mut Config, dir: &Path, max: u64, key_file: Option<PathBuf>) {
     c.cache.disk = DiskSetting::On(DiskConfig {
         dir: dir.to_path_buf(),

@@ -49,18 +49,6 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Polls `cond` every 20 ms for up to `limit`.
-async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
-}
-
 fn config(origin: &str, dir: &Path, key_file: Option<PathBuf>) -> Config {
     let mut c = Config::default();
     c.origin.url = origin.to_string();

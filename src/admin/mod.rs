@@ -29,6 +29,8 @@ pub struct Admin {
     ready: Readiness,
     /// Seconds a kept-alive connection waits for its next request (`limits.keepalive_timeout`).
     keepalive: u64,
+    /// How request paths are normalised (a purge names paths in the same form).
+    paths: crate::path::Form,
 }
 
 /// What `/readyz` checks.
@@ -49,12 +51,14 @@ impl Admin {
         token: Option<String>,
         ready: Readiness,
         keepalive: u64,
+        paths: crate::path::Form,
     ) -> Admin {
         Admin {
             cache,
             token,
             ready,
             keepalive,
+            paths,
         }
     }
 
@@ -133,17 +137,20 @@ fn same_secret(a: &str, b: &str) -> bool {
         == 0
 }
 
-/// Parses the purge query into a selector.
-pub fn selector(query: &str) -> Result<Selector, String> {
+/// Parses the purge query into a selector; paths are put in the normal form `paths` gives
+/// request paths. A value is percent-decoded once (it is a URL inside a query), but `+` stays
+/// a `+` (it is one in a path).
+pub fn selector(query: &str, paths: crate::path::Form) -> Result<Selector, String> {
     let mut sel = None;
+    let query = query.replace('+', "%2B");
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         let next = match k.as_ref() {
             "url" => {
-                let (host, path) = split_url(&v)?;
+                let (host, path) = split_url(&v, paths)?;
                 Selector::Url { host, path }
             }
             "prefix" => {
-                let (host, prefix) = split_url(&v)?;
+                let (host, prefix) = split_url(&v, paths)?;
                 Selector::Prefix { host, prefix }
             }
             "all" if v == "true" || v == "1" => Selector::All,
@@ -163,10 +170,12 @@ pub fn selector(query: &str) -> Result<Selector, String> {
 
 /// `/path` → (any host, path); `http://host/path` → (host, path). The query is dropped: a
 /// purge removes every query variant of a path.
-fn split_url(v: &str) -> Result<(Option<String>, String), String> {
+fn split_url(v: &str, paths: crate::path::Form) -> Result<(Option<String>, String), String> {
     let v = v.trim();
     // The same normal form the proxy gives request paths, so a purge names what was stored.
-    let normal = |p: &str| crate::path::normalize(p).map_err(|e| format!("`{v}`: {e}"));
+    let normal = |p: &str| {
+        crate::path::normalize_bytes(p.as_bytes(), paths).map_err(|e| format!("`{v}`: {e}"))
+    };
     if v.starts_with('/') {
         let path = v.split(['?', '#']).next().unwrap_or(v);
         return Ok((None, normal(path)?));
@@ -242,7 +251,7 @@ impl Admin {
                 if !given.is_some_and(|g| same_secret(g.trim(), want)) {
                     return error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
                 }
-                let sel = match selector(&query) {
+                let sel = match selector(&query, self.paths) {
                     Ok(s) => s,
                     Err(e) => return error(StatusCode::BAD_REQUEST, &e),
                 };
@@ -265,35 +274,55 @@ impl Admin {
 mod tests {
     use super::*;
 
+    const FORM: crate::path::Form = crate::path::Form::request(crate::path::EncodedSlashes::Refuse);
+
+    #[test]
+    fn purge_paths_take_the_request_paths_normal_form() {
+        let url = |q: &str| match selector(q, FORM) {
+            Ok(Selector::Url { path, .. }) => path,
+            other => panic!("{q}: {other:?}"),
+        };
+        assert_eq!(url("url=/x/..//%2570ub/a.jpg"), "/pub/a.jpg");
+        assert_eq!(url("url=/caf%C3%A9/x.jpg"), "/caf%C3%A9/x.jpg");
+        assert_eq!(url("url=/a%20b.jpg"), "/a%20b.jpg");
+        assert_eq!(url("url=/a+b.jpg"), "/a+b.jpg");
+        assert!(selector("url=/a%252Fb", FORM).is_err());
+        let keep = crate::path::Form::request(crate::path::EncodedSlashes::Keep);
+        assert!(matches!(
+            selector("url=/g%252Fp", keep),
+            Ok(Selector::Url { path, .. }) if path == "/g%2Fp"
+        ));
+    }
+
     #[test]
     fn purge_selectors() {
         assert_eq!(
-            selector("url=%2Fa%2Fb.jpg%3Fv%3D1"),
+            selector("url=%2Fa%2Fb.jpg%3Fv%3D1", FORM),
             Ok(Selector::Url {
                 host: None,
                 path: "/a/b.jpg".into()
             })
         );
         assert_eq!(
-            selector("url=http://Example.com:80/a.jpg"),
+            selector("url=http://Example.com:80/a.jpg", FORM),
             Ok(Selector::Url {
                 host: Some("example.com".into()),
                 path: "/a.jpg".into()
             })
         );
         assert_eq!(
-            selector("prefix=/photos/"),
+            selector("prefix=/photos/", FORM),
             Ok(Selector::Prefix {
                 host: None,
                 prefix: "/photos/".into()
             })
         );
-        assert_eq!(selector("all=true"), Ok(Selector::All));
-        assert!(selector("").is_err());
-        assert!(selector("all=yes").is_err());
-        assert!(selector("url=/a&all=true").is_err());
-        assert!(selector("path=/a").is_err());
-        assert!(selector("url=nohost").is_err());
+        assert_eq!(selector("all=true", FORM), Ok(Selector::All));
+        assert!(selector("", FORM).is_err());
+        assert!(selector("all=yes", FORM).is_err());
+        assert!(selector("url=/a&all=true", FORM).is_err());
+        assert!(selector("path=/a", FORM).is_err());
+        assert!(selector("url=nohost", FORM).is_err());
     }
 
     #[test]
