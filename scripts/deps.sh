@@ -3,9 +3,10 @@
 #   cmake, nasm   - build rav1e's assembly and libwebp/mozjpeg (see ../shared/FACTS.md)
 #   libavif-bin   - avifdec, the independent AVIF decoder the tests check outputs with
 #   prometheus    - promtool, which checks deploy/'s alert rules and dashboard queries
+#   python3       - scripts/module-deps.py, the check that module dependencies point one way
 # Usage: scripts/deps.sh [build|test]
 set -euo pipefail
-want=(cmake nasm)
+want=(cmake nasm python3)
 [ "${1:-build}" = test ] && want+=(avifdec promtool)
 missing=()
 for bin in "${want[@]}"; do

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 cargo fmt --all -- --check
+# Dependencies between top-level modules point one way (docs/architecture.md).
+python3 scripts/module-deps.py
 # --release: shares build-script outputs (the C codecs) with the test build below.
 cargo clippy --release --locked --all-targets -- -D warnings
 # Release profile: the codecs run as in production and CI builds the dependencies once.

@@ -20,4 +20,5 @@ pub mod request;
 pub mod rules;
 pub mod server;
 pub mod telemetry;
+pub mod units;
 pub mod upgrade;

@@ -1,7 +1,7 @@
 //! The `cache` section of the configuration: tiers, their byte limits, TTL rules and the
 //! retention guarantee. Owned here so the cache module documents and validates its own keys.
 
-use crate::config::{ByteSize, Dur};
+use crate::units::{ByteSize, Dur};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;

@@ -5,17 +5,19 @@
 //! ([`DEFAULT_YAML`]), so `pixgate` runs with no file at all.
 
 mod locate;
-pub mod units;
 
+pub use crate::units::{ByteSize, Dur};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-pub use units::{ByteSize, Dur};
 
 pub use crate::cache::config::{CacheConfig, DiskConfig, DiskSetting, MemoryConfig};
 pub use crate::fetch::config::UrlApiConfig;
-use crate::image::format::OutputFormat;
+pub use crate::fetch::origin::OriginConfig;
+pub use crate::image::config::{
+    AvifConfig, DetectMode, ImagesConfig, JpegConfig, PngConfig, SvgPolicy, WebpConfig,
+};
 pub use crate::telemetry::config::{AccessLogConfig, LogConfig, MetricsConfig};
 
 /// The default configuration, byte for byte the file `config/pixgate.yaml`.
@@ -72,182 +74,6 @@ impl Default for Config {
             rate_limit: Default::default(),
         }
     }
-}
-
-/// The upstream website.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct OriginConfig {
-    /// `http://host:port` of the origin, or `builtin:demo` for the embedded demo origin.
-    /// Default `builtin:demo`.
-    pub url: String,
-    /// Host header sent to the origin. Default: keep the client's Host header.
-    pub host: Option<String>,
-    /// TCP connect timeout. Default `5s`.
-    pub connect_timeout: Dur,
-    /// Timeout for each read from the origin (header or body chunk). Default `30s`.
-    pub read_timeout: Dur,
-    /// How long an idle pooled origin connection is kept. Default `60s`.
-    pub idle_timeout: Dur,
-}
-
-impl Default for OriginConfig {
-    fn default() -> Self {
-        OriginConfig {
-            url: "builtin:demo".into(),
-            host: None,
-            connect_timeout: Dur::secs(5),
-            read_timeout: Dur::secs(30),
-            idle_timeout: Dur::secs(60),
-        }
-    }
-}
-
-/// When a request is examined as a possible image.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum DetectMode {
-    /// GET requests whose path has an image extension, no extension, or whose Accept header
-    /// names an image type explicitly (what browsers send for `<img>`). The bytes decide.
-    Hinted,
-    /// Every GET request is examined; the bytes decide. Costs one extra code path per GET.
-    AllGet,
-}
-
-/// Output formats and encoder settings.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ImagesConfig {
-    /// Output formats pixgate may produce, in order of preference. `avif` and `webp` are used
-    /// when the client's Accept names them; `jpeg` and `png` enable re-encoding within the
-    /// source's own family (mozjpeg / oxipng). Default `[avif, webp, jpeg, png]`.
-    pub formats: Vec<OutputFormat>,
-    /// Which GET requests are examined. Default `hinted`.
-    pub detect: DetectMode,
-    /// AVIF (ravif / rav1e) settings.
-    pub avif: AvifConfig,
-    /// WebP (libwebp) settings.
-    pub webp: WebpConfig,
-    /// JPEG (mozjpeg) settings.
-    pub jpeg: JpegConfig,
-    /// PNG (oxipng) settings.
-    pub png: PngConfig,
-    /// Add an `X-Pixgate` response header naming the outcome (format or fallback reason).
-    /// Default `true`.
-    pub debug_header: bool,
-    /// SVG (a document that can carry scripts) is never rendered: `sandbox` passes it through
-    /// untouched with a sandboxing `Content-Security-Policy` and `nosniff`; `reject` answers
-    /// `403` instead, on both paths. Default `sandbox`.
-    pub svg: SvgPolicy,
-}
-
-/// What happens to SVG responses.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SvgPolicy {
-    /// Pass through with a sandboxing CSP and `nosniff`.
-    #[default]
-    Sandbox,
-    /// Answer `403 Forbidden`; the SVG's bytes never reach the client.
-    Reject,
-}
-
-impl Default for ImagesConfig {
-    fn default() -> Self {
-        ImagesConfig {
-            formats: vec![
-                OutputFormat::Avif,
-                OutputFormat::Webp,
-                OutputFormat::Jpeg,
-                OutputFormat::Png,
-            ],
-            detect: DetectMode::Hinted,
-            avif: AvifConfig::default(),
-            webp: WebpConfig::default(),
-            jpeg: JpegConfig::default(),
-            png: PngConfig::default(),
-            debug_header: true,
-            svg: SvgPolicy::Sandbox,
-        }
-    }
-}
-
-/// AVIF encoder settings.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AvifConfig {
-    /// Quality 1–100. Default `60`.
-    pub quality: u8,
-    /// rav1e speed 1 (slowest, smallest) – 10 (fastest). Default `6`.
-    pub speed: u8,
-    /// Bits per sample, 8 or 10. rav1e has assembly for 8-bit only: at speed 6, 8-bit took
-    /// 193 ms against 479 ms for 10-bit, for 5 % more bytes at equal DSSIM, and was both
-    /// faster and smaller than 10-bit at speed 8 (docs/benchmarks.md). Default `8`.
-    pub depth: u8,
-}
-impl Default for AvifConfig {
-    fn default() -> Self {
-        AvifConfig {
-            quality: 60,
-            speed: 6,
-            depth: 8,
-        }
-    }
-}
-
-/// WebP encoder settings.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebpConfig {
-    /// Quality 1–100. Default `78`.
-    pub quality: u8,
-    /// libwebp method 0 (fastest) – 6 (smallest). Default `4`.
-    pub method: u8,
-}
-impl Default for WebpConfig {
-    fn default() -> Self {
-        WebpConfig {
-            quality: 78,
-            method: 4,
-        }
-    }
-}
-
-/// JPEG encoder settings.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct JpegConfig {
-    /// Quality 1–100. Default `80`.
-    pub quality: u8,
-    /// Progressive scans (smaller, slightly slower). Default `true`.
-    pub progressive: bool,
-    /// Let mozjpeg try several progressive scan scripts and keep the smallest. About 1.6 %
-    /// smaller files for about 1.7x the encode time (512 px photo, docs/benchmarks.md), which
-    /// an on-the-fly proxy rarely wants. Default `false`.
-    pub optimize_scans: bool,
-    /// mozjpeg's trellis quantisation (and its deringing and scan script). Off, the encoder is
-    /// libjpeg-turbo's with mozjpeg's quantisation table: 512 px photo, 3.3 ms instead of
-    /// 11.9 ms, for 6.9 % more bytes at equal DSSIM (docs/benchmarks.md). Default `false`.
-    pub trellis: bool,
-}
-impl Default for JpegConfig {
-    fn default() -> Self {
-        JpegConfig {
-            quality: 80,
-            progressive: true,
-            optimize_scans: false,
-            trellis: false,
-        }
-    }
-}
-
-/// PNG encoder settings.
-#[derive(Default, Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct PngConfig {
-    /// oxipng optimisation level 0 (fastest) – 6 (smallest). Level 0 was 3.7x faster than 1
-    /// for 4 % more bytes on a 512 px cut-out (docs/benchmarks.md). Default `0`.
-    pub level: u8,
 }
 
 /// Limits applied before and during a transform.
@@ -655,7 +481,7 @@ impl Config {
             }
             seen.push(*f);
         }
-        if let Err(e) = crate::proxy::origin::OriginTarget::parse(&self.origin.url) {
+        if let Err(e) = crate::fetch::origin::OriginTarget::parse(&self.origin.url) {
             p.push(("origin.url".into(), e));
         }
         if !(1.0..=10.0).contains(&self.transform.max_dpr) {

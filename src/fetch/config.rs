@@ -1,7 +1,7 @@
 //! The `url_api` section: the imgproxy-compatible signed URL API and its remote sources.
 
 use super::ssrf::{Allowed, Cidr};
-use crate::config::Dur;
+use crate::units::Dur;
 use serde::{Deserialize, Serialize};
 
 /// The URL API (docs/url-api.md).

@@ -5,6 +5,7 @@
 //! past `limits.max_source_bytes`; the body must be an image.
 
 pub mod config;
+pub mod origin;
 pub mod ssrf;
 
 use crate::image::format::{sniff, SourceFormat};
@@ -196,7 +197,7 @@ impl Guard {
             let _ = req.insert_header(http::header::HOST, host);
             let _ = req.insert_header(http::header::USER_AGENT, "pixgate");
             let _ = req.insert_header(http::header::ACCEPT, "image/*");
-            let mut up = crate::proxy::origin::send(connector, &peer, req)
+            let mut up = crate::fetch::origin::send(connector, &peer, req)
                 .await
                 .map_err(|e| {
                     refuse(

@@ -285,7 +285,7 @@ mod tests {
         } else {
             DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(img.clone()).into_rgb8())
         };
-        let c = crate::config::WebpConfig::default();
+        let c = crate::image::config::WebpConfig::default();
         let bytes = crate::image::codec::webp::encode(&dynimg, c).expect("webp encode");
         (bytes, img)
     }

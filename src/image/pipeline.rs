@@ -61,7 +61,7 @@ impl Job {
         source: bytes::Bytes,
         format: SourceFormat,
         plan: Plan,
-        images: &crate::config::ImagesConfig,
+        images: &crate::image::config::ImagesConfig,
         limits: HeaderLimits,
     ) -> Job {
         Job {

@@ -10,22 +10,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-use crate::telemetry::metrics;
-
 /// Holds a gauge one higher while alive (a transform queued or running, even if its request
-/// is gone).
-struct Gauged(&'static prometheus::IntGauge);
+/// is gone). The gauges are the caller's (telemetry registers them); none: nothing counted.
+struct Gauged(Option<prometheus::IntGauge>);
 
 impl Gauged {
-    fn on(g: &'static prometheus::IntGauge) -> Gauged {
-        g.inc();
-        Gauged(g)
+    fn on(g: &Option<prometheus::IntGauge>) -> Gauged {
+        if let Some(g) = g {
+            g.inc();
+        }
+        Gauged(g.clone())
     }
 }
 
 impl Drop for Gauged {
     fn drop(&mut self) {
-        self.0.dec();
+        if let Some(g) = &self.0 {
+            g.dec();
+        }
     }
 }
 
@@ -51,6 +53,8 @@ pub struct Pool {
     max_waiting: usize,
     queue_timeout: Duration,
     transform_timeout: Duration,
+    /// Transforms waiting for a slot / running now.
+    gauges: (Option<prometheus::IntGauge>, Option<prometheus::IntGauge>),
 }
 
 /// What happened to one submission.
@@ -78,7 +82,19 @@ impl Pool {
             max_waiting,
             queue_timeout,
             transform_timeout,
+            gauges: (None, None),
         }
+    }
+
+    /// The same pool, counting transforms waiting and running in these gauges.
+    #[must_use]
+    pub fn with_gauges(
+        mut self,
+        queued: prometheus::IntGauge,
+        running: prometheus::IntGauge,
+    ) -> Pool {
+        self.gauges = (Some(queued), Some(running));
+        self
     }
 
     /// Runs `job` with the pool's limits. The job's deadline is set here.
@@ -105,7 +121,7 @@ impl Pool {
                 // Leaves the queue when dropped, also if the request is abandoned.
                 let place = InQueue {
                     waiting: &self.waiting,
-                    _gauge: Gauged::on(&metrics::TRANSFORMS_QUEUED),
+                    _gauge: Gauged::on(&self.gauges.0),
                 };
                 let p =
                     tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
@@ -127,7 +143,7 @@ impl Pool {
         let queued = t0.elapsed();
         let t1 = Instant::now();
         job.deadline = t1 + self.transform_timeout;
-        let running = Gauged::on(&metrics::TRANSFORMS_RUNNING);
+        let running = Gauged::on(&self.gauges.1);
         let handle = tokio::task::spawn_blocking(move || {
             let out = pipeline::run(&job);
             drop(permit);

@@ -8,7 +8,6 @@ pub mod conns;
 pub mod deadline;
 pub mod headers;
 pub mod image_path;
-pub mod origin;
 pub mod policy;
 pub mod respond;
 mod service;

@@ -2,9 +2,9 @@
 //! a matching `If-None-Match`, and streaming an origin response through unchanged.
 
 use super::headers;
-use super::origin::Upstream;
 use super::service::State;
 use crate::cache::Entry;
+use crate::fetch::origin::Upstream;
 use crate::image::Reason;
 use crate::telemetry::record::{self, Record};
 use http::header::{self, HeaderMap, HeaderValue};

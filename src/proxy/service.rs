@@ -5,11 +5,11 @@
 use super::candidate;
 use super::headers;
 use super::image_path;
-use super::origin::Origin;
 use super::policy::Applied;
 use super::respond;
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::fetch::origin::Origin;
 use crate::image::codec::EncodeSettings;
 use crate::image::pool::Pool;
 use crate::image::probe::HeaderLimits;
@@ -79,7 +79,7 @@ impl State {
             })
             .collect();
         State {
-            telemetry: Arc::new(Telemetry::new(&cfg)),
+            telemetry: Arc::new(Telemetry::new(&cfg.metrics, &cfg.log)),
             limits: Arc::new(crate::ratelimit::RateLimits::new(&cfg.rate_limit)),
             rules,
             guard: api
@@ -95,6 +95,10 @@ impl State {
                 l.max_queued_transforms,
                 l.queue_timeout.get(),
                 l.transform_timeout.get(),
+            )
+            .with_gauges(
+                metrics::TRANSFORMS_QUEUED.clone(),
+                metrics::TRANSFORMS_RUNNING.clone(),
             ),
             settings: EncodeSettings::from(&cfg.images),
             header_limits: HeaderLimits {

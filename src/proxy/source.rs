@@ -2,8 +2,8 @@
 //! the configured timeouts), a sniff of the first bytes, and either the whole image body in
 //! hand or a response to stream through unchanged (non-images, `no-transform`, too large).
 
-use super::origin::{self, FetchError, Upstream};
 use super::service::State;
+use crate::fetch::origin::{self, FetchError, Upstream};
 use crate::image::format::{sniff, SourceFormat, SNIFF_LEN};
 use crate::image::Reason;
 use crate::telemetry::metrics::{self, record_original};

@@ -1,7 +1,7 @@
 //! The `log` and `metrics` sections: what the access log may contain and where it goes, and
 //! the closed set of tenants that usage is metered for.
 
-use crate::config::Dur;
+use crate::units::Dur;
 use serde::{Deserialize, Serialize};
 
 /// Diagnostic and access logging (docs/logging.md).

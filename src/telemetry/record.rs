@@ -3,10 +3,10 @@
 //! [`Record`], so they cannot disagree.
 
 use super::access::{self, AccessLog, Line};
+use super::config::{LogConfig, MetricsConfig};
 use super::health::OriginHealth;
 use super::metrics;
 use super::tenant::{TenantId, Tenants};
-use crate::config::Config;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -24,11 +24,11 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// From the `metrics` and `log` sections.
-    pub fn new(cfg: &Config) -> Telemetry {
+    pub fn new(metrics: &MetricsConfig, log: &LogConfig) -> Telemetry {
         Telemetry {
-            tenants: Tenants::new(&cfg.metrics.tenants),
-            access: AccessLog::new(&cfg.log.access),
-            per_request: cfg.metrics.per_request,
+            tenants: Tenants::new(&metrics.tenants),
+            access: AccessLog::new(&log.access),
+            per_request: metrics.per_request,
             origin: OriginHealth::default(),
         }
     }

@@ -3,7 +3,7 @@
 
 use super::super::entry::tests::sample;
 use super::*;
-use crate::config::ByteSize;
+use crate::units::ByteSize;
 use layout::MARKER as MARK;
 
 fn cfg(dir: &Path, max: u64, key_file: Option<PathBuf>) -> DiskConfig {

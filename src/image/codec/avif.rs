@@ -1,7 +1,7 @@
 //! AVIF via ravif (rav1e). The slowest encoder by far: speed is the main knob (FACTS: a 2 MP
 //! photo takes ~6 s at speed 6 and ~0.8 s at speed 10 on one core).
 
-use crate::config::AvifConfig;
+use crate::image::config::AvifConfig;
 use image::DynamicImage;
 use ravif::{Encoder, Img, RGB8, RGBA8};
 

@@ -1,7 +1,7 @@
 //! JPEG via mozjpeg: optimised Huffman tables, optional progressive scans, and optionally
 //! mozjpeg's trellis quantisation (smaller at equal quality, several times the encode time).
 
-use crate::config::JpegConfig;
+use crate::image::config::JpegConfig;
 use image::DynamicImage;
 use mozjpeg::{qtable, ColorSpace, Compress};
 

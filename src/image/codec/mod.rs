@@ -7,20 +7,20 @@ pub mod png;
 pub mod webp;
 
 use super::format::OutputFormat;
-use crate::config::ImagesConfig;
+use crate::image::config::ImagesConfig;
 use image::DynamicImage;
 
 /// Quality and effort for one encode.
 #[derive(Debug, Clone, Copy)]
 pub struct EncodeSettings {
     /// AVIF quality and speed.
-    pub avif: crate::config::AvifConfig,
+    pub avif: crate::image::config::AvifConfig,
     /// WebP quality and method.
-    pub webp: crate::config::WebpConfig,
+    pub webp: crate::image::config::WebpConfig,
     /// JPEG quality and progressive flag.
-    pub jpeg: crate::config::JpegConfig,
+    pub jpeg: crate::image::config::JpegConfig,
     /// oxipng level.
-    pub png: crate::config::PngConfig,
+    pub png: crate::image::config::PngConfig,
 }
 
 impl EncodeSettings {

@@ -1,7 +1,7 @@
 //! PNG via oxipng: raw pixels in, an optimised PNG out (oxipng picks the colour type and bit
 //! depth, e.g. a palette when the image has few colours).
 
-use crate::config::PngConfig;
+use crate::image::config::PngConfig;
 use image::DynamicImage;
 use oxipng::{BitDepth, ColorType, Options, RawImage};
 

@@ -1,6 +1,6 @@
 //! Lossy WebP via libwebp (the `webp` crate); the image crate only writes lossless WebP.
 
-use crate::config::WebpConfig;
+use crate::image::config::WebpConfig;
 use image::DynamicImage;
 
 /// Encodes RGB or RGBA pixels (Luma is expanded to RGB).

@@ -1,12 +1,42 @@
 //! The origin: where it is, how pingora connects to it, and the image path's own fetch
 //! (pingora's `Connector`, so connections are pooled with the same settings as the proxy path).
 
-use crate::config::OriginConfig;
+use crate::units::Dur;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
+use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, ToSocketAddrs};
+
+/// The upstream website.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OriginConfig {
+    /// `http://host:port` of the origin, or `builtin:demo` for the embedded demo origin.
+    /// Default `builtin:demo`.
+    pub url: String,
+    /// Host header sent to the origin. Default: keep the client's Host header.
+    pub host: Option<String>,
+    /// TCP connect timeout. Default `5s`.
+    pub connect_timeout: Dur,
+    /// Timeout for each read from the origin (header or body chunk). Default `30s`.
+    pub read_timeout: Dur,
+    /// How long an idle pooled origin connection is kept. Default `60s`.
+    pub idle_timeout: Dur,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        OriginConfig {
+            url: "builtin:demo".into(),
+            host: None,
+            connect_timeout: Dur::secs(5),
+            read_timeout: Dur::secs(30),
+            idle_timeout: Dur::secs(60),
+        }
+    }
+}
 
 /// What `origin.url` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
