@@ -244,14 +244,18 @@ impl Cache {
 
     /// Stores `e` in memory at once and returns the disk write, to be awaited by the request
     /// that made the entry (on a blocking thread; so the temp file of the write never outlives
-    /// that request). Call [`flight::Leader::finish`] between the two: waiters are released as
-    /// soon as memory holds the entry. `epoch` is [`Cache::epoch`] read before the fetch.
+    /// that request). Call [`flight::Leader::finish`] after both, so a request that joins once
+    /// the flight has ended finds the entry in some tier. `epoch` is [`Cache::epoch`] read
+    /// before the fetch. Whatever deadlines `e` carries, what is stored falls due by
+    /// `created + hold_limit` ([`Cache::within_retention`]): the retention promise is kept
+    /// here, not by callers.
     pub fn insert(
         self: &Arc<Self>,
         key: Key,
         e: Arc<Entry>,
         epoch: u64,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let e = self.within_retention(e);
         let disk = if !self.cfg.enabled {
             None
         } else if SystemTime::now() >= e.expires {
@@ -273,6 +277,22 @@ impl Cache {
                 .await;
             }
         }
+    }
+
+    /// `e` with its freshness and expiry capped at `created + hold_limit` (one sweep interval
+    /// inside `max_retention`, so the sweeper's removal lands within the limit).
+    pub fn within_retention(&self, e: Arc<Entry>) -> Arc<Entry> {
+        let cap = e
+            .created
+            .checked_add(self.cfg.hold_limit())
+            .unwrap_or(e.created);
+        if e.expires <= cap && e.fresh_until <= cap {
+            return e;
+        }
+        let mut c = (*e).clone();
+        c.expires = c.expires.min(cap);
+        c.fresh_until = c.fresh_until.min(cap);
+        Arc::new(c)
     }
 
     /// Removes every variant the selector matches, in memory and on disk; returns how many
@@ -326,5 +346,33 @@ impl Cache {
             oldest_age_seconds: oldest.map(|t| now.duration_since(t).unwrap_or_default().as_secs()),
             background: (self.cfg.max_background - self.background.available_permits()) as u64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::Dur;
+
+    #[tokio::test]
+    async fn the_cache_caps_every_deadline_at_the_retention_limit() {
+        let cfg = CacheConfig {
+            max_retention: Dur::secs(60),
+            ..CacheConfig::default()
+        };
+        let cache = Arc::new(Cache::open(&cfg).expect("memory-only cache"));
+        let now = SystemTime::now();
+        // A caller that computed a day of freshness: the cache keeps its own promise.
+        let e = entry::tests::sample("/a.jpg", b"x", now, Duration::from_secs(86_400));
+        let key = Key([7; 32]);
+        cache.insert(key, Arc::new(e), cache.epoch()).await;
+        let (stored, _) = cache.get(&key).await.expect("stored");
+        let cap = now + cfg.hold_limit();
+        assert!(stored.expires <= cap, "{:?} > {cap:?}", stored.expires);
+        assert!(stored.fresh_until <= cap);
+        // Within the limit, the entry is stored as given.
+        let short = entry::tests::sample("/b.jpg", b"y", now, Duration::from_secs(10));
+        let kept = cache.within_retention(Arc::new(short.clone()));
+        assert_eq!(*kept, short);
     }
 }

@@ -13,8 +13,8 @@
 use super::headers;
 use super::policy::Applied;
 use super::respond::{self, CacheStatus};
-use super::service::State;
 use super::source::{fetch, Fetched, SourceImage};
+use super::state::State;
 use crate::cache::flight::{Join, Leader, Waited};
 use crate::cache::policy;
 use crate::cache::{Entry, Key, KeyParts};

@@ -12,5 +12,7 @@ pub mod policy;
 pub mod respond;
 mod service;
 pub mod source;
+mod state;
 
-pub use service::{Pixgate, State};
+pub use service::Pixgate;
+pub use state::State;

@@ -2,7 +2,7 @@
 //! a matching `If-None-Match`, and streaming an origin response through unchanged.
 
 use super::headers;
-use super::service::State;
+use super::state::State;
 use crate::cache::Entry;
 use crate::fetch::origin::Upstream;
 use crate::image::Reason;

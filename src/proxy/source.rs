@@ -2,7 +2,7 @@
 //! the configured timeouts), a sniff of the first bytes, and either the whole image body in
 //! hand or a response to stream through unchanged (non-images, `no-transform`, too large).
 
-use super::service::State;
+use super::state::State;
 use crate::fetch::origin::{self, FetchError, Upstream};
 use crate::image::format::{sniff, SourceFormat, SNIFF_LEN};
 use crate::image::Reason;
