@@ -16,8 +16,8 @@ use crate::image::resize;
 use crate::request::accept::Accept;
 use crate::request::hints::Hints;
 use crate::request::imgproxy::{self, ApiUrl, Signer};
-use crate::request::negotiate::{choose, Choice, Plan};
-use crate::request::options::{FormatReq, OptionError, Options};
+use crate::request::negotiate::{choose, plan_for, Choice, Plan};
+use crate::request::options::{OptionError, Options};
 use crate::rules::{LoadErrors, RuleSet};
 
 /// `transform.max_output_dimension`'s default.
@@ -345,10 +345,8 @@ pub fn image_entry(data: &[u8]) -> Option<Outcome> {
         .expect("fixed query parses")
         .0
         .capped(MAX_DPR);
-    let plan = match options.format {
-        FormatReq::Auto => Plan::new(&accept, &IMAGE_FORMATS),
-        FormatReq::Force(f) => Plan::forced(f),
-    };
+    // Every format is enabled here, so a named format is always granted.
+    let plan = plan_for(options.format, &accept, &IMAGE_FORMATS).expect("all formats enabled");
     let probed = probe::probe(body, format, IMAGE_LIMITS);
     if let Ok(p) = &probed {
         assert_eq!(p.format, format);

@@ -25,7 +25,7 @@ use crate::image::Reason;
 use crate::request::accept::Accept;
 use crate::request::hints::Hints;
 use crate::request::imgproxy;
-use crate::request::negotiate::Plan;
+use crate::request::negotiate::{plan_for, Plan};
 use crate::request::options::{FormatReq, OptionError, Options};
 use crate::telemetry::metrics::{self, record_original, record_transformed};
 use crate::telemetry::Record;
@@ -112,16 +112,12 @@ pub async fn handle(
         options
     };
     let formats = &applied.formats(&st.cfg.images.formats);
-    let plan = match options.format {
-        FormatReq::Auto => Plan::new(&accept, formats),
-        FormatReq::Force(f) if formats.contains(&f) => Plan::forced(f),
-        FormatReq::Force(f) => {
-            let msg = format!(
-                "parameter `fm`: `{}` is not enabled here (images.formats or the path's rule)",
-                f.name()
-            );
-            return respond::bad_request(session, &msg).await;
-        }
+    let Some(plan) = plan_for(options.format, &accept, formats) else {
+        let msg = format!(
+            "parameter `fm`: `{}` is not enabled here (images.formats or the path's rule)",
+            options.format.name()
+        );
+        return respond::bad_request(session, &msg).await;
     };
     let req = build_request(st, session, &options, origin_query, applied, accept)?;
     if !req.cacheable {
@@ -325,13 +321,9 @@ pub async fn handle_api(
     let options = api.options.capped(st.cfg.transform.max_dpr);
     let accept = accept_of(session);
     let formats = &applied.formats(&st.cfg.images.formats);
-    let plan = match options.format {
-        FormatReq::Auto => Plan::new(&accept, formats),
-        FormatReq::Force(f) if formats.contains(&f) => Plan::forced(f),
-        FormatReq::Force(f) => {
-            let msg = format!("format `{}` is not enabled here", f.name());
-            return respond::bad_request(session, &msg).await;
-        }
+    let Some(plan) = plan_for(options.format, &accept, formats) else {
+        let msg = format!("format `{}` is not enabled here", options.format.name());
+        return respond::bad_request(session, &msg).await;
     };
     let req = Request {
         origin_req: session.req_header().clone(),
@@ -782,12 +774,8 @@ impl Work {
     /// The URL's options under rule `a` instead of the one matched before the fetch.
     fn from_rule(st: &State, req: &Request, a: &Applied, before: Plan) -> Work {
         let formats = a.formats(&st.cfg.images.formats);
-        let plan = match req.url_opts.format {
-            FormatReq::Auto => Plan::new(&req.accept, &formats),
-            FormatReq::Force(f) if formats.contains(&f) => Plan::forced(f),
-            // The URL named a format this rule does not allow: keep what was agreed.
-            FormatReq::Force(_) => before,
-        };
+        // The URL named a format this rule does not allow: keep what was agreed.
+        let plan = plan_for(req.url_opts.format, &req.accept, &formats).unwrap_or(before);
         let max = st.cfg.transform.max_output_dimension;
         Work {
             plan,

@@ -11,6 +11,7 @@
 //! - An image with real transparency never becomes JPEG.
 
 use super::accept::Accept;
+use super::options::FormatReq;
 use crate::image::format::{OutputFormat, SourceFormat};
 pub use crate::image::plan::{Choice, Plan};
 
@@ -37,6 +38,16 @@ pub fn choose(
         Some((f, q)) if q >= family_q => Choice::Encode(f),
         _ if enabled.contains(&family) => Choice::Encode(family),
         _ => Choice::Keep,
+    }
+}
+
+/// The plan for a URL's format request: negotiated from `accept` (`Auto`), or every source
+/// becomes the named format; `None` when the named format is not among `enabled`.
+pub fn plan_for(req: FormatReq, accept: &Accept, enabled: &[OutputFormat]) -> Option<Plan> {
+    match req {
+        FormatReq::Auto => Some(Plan::new(accept, enabled)),
+        FormatReq::Force(f) if enabled.contains(&f) => Some(Plan::forced(f)),
+        FormatReq::Force(_) => None,
     }
 }
 
@@ -195,5 +206,22 @@ mod tests {
             let c = pick(Some(&s), srcs[src], true);
             proptest::prop_assert_ne!(c, Choice::Encode(Jpeg));
         }
+    }
+
+    #[test]
+    fn a_named_format_is_granted_only_when_enabled() {
+        let chrome = Accept::parse(Some(CHROME));
+        assert_eq!(
+            plan_for(FormatReq::Auto, &chrome, &[Avif, Webp, Jpeg, Png]),
+            Some(Plan::new(&chrome, &[Avif, Webp, Jpeg, Png]))
+        );
+        assert_eq!(
+            plan_for(FormatReq::Force(Webp), &chrome, &[Webp, Jpeg]),
+            Some(Plan::forced(Webp))
+        );
+        assert_eq!(
+            plan_for(FormatReq::Force(Avif), &chrome, &[Webp, Jpeg]),
+            None
+        );
     }
 }

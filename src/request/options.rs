@@ -20,6 +20,16 @@ pub enum FormatReq {
     Force(crate::image::format::OutputFormat),
 }
 
+impl FormatReq {
+    /// `auto`, or the named format's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FormatReq::Auto => "auto",
+            FormatReq::Force(f) => f.name(),
+        }
+    }
+}
+
 /// Transform options. The default is the identity: re-encode only.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Options {
