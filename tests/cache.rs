@@ -38,18 +38,10 @@ fn retina() -> &'static [u8] {
 /// Regular files anywhere under `dir`, but the cache directory's marker (`.pixgate-cache`,
 /// written when pixgate takes a directory; tests/disk.rs covers it).
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else if e.file_name() != ".pixgate-cache" {
-                out.push(p);
-            }
-        }
-    }
-    out
+    files_under(dir)
+        .into_iter()
+        .filter(|p| p.file_name() != Some(std::ffi::OsStr::new(".pixgate-cache")))
+        .collect()
 }
 
 /// Committed cache entries: files in the shard directories, not temp files being written.

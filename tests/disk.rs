@@ -17,18 +17,7 @@ const MARKER: &str = ".pixgate-cache";
 
 /// Regular files anywhere under `dir`.
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
+    files_under(dir)
 }
 
 /// Cache files: in a two-hex-digit shard directory, named by 64 hex digits.
