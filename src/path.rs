@@ -105,7 +105,38 @@ fn hex_val(b: u8) -> Option<u8> {
 }
 
 fn push_escaped(out: &mut String, b: u8) {
-    out.push_str(&format!("%{b:02X}"));
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(HEX[usize::from(b >> 4)] as char);
+    out.push(HEX[usize::from(b & 15)] as char);
+}
+
+/// Whether `target` (path and optional query, as sent) is already in normal form, checked
+/// without allocating: the common request (`/img/a.jpg?w=40`) skips the rewrite entirely.
+/// Conservative: `false` only means "run [`normalize_target`]".
+pub fn is_normal_target(target: &[u8], form: Form) -> bool {
+    let path_end = target
+        .iter()
+        .position(|b| *b == b'?')
+        .unwrap_or(target.len());
+    let (path, query) = target.split_at(path_end);
+    if path.first() != Some(&b'/') || path.contains(&b'%') {
+        return false;
+    }
+    let last = path[1..].iter().filter(|b| **b == b'/').count();
+    let segments_ok = path[1..].split(|b| *b == b'/').enumerate().all(|(i, seg)| {
+        let last = i == last;
+        seg.iter().all(|b| pchar(*b))
+            && !(seg.contains(&b';') && seg.first() == Some(&b'.'))
+            && seg != b"."
+            && seg != b".."
+            && (!seg.is_empty() || last || !form.merge_slashes)
+    });
+    let query_ok = query
+        .iter()
+        .skip(1)
+        .all(|b| b.is_ascii_graphic() && !b"\"<>\\^`{|}#".contains(b));
+    segments_ok && query_ok
 }
 
 /// One segment in normal form; refuses what [`PathError`] names.

@@ -280,9 +280,12 @@ impl Guard {
     }
 }
 
+/// The [`Refusal::kind`] of a fetch stopped by the caller's byte budget.
+pub const NO_BUDGET: &str = "buffer_budget";
+
 /// The caller's budget of buffered source bytes is spent (`limits.max_buffered_bytes`).
 fn no_budget() -> Refusal {
-    refuse(503, "buffer_budget", "too many images in flight, try again")
+    refuse(503, NO_BUDGET, "too many images in flight, try again")
 }
 
 fn too_large(max: u64) -> Refusal {

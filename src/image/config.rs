@@ -1,5 +1,6 @@
 //! The `images` section: which output formats pixgate produces, which requests it examines,
-//! what SVG gets, and each encoder's settings. Validated with the rest in `crate::config`.
+//! what SVG gets, and each encoder's settings. Validated with the rest of the
+//! configuration when it is loaded.
 
 use super::format::OutputFormat;
 use serde::{Deserialize, Serialize};

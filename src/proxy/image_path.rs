@@ -403,7 +403,7 @@ async fn fetch_remote_or_origin(st: &State, req: &Request) -> Result<Fetched> {
             epoch,
             held,
         }),
-        Err(r) if r.kind == "buffer_budget" => {
+        Err(r) if r.kind == crate::fetch::NO_BUDGET => {
             record_original("unknown", Reason::BufferBudget, 0, 0);
             Fetched::Refused(r)
         }

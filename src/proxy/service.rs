@@ -300,10 +300,10 @@ impl ProxyHttp for Pixgate {
 /// (`GET http://host/x`) becomes its path; anything else that is not a path is refused, so
 /// the origin never receives a target other than the one the rules judged.
 fn normalize_path(req: &mut RequestHeader, form: Form) -> std::result::Result<(), PathError> {
-    let raw = req.raw_path().to_vec();
-    if raw == b"*" {
+    if req.raw_path() == b"*" || crate::path::is_normal_target(req.raw_path(), form) {
         return Ok(());
     }
+    let raw = req.raw_path().to_vec();
     let target = if raw.starts_with(b"/") {
         raw.clone()
     } else if req.uri.scheme().is_some() {
