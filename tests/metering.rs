@@ -149,9 +149,11 @@ async fn counters_bytes_tenants_and_log_match_the_traffic() {
         .map(|r| metric(&text, "pixgate_requests_total", &[("route", r)]))
         .sum();
     assert_eq!(total, seen.len() as f64);
+    // Only the harness's own scrapes are admin requests (metrics_settled may scrape more than
+    // once on a loaded machine): no proxied request is counted as one.
     assert_eq!(
         metric(&text, "pixgate_requests_total", &[("route", "admin")]),
-        0.0
+        (px.admin_calls() - 1) as f64
     );
     // The scripted mix covers hits, misses, a 404 and a 400.
     assert!(want.keys().any(|k| k.2 == "hit") && want.keys().any(|k| k.2 == "miss"));

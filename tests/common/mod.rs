@@ -39,6 +39,8 @@ pub struct Pixgate {
     pub admin: SocketAddr,
     /// Temp dir holding the config and the process's stderr.
     pub dir: tempfile::TempDir,
+    /// Requests this harness sent to the admin listener (pixgate counts them too).
+    admin_calls: std::sync::atomic::AtomicUsize,
 }
 
 impl Pixgate {
@@ -102,6 +104,7 @@ impl Pixgate {
                         addr,
                         admin,
                         dir,
+                        admin_calls: Default::default(),
                     };
                 }
                 if Instant::now() > deadline {
@@ -215,8 +218,20 @@ impl Pixgate {
         let _ = self.child.wait();
     }
 
+    fn admin_called(&self) {
+        self.admin_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests sent to the admin listener so far. A `/metrics` text counts every one before
+    /// itself (an admin request is counted after its answer is built).
+    pub fn admin_calls(&self) -> usize {
+        self.admin_calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// GET on the admin listener: (status, body).
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        self.admin_called();
         let r = client()
             .get(format!("http://{}{}", self.admin, path))
             .send()
@@ -228,6 +243,7 @@ impl Pixgate {
 
     /// POST /cache/purge?{query} with an optional bearer token: (status, body).
     pub async fn purge(&self, query: &str, token: Option<&str>) -> (u16, String) {
+        self.admin_called();
         let mut r = client().post(format!("http://{}/cache/purge?{query}", self.admin));
         if let Some(t) = token {
             r = r.header("authorization", format!("Bearer {t}"));
@@ -253,6 +269,7 @@ impl Pixgate {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
+        self.admin_called();
         client()
             .get(format!("http://{}/metrics", self.admin))
             .send()
