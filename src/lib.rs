@@ -2,9 +2,10 @@
 //!
 //! A request's path through the modules (docs/architecture.md has the long version):
 //! [`proxy`] decides whether a request is an image candidate; if not, pingora streams it through.
-//! If so, [`proxy::image_path`] fetches the origin, sniffs the bytes ([`image::format`]), and runs
-//! [`image::pipeline`] (probe → decode → negotiate via [`request`] → encode) on the bounded
-//! [`image::pool`], then writes one complete response.
+//! If so, [`proxy::image_path`] turns it into values ([`request`]), [`variant::decide`] picks
+//! the variant under the matched rule ([`rules`]), and the proxy serves it: [`cache`], else a
+//! fetch ([`fetch`]) and [`image::pipeline`] (probe → decode → resize → encode) on the bounded
+//! [`image::pool`], then one complete response.
 
 pub mod admin;
 pub mod cache;
@@ -22,3 +23,4 @@ pub mod server;
 pub mod telemetry;
 pub mod units;
 pub mod upgrade;
+pub mod variant;

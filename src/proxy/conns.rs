@@ -99,7 +99,8 @@ impl ConnLimits {
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
     }
 

@@ -20,6 +20,25 @@ const HOP_BY_HOP: &[HeaderName] = &[
     header::PROXY_AUTHENTICATE,
 ];
 
+/// The host a request names: its `Host` header, else the authority of an absolute-form
+/// target, else empty.
+pub fn host_of(req: &RequestHeader) -> &str {
+    req.headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.host())
+        .unwrap_or("")
+}
+
+/// The address of the connection's peer (not the forwarded client: see
+/// `request::client::client_ip`).
+pub fn peer_ip(session: &pingora::proxy::Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in hop_by_hop_names(h) {

@@ -2,16 +2,19 @@
 //! examines, origin fetching for those, and response writing. Pixel work lives in
 //! [`crate::image`]; this module only moves bytes and headers.
 
-pub mod budget;
-pub mod candidate;
-pub mod conns;
-pub mod deadline;
-pub mod headers;
-pub mod image_path;
-pub mod policy;
-pub mod respond;
+mod avif_budget;
+pub(crate) mod budget;
+pub(crate) mod candidate;
+pub(crate) mod conns;
+pub(crate) mod deadline;
+pub(crate) mod headers;
+pub(crate) mod image_path;
+mod outcome;
+mod refused;
+pub(crate) mod respond;
+mod serve;
 mod service;
-pub mod source;
+pub(crate) mod source;
 mod state;
 
 pub use service::Pixgate;

@@ -166,11 +166,6 @@ pub async fn entry(
     Ok(code)
 }
 
-/// Answers 400 with a plain-text message naming what is wrong (a bad URL option).
-pub async fn bad_request(session: &mut Session, message: &str) -> Result<u16> {
-    error(session, 400, message).await
-}
-
 /// Answers 429 with `Retry-After` (whole seconds, rounded up).
 pub async fn too_many(session: &mut Session, wait: Duration, rec: &mut Record) -> Result<u16> {
     rec.reason = Some("rate_limited");

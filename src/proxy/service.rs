@@ -5,6 +5,7 @@
 use super::candidate;
 use super::headers;
 use super::image_path;
+use super::refused::{Kind, Refused};
 use super::respond;
 use super::state::State;
 use crate::path::{Form, PathError};
@@ -86,12 +87,8 @@ impl ProxyHttp for Pixgate {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         // A client that stops reading cannot pin a response (and its buffers) for ever.
         session.set_write_timeout(Some(self.state.cfg.limits.client_write_timeout.get()));
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
         let client = crate::request::client::client_ip(
-            peer,
+            headers::peer_ip(session),
             &session.req_header().headers,
             &self.state.limits.trusted,
         );
@@ -107,8 +104,8 @@ impl ProxyHttp for Pixgate {
             Some(rest) => Some(rest),
             None => {
                 if let Err(e) = normalize_path(session.req_header_mut(), self.state.path_form()) {
-                    ctx.rec.reason = Some("bad_path");
-                    respond::bad_request(session, &e.to_string()).await?;
+                    let r = Refused::new(Kind::BadPath, 400, e.to_string());
+                    r.answer(session, &mut ctx.rec).await?;
                     return Ok(true);
                 }
                 // `//img/...` is the API too: its prefix cannot be walked around.
@@ -123,14 +120,7 @@ impl ProxyHttp for Pixgate {
         // The rule for this host and path assigns the tenant of every request (passthrough
         // included), so usage and tenant limits cover the whole site.
         let req = session.req_header();
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri.host())
-            .unwrap_or("")
-            .to_string();
-        let applied = self.state.applied(&host, req.uri.path());
+        let applied = self.state.applied(headers::host_of(req), req.uri.path());
         ctx.rec.tenant = self.state.telemetry.tenants.id(applied.tenant());
         if let Err(wait) = self.state.limits.check_tenant(ctx.rec.tenant) {
             respond::too_many(session, wait, &mut ctx.rec).await?;
@@ -156,11 +146,7 @@ impl ProxyHttp for Pixgate {
     ) -> Result<()> {
         ctx.sent = Some(std::time::Instant::now());
         self.state.origin.set_host(req)?;
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        headers::forward_request(req, client)
+        headers::forward_request(req, headers::peer_ip(session))
     }
 
     async fn upstream_response_filter(

@@ -2,11 +2,13 @@
 //! the configured timeouts), a sniff of the first bytes, and either the whole image body in
 //! hand or a response to stream through unchanged (non-images, `no-transform`, too large).
 
+use super::serve::Request;
 use super::state::State;
 use crate::fetch::origin::{self, FetchError, Upstream};
 use crate::image::format::{sniff, SourceFormat, SNIFF_LEN};
 use crate::image::Reason;
 use crate::telemetry::metrics::{self, record_original};
+use crate::telemetry::Record;
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -26,6 +28,7 @@ pub struct SourceImage {
     /// The cache's purge epoch before the fetch.
     pub epoch: u64,
     /// Its share of `limits.max_buffered_bytes`, released with it.
+    #[allow(dead_code, reason = "held for its Drop: the budget is released with the source")]
     pub held: super::budget::Held,
 }
 
@@ -188,5 +191,49 @@ fn no_transform(h: &ResponseHeader) -> bool {
 fn content_type_is_image(h: &ResponseHeader) -> bool {
     h.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
         v.as_bytes().len() >= 6 && v.as_bytes()[..6].eq_ignore_ascii_case(b"image/")
+    })
+}
+
+/// The source of an image request: the origin, or the remote source behind the SSRF guard,
+/// timed and counted in the request's record.
+pub(super) async fn fetch_for(st: &State, req: &Request, rec: &mut Record) -> Result<Fetched> {
+    let t0 = std::time::Instant::now();
+    let fetched = fetch_remote_or_origin(st, req).await?;
+    let took = t0.elapsed();
+    rec.add_origin_time(took);
+    if let Fetched::Image(img) = &fetched {
+        rec.origin_bytes += img.body.len() as u64;
+        metrics::ORIGIN_SECONDS
+            .with_label_values(&[rec.route])
+            .observe(took.as_secs_f64());
+    }
+    Ok(fetched)
+}
+
+async fn fetch_remote_or_origin(st: &State, req: &Request) -> Result<Fetched> {
+    let (Some(url), Some(guard)) = (&req.remote, &st.guard) else {
+        return fetch(st, &req.origin_req).await;
+    };
+    let epoch = st.cache.epoch();
+    let fetched_at = SystemTime::now();
+    // The budget is charged as the body arrives (the declared length up front), as on the
+    // proxy path: concurrent large sources never sit in memory past max_buffered_bytes.
+    let mut held = super::budget::Held::default();
+    let mut reserve = |n: u64| st.budget.grow(&mut held, n);
+    let fetched = guard.fetch(url.clone(), &mut reserve).await;
+    Ok(match fetched {
+        Ok(r) => Fetched::Image(SourceImage {
+            header: r.header,
+            body: r.body,
+            format: r.format,
+            fetched_at,
+            epoch,
+            held,
+        }),
+        Err(r) if r.kind == crate::fetch::NO_BUDGET => {
+            record_original("unknown", Reason::BufferBudget, 0, 0);
+            Fetched::Refused(r)
+        }
+        Err(refusal) => Fetched::Refused(refusal),
     })
 }

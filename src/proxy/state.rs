@@ -3,7 +3,6 @@
 //! rules, telemetry, rate limits and the source byte budget. The request handlers
 //! (service, image_path, respond, source) import it from here; it imports none of them.
 
-use super::policy::Applied;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::fetch::origin::Origin;
@@ -11,6 +10,7 @@ use crate::image::codec::EncodeSettings;
 use crate::image::pool::Pool;
 use crate::image::probe::HeaderLimits;
 use crate::path::Form;
+use crate::rules::Applied;
 use crate::telemetry::{metrics, Telemetry};
 use pingora::connectors::http::Connector;
 use pingora::http::ResponseHeader;
@@ -120,6 +120,14 @@ impl State {
             resp.insert_header("accept-ch", crate::request::hints::ACCEPT_CH)?;
         }
         Ok(())
+    }
+
+    /// The settings [`crate::variant::decide`] reads.
+    pub fn variant_settings(&self) -> crate::variant::Settings<'_> {
+        crate::variant::Settings {
+            formats: &self.cfg.images.formats,
+            transform: &self.cfg.transform,
+        }
     }
 
     /// How request paths are normalised (`server.encoded_slashes`).

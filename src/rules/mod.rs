@@ -50,6 +50,7 @@
 //! [`Rules::reload`] swaps atomically on success and keeps the old set on
 //! failure; [`Rules::watch`] reloads on SIGHUP and on file changes.
 
+pub mod applied;
 pub mod formats;
 pub mod load;
 mod locate;
@@ -61,6 +62,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use applied::Applied;
 pub use formats::{OutputFormat, SourceFormat};
 pub use load::{load_dir, LoadError, LoadErrors};
 pub use model::{Quality, Rule, RuleSet};

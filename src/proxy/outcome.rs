@@ -1,0 +1,141 @@
+//! What a transform's result becomes: the cache [`Entry`] (headers derived from the bytes and
+//! the source's caching headers, ETag, deadlines, provenance), and the pool [`Job`] for a
+//! decided [`Variant`]. Owned, so a background AVIF encode can finish after its request.
+
+use super::headers;
+use super::respond;
+use super::serve::Request;
+use super::source::SourceImage;
+use super::state::State;
+use crate::cache::{policy, Entry};
+use crate::image::format::SourceFormat;
+use crate::image::pipeline::{Job, Outcome};
+use crate::image::pool::PoolResult;
+use crate::image::Reason;
+use crate::telemetry::metrics::{self, record_original, record_transformed};
+use crate::variant::Variant;
+use http::header;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The pool job for variant `v` of `src`.
+pub(super) fn job(st: &State, v: &Variant, src: &SourceImage) -> Job {
+    Job::for_plan(
+        src.body.clone(),
+        src.format,
+        v.plan,
+        &st.cfg.images,
+        st.header_limits,
+    )
+    .with_transform(v.transform)
+    .with_qualities(&v.qualities)
+}
+
+/// What turns a transform result into an entry; owned, so a background encode can finish
+/// after its request is gone.
+pub(super) struct Parts {
+    /// The source's headers that an answer may carry: the origin's, or a remote source's
+    /// [`crate::fetch::source_headers`].
+    header: http::HeaderMap,
+    body: bytes::Bytes,
+    format: SourceFormat,
+    fetched_at: SystemTime,
+    pub(super) epoch: u64,
+    source: crate::cache::Source,
+    /// `None`: the origin forbids storing.
+    ttl: Option<Duration>,
+}
+
+impl Parts {
+    pub(super) fn of(req: &Request, src: &SourceImage, ttl: Option<Duration>) -> Parts {
+        // A third party's headers never reach the client on the URL API; the cache policy
+        // already read the whole header.
+        let header = match req.remote {
+            Some(_) => crate::fetch::source_headers(&src.header.headers),
+            None => src.header.headers.clone(),
+        };
+        Parts {
+            header,
+            body: src.body.clone(),
+            format: src.format,
+            fetched_at: src.fetched_at,
+            epoch: src.epoch,
+            source: crate::cache::key::source_of(&req.host, &req.path_and_query),
+            ttl,
+        }
+    }
+
+    /// The entry of a source passed on untouched for `reason`, never stored.
+    pub(super) fn original(&self, st: &State, reason: Reason) -> Arc<Entry> {
+        let res = PoolResult {
+            outcome: Outcome::Original(reason),
+            queued: Duration::ZERO,
+            ran: Duration::ZERO,
+        };
+        self.entry(st, res).0
+    }
+
+    /// The entry, and whether it may be stored: a TTL and a deterministic outcome (timeouts
+    /// and encoder failures are not remembered).
+    pub(super) fn entry(&self, st: &State, res: PoolResult) -> (Arc<Entry>, bool) {
+        metrics::QUEUE_SECONDS.observe(res.queued.as_secs_f64());
+        let n = self.body.len();
+        let (headers, body, etag, note, deterministic) = match res.outcome {
+            Outcome::Transformed {
+                format: out, bytes, ..
+            } => {
+                record_transformed(self.format, out, n, bytes.len(), res.ran.as_secs_f64());
+                let etag = headers::variant_etag(&bytes);
+                let h = respond::stored_headers(&self.header, out.mime(), Some(&etag), st.vary());
+                (h, bytes, Some(etag), out.name().to_string(), true)
+            }
+            Outcome::Original(reason) => {
+                record_original(self.format.name(), reason, n, n);
+                let etag = self
+                    .header
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                // The type comes from the bytes, never from the origin's or a remote
+                // source's Content-Type (a JPEG-looking HTML page stays an image to clients).
+                let h = respond::stored_headers(
+                    &self.header,
+                    self.format.mime(),
+                    etag.as_deref(),
+                    st.vary(),
+                );
+                let transient = matches!(
+                    reason,
+                    Reason::Timeout
+                        | Reason::QueueTimeout
+                        | Reason::EncodeFailed
+                        | Reason::Overloaded
+                );
+                let note = format!("original; reason={}", reason.label());
+                (h, self.body.clone(), etag, note, !transient)
+            }
+        };
+        let hold = st.cfg.cache.hold_limit();
+        let ttl = self.ttl.unwrap_or_default();
+        let stale = policy::stale_if_error(&self.header, st.cfg.cache.stale_if_error.get());
+        let e = Entry {
+            headers,
+            body,
+            etag,
+            note,
+            source: self.source.clone(),
+            created: self.fetched_at,
+            fresh_until: policy::expires_at(self.fetched_at, ttl, hold),
+            expires: policy::expires_at(self.fetched_at, ttl.saturating_add(stale), hold),
+            source_bytes: n as u64,
+            source_format: self.format.name().to_string(),
+            origin_age: self
+                .header
+                .get(header::AGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+        };
+        (Arc::new(e), deterministic && self.ttl.is_some())
+    }
+}
