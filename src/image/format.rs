@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A source format recognised from its magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A source format recognised from its magic bytes (named in rules' `source_formats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
 pub enum SourceFormat {
     /// JPEG / JFIF / EXIF (`FF D8 FF`).
     Jpeg,
@@ -147,6 +148,18 @@ impl OutputFormat {
     /// what every client decodes.
     pub fn is_modern(self) -> bool {
         matches!(self, OutputFormat::Avif | OutputFormat::Webp)
+    }
+}
+
+impl std::fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

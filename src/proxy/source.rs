@@ -28,7 +28,10 @@ pub struct SourceImage {
     /// The cache's purge epoch before the fetch.
     pub epoch: u64,
     /// Its share of `limits.max_buffered_bytes`, released with it.
-    #[allow(dead_code, reason = "held for its Drop: the budget is released with the source")]
+    #[allow(
+        dead_code,
+        reason = "held for its Drop: the budget is released with the source"
+    )]
     pub held: super::budget::Held,
 }
 

@@ -2,33 +2,11 @@
 //! formats and their order, per-format quality, an output size cap, the cache TTL cap, presets,
 //! bypass and signature requirements, and the cache-key part that names the rule.
 
+use super::{Rule, RuleSet};
 use crate::image::format::OutputFormat;
 use crate::image::pipeline::Transform;
 use crate::image::resize::{Fit, Gravity, ResizeSpec};
-use crate::rules::{self, Rule, RuleSet};
 use std::time::Duration;
-
-/// The rules module's format as pixgate's.
-pub fn output(f: rules::OutputFormat) -> OutputFormat {
-    match f {
-        rules::OutputFormat::Avif => OutputFormat::Avif,
-        rules::OutputFormat::Webp => OutputFormat::Webp,
-        rules::OutputFormat::Jpeg => OutputFormat::Jpeg,
-        rules::OutputFormat::Png => OutputFormat::Png,
-    }
-}
-
-/// pixgate's source format as the rules module's.
-pub fn source(f: crate::image::format::SourceFormat) -> rules::SourceFormat {
-    use crate::image::format::SourceFormat as S;
-    match f {
-        S::Jpeg => rules::SourceFormat::Jpeg,
-        S::Png => rules::SourceFormat::Png,
-        S::Gif => rules::SourceFormat::Gif,
-        S::Webp => rules::SourceFormat::Webp,
-        S::Avif => rules::SourceFormat::Avif,
-    }
-}
 
 /// The rule that applies, with the set it came from (kept alive for the request: a reload
 /// swaps the set, in-flight requests finish under the old one).
@@ -56,7 +34,7 @@ impl Applied {
         format: crate::image::format::SourceFormat,
     ) -> Option<Applied> {
         let set = self.set.as_ref()?;
-        let r = set.find(host, path, Some(source(format)))?;
+        let r = set.find(host, path, Some(format))?;
         let index = set.rules().iter().position(|x| std::ptr::eq(x, r));
         (index != self.index).then(|| Applied {
             set: Some(set.clone()),
@@ -92,8 +70,8 @@ impl Applied {
         match self.rule().and_then(Rule::formats) {
             Some(allowed) => allowed
                 .iter()
-                .map(|f| output(*f))
                 .filter(|f| enabled.contains(f))
+                .copied()
                 .collect(),
             None => enabled.to_vec(),
         }
@@ -104,14 +82,10 @@ impl Applied {
         let Some(q) = self.rule().map(Rule::quality) else {
             return Vec::new();
         };
-        [
-            (rules::OutputFormat::Avif, OutputFormat::Avif),
-            (rules::OutputFormat::Webp, OutputFormat::Webp),
-            (rules::OutputFormat::Jpeg, OutputFormat::Jpeg),
-        ]
-        .into_iter()
-        .filter_map(|(r, o)| q.get(r).map(|v| (o, v)))
-        .collect()
+        [OutputFormat::Avif, OutputFormat::Webp, OutputFormat::Jpeg]
+            .into_iter()
+            .filter_map(|f| q.get(f).map(|v| (f, v)))
+            .collect()
     }
 
     /// The tenant the rule meters its requests for.

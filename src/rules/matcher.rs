@@ -18,8 +18,8 @@
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::formats::SourceFormat;
 use super::model::{Rule, RuleSet};
+use super::SourceFormat;
 
 /// Characters that make a pattern a glob.
 const GLOB_META: [char; 4] = ['*', '?', '[', '{'];

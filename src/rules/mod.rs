@@ -51,7 +51,6 @@
 //! failure; [`Rules::watch`] reloads on SIGHUP and on file changes.
 
 pub mod applied;
-pub mod formats;
 pub mod load;
 mod locate;
 mod matcher;
@@ -62,8 +61,9 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+/// Rules name pixgate's own formats (lowercase in rule files).
+pub use crate::image::format::{OutputFormat, SourceFormat};
 pub use applied::Applied;
-pub use formats::{OutputFormat, SourceFormat};
 pub use load::{load_dir, LoadError, LoadErrors};
 pub use model::{Quality, Rule, RuleSet};
 pub use reload::{ReloadEvent, Rules};

@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::formats::{OutputFormat, SourceFormat};
 use super::matcher::RuleMatcher;
+use super::{OutputFormat, SourceFormat};
 
 /// One YAML rule file, exactly as written.
 #[derive(Debug, Default, Deserialize)]
