@@ -4,11 +4,9 @@
 //! `config/pixgate.yaml` is the documented default and is compiled into the binary
 //! ([`DEFAULT_YAML`]), so `pixgate` runs with no file at all.
 
-mod locate;
-
+use crate::located;
 pub use crate::units::{ByteSize, Dur};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -264,61 +262,21 @@ pub struct AdminConfig {
     pub token: Option<String>,
 }
 
-/// A configuration problem, located in its file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// File name (or `<embedded default>`).
-    pub file: String,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// Dotted key path, e.g. `limits.max_source_bytes`.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: ", self.file, l)?,
-            None => write!(f, "{}: ", self.file)?,
-        }
-        if self.key.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "key `{}`: {}", self.key, self.message)
-        }
-    }
-}
-
+/// A configuration problem, located in its file (file, line, dotted key, message): the
+/// located error shared with the rule files.
+pub use crate::located::Error as ConfigError;
 /// All problems found in one file (validation reports every one at once).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-impl std::error::Error for ConfigErrors {}
+pub use crate::located::Errors as ConfigErrors;
 
 impl Config {
     /// Reads and validates a YAML file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: name.clone(),
-                line: None,
-                key: String::new(),
-                message: format!("cannot read: {e}"),
-            }])
+            ConfigErrors(vec![ConfigError::whole_file(
+                name.clone(),
+                format!("cannot read: {e}"),
+            )])
         })?;
         Config::from_yaml(&text, &name)
     }
@@ -344,8 +302,8 @@ impl Config {
                 }
                 let key = if key == "." { String::new() } else { key };
                 return Err(ConfigErrors(vec![ConfigError {
-                    file: file.to_string(),
-                    line: line.or_else(|| locate::line_of(text, &key)),
+                    file: file.into(),
+                    line: line.or_else(|| located::line_of(text, &key)),
                     key,
                     message,
                 }]));
@@ -359,8 +317,8 @@ impl Config {
                 problems
                     .into_iter()
                     .map(|(key, message)| ConfigError {
-                        file: file.to_string(),
-                        line: locate::line_of_nearest(text, &key),
+                        file: file.into(),
+                        line: located::line_of_nearest(text, &key),
                         key,
                         message,
                     })

@@ -52,7 +52,6 @@
 
 pub mod formats;
 pub mod load;
-mod locate;
 mod matcher;
 pub mod model;
 pub mod reload;
