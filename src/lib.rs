@@ -13,6 +13,7 @@ pub mod demo;
 pub mod fetch;
 pub mod fuzz_entry;
 pub mod image;
+pub mod limits;
 pub mod located;
 pub mod path;
 pub mod proxy;

@@ -50,6 +50,7 @@
 //! [`Rules::reload`] swaps atomically on success and keeps the old set on
 //! failure; [`Rules::watch`] reloads on SIGHUP and on file changes.
 
+pub mod config;
 pub mod formats;
 pub mod load;
 mod matcher;
