@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod request;
 pub mod rules;
+pub mod security;
 pub mod server;
 pub mod telemetry;
 pub mod units;

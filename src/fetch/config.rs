@@ -1,6 +1,6 @@
 //! The `url_api` section: the imgproxy-compatible signed URL API and its remote sources.
 
-use super::ssrf::{Allowed, Cidr};
+use crate::security::ssrf::{Allowed, Cidr};
 use crate::units::Dur;
 use serde::{Deserialize, Serialize};
 

@@ -6,14 +6,13 @@
 
 pub mod config;
 pub mod origin;
-pub mod ssrf;
 
 use crate::image::format::{sniff, SourceFormat};
+use crate::security::ssrf::{self, Allowed, Cidr, SourceUrl};
 use config::UrlApiConfig;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
-use ssrf::{Allowed, Cidr, SourceUrl};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
