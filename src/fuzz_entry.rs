@@ -8,17 +8,18 @@
 //! target covers and how to run it.
 
 use crate::config::ImagesConfig;
-use crate::fetch::ssrf::SourceUrl;
 use crate::image::format::{sniff, OutputFormat, SourceFormat};
 use crate::image::pipeline::{self, Job, Outcome};
 use crate::image::probe::{self, HeaderLimits};
 use crate::image::resize;
 use crate::request::accept::Accept;
 use crate::request::hints::Hints;
-use crate::request::imgproxy::{self, ApiUrl, Signer};
+use crate::request::imgproxy::{self, ApiUrl};
 use crate::request::negotiate::{choose, plan_for, Choice, Plan};
 use crate::request::options::{OptionError, Options};
 use crate::rules::{LoadErrors, RuleSet};
+use crate::security::signing::Signer;
+use crate::security::ssrf::SourceUrl;
 
 /// `transform.max_output_dimension`'s default.
 pub const MAX_OUTPUT_DIMENSION: u32 = 4096;
@@ -150,10 +151,10 @@ pub fn imgproxy_path(data: &[u8]) -> Result<ApiUrl, OptionError> {
             // What the proxy does with the source next.
             if let Ok(u) = SourceUrl::parse(&api.source) {
                 // Not asserted: that `path_and_query` starts with `/`. `https://h?q` gives `?q`
-                // (finding 4 in fuzz/README.md, in src/fetch/ssrf.rs; its regression test in
+                // (finding 4 in fuzz/README.md, in src/security/ssrf.rs; its regression test in
                 // tests/fuzz_regressions.rs is ignored until that is fixed).
                 // Round trip, for hosts of host-name characters only: `http://a[::1]b/` gives
-                // the host `a[` (finding 5, also in src/fetch/ssrf.rs; ignored test likewise).
+                // the host `a[` (finding 5, also in src/security/ssrf.rs; ignored test likewise).
                 let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._:".contains(&b);
                 if u.host.bytes().all(plain) {
                     let again = SourceUrl::parse(&u.as_string())

@@ -7,7 +7,7 @@
 //! `burst / rate` seconds plus two after its last request (measured: 5 s for a 3-request burst
 //! at 1/s, `tests/ratelimit.rs`). Nothing else keeps it.
 
-use crate::fetch::ssrf::Cidr;
+use crate::security::ssrf::Cidr;
 use crate::telemetry::metrics;
 use crate::telemetry::tenant::TenantId;
 use governor::clock::{Clock, DefaultClock};

@@ -63,7 +63,7 @@ fn imgproxy_path_seeds() {
     assert_eq!(u.source, "http://img.example.com/a@b.jpg");
     let u = fuzz_entry::imgproxy_path(&seed("imgproxy_path", "p1")).expect("encoded source");
     assert_eq!(u.source, "http://example.com/images/curiosity.jpg");
-    let signer = pixgate::request::imgproxy::Signer::new(
+    let signer = pixgate::security::signing::Signer::new(
         vec![(b"secret".to_vec(), b"hello".to_vec())],
         32,
         false,
@@ -262,7 +262,7 @@ fn findings_2_3_hints_stay_within_the_url_ranges() {
 
 const FINDING_4: &str = "/in#s0/ex:1/exp:99/plain/https://[::1]:84?g/g43.n?^=b";
 
-/// Findings 4 and 5 (below), fixed in src/fetch/ssrf.rs; their inputs must still go through the
+/// Findings 4 and 5 (below), fixed in src/security/ssrf.rs; their inputs must still go through the
 /// harness.
 #[test]
 fn findings_4_5_go_through_the_harness() {
@@ -279,7 +279,7 @@ fn findings_4_5_go_through_the_harness() {
 /// `uri.query()`.
 #[test]
 fn finding_4_a_query_only_source_url_has_a_path() {
-    use pixgate::fetch::ssrf::SourceUrl;
+    use pixgate::security::ssrf::SourceUrl;
     let api = fuzz_entry::imgproxy_path(FINDING_4.as_bytes()).expect("parses");
     let u = SourceUrl::parse(&api.source).expect("a URL");
     assert_eq!(u.path_and_query, "/?g/g43.n?^=b");
@@ -299,7 +299,7 @@ fn finding_4_a_query_only_source_url_has_a_path() {
 /// (letters, digits, `-`, `.`, `_`) or bracketed IPv6 literals, and a port must be a number.
 #[test]
 fn finding_5_a_malformed_host_is_refused() {
-    use pixgate::fetch::ssrf::SourceUrl;
+    use pixgate::security::ssrf::SourceUrl;
     for url in [
         "http://img.exampn[::1]ain/http0ng?a=b",
         "http://a[b/",

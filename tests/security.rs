@@ -1,13 +1,13 @@
 //! Regression tests for issue 17 (an adversarial review), one per finding, each against the
 //! real pixgate binary and a real origin on loopback. Elsewhere: the disk tier's findings (8,
 //! 9) in tests/disk.rs, the listeners' (5, 7, 11) in tests/listeners.rs, the coalescing race
-//! (13) in tests/cache.rs, IPv6 forms (10) in tests/url_api.rs and src/fetch/ssrf.rs.
+//! (13) in tests/cache.rs, IPv6 forms (10) in tests/url_api.rs and src/security/ssrf.rs.
 
 mod common;
 use common::faulty::{Fault, FaultyOrigin};
 use common::*;
 use pixgate::config::{ByteSize, Config, Dur};
-use pixgate::request::imgproxy::Signer;
+use pixgate::security::signing::Signer;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "7365637265742d6b65792d6f662d31362b"; // "secret-key-of-16+"

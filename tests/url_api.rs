@@ -9,7 +9,7 @@ use common::tls::TlsOrigin;
 use common::*;
 use image::GenericImageView;
 use pixgate::config::Config;
-use pixgate::request::imgproxy::Signer;
+use pixgate::security::signing::Signer;
 
 const KEY: &str = "7365637265742d6b65792d6f662d31362b"; // "secret-key-of-16+"
 const SALT: &str = "68656c6c6f"; // "hello"

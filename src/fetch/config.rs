@@ -1,6 +1,6 @@
 //! The `url_api` section: the imgproxy-compatible signed URL API and its remote sources.
 
-use super::ssrf::{Allowed, Cidr};
+use crate::security::ssrf::{Allowed, Cidr};
 use crate::units::Dur;
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +89,7 @@ pub fn hex(s: &str) -> Option<Vec<u8>> {
 
 impl UrlApiConfig {
     /// `(key, problem)` for every invalid value.
-    pub fn validate(&self) -> Vec<(String, String)> {
+    pub(crate) fn validate(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
         if !self.prefix.starts_with('/') {
             p.push(("url_api.prefix".into(), "must start with `/`".into()));

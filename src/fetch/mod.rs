@@ -6,14 +6,13 @@
 
 pub mod config;
 pub mod origin;
-pub mod ssrf;
 
 use crate::image::format::{sniff, SourceFormat};
+use crate::security::ssrf::{self, Allowed, Cidr, SourceUrl};
 use config::UrlApiConfig;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
-use ssrf::{Allowed, Cidr, SourceUrl};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -52,7 +51,7 @@ fn refuse(status: u16, kind: &'static str, message: impl Into<String>) -> Refusa
 /// could act in the proxied site's origin (`Set-Cookie`, `Clear-Site-Data`, CORS,
 /// `Content-Disposition`, `Content-Type`: pixgate derives the type from the bytes). `Age` is
 /// kept to compute pixgate's own `Age`; it is never replayed as sent.
-pub const SOURCE_HEADERS: &[http::HeaderName] = &[
+pub(crate) const SOURCE_HEADERS: &[http::HeaderName] = &[
     http::header::CACHE_CONTROL,
     http::header::EXPIRES,
     http::header::LAST_MODIFIED,
@@ -62,7 +61,7 @@ pub const SOURCE_HEADERS: &[http::HeaderName] = &[
 
 /// The [`SOURCE_HEADERS`] of a remote source's response: what an answer built from it may
 /// carry. The whole header is kept for the cache policy (`Set-Cookie`, `Vary`, `Date`).
-pub fn source_headers(h: &http::HeaderMap) -> http::HeaderMap {
+pub(crate) fn source_headers(h: &http::HeaderMap) -> http::HeaderMap {
     let mut out = http::HeaderMap::with_capacity(SOURCE_HEADERS.len());
     for name in SOURCE_HEADERS {
         for v in h.get_all(name) {
@@ -74,7 +73,7 @@ pub fn source_headers(h: &http::HeaderMap) -> http::HeaderMap {
 
 /// A fetched source image.
 #[derive(Debug)]
-pub struct Remote {
+pub(crate) struct Remote {
     /// The final response header (after redirects). Only its [`source_headers`] may reach a
     /// client.
     pub header: ResponseHeader,
@@ -86,7 +85,7 @@ pub struct Remote {
 
 impl Guard {
     /// Builds the guard (the config was validated).
-    pub fn new(cfg: &UrlApiConfig, max_bytes: u64) -> Guard {
+    pub(crate) fn new(cfg: &UrlApiConfig, max_bytes: u64) -> Guard {
         let mut opts = pingora::connectors::ConnectorOptions::new(128);
         opts.ca_file = cfg.ca_file.as_ref().map(|p| p.display().to_string());
         Guard {
@@ -109,12 +108,12 @@ impl Guard {
     }
 
     /// Whether the allowlist admits `u`.
-    pub fn allows(&self, u: &SourceUrl) -> bool {
+    pub(crate) fn allows(&self, u: &SourceUrl) -> bool {
         self.allowed.iter().any(|a| a.matches(u))
     }
 
     /// Refuses an address unless it is public or exempt.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
         match ssrf::forbidden(ip) {
             // The client learns that the address is refused, not which class it is in (that
             // would map the operator's network for it); the class goes to the debug log.
@@ -157,7 +156,7 @@ impl Guard {
     /// room to hold `n` body bytes in all before they are read: with the declared
     /// Content-Length up front, then as chunks arrive; `false` stops the fetch (503,
     /// `buffer_budget`), so a source is never read past the caller's memory budget.
-    pub async fn fetch(
+    pub(crate) async fn fetch(
         &self,
         url: SourceUrl,
         reserve: &mut (dyn FnMut(u64) -> bool + Send),
@@ -281,7 +280,7 @@ impl Guard {
 }
 
 /// The [`Refusal::kind`] of a fetch stopped by the caller's byte budget.
-pub const NO_BUDGET: &str = "buffer_budget";
+pub(crate) const NO_BUDGET: &str = "buffer_budget";
 
 /// The caller's budget of buffered source bytes is spent (`limits.max_buffered_bytes`).
 fn no_budget() -> Refusal {

@@ -40,7 +40,7 @@ impl Default for OriginConfig {
 
 /// What `origin.url` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OriginTarget {
+pub(crate) enum OriginTarget {
     /// The embedded demo origin.
     Demo,
     /// A plain-HTTP origin at `host:port`.
@@ -54,7 +54,7 @@ pub enum OriginTarget {
 
 impl OriginTarget {
     /// Parses `builtin:demo` or `http://host[:port][/]`.
-    pub fn parse(url: &str) -> Result<OriginTarget, String> {
+    pub(crate) fn parse(url: &str) -> Result<OriginTarget, String> {
         if url == "builtin:demo" {
             return Ok(OriginTarget::Demo);
         }
@@ -91,7 +91,7 @@ pub struct Origin {
 
 impl Origin {
     /// Resolves `host:port` once, at start-up.
-    pub fn resolve(host: &str, port: u16, cfg: &OriginConfig) -> Result<Origin, String> {
+    pub(crate) fn resolve(host: &str, port: u16, cfg: &OriginConfig) -> Result<Origin, String> {
         let addr = (host, port)
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve origin {host}:{port}: {e}"))?
@@ -111,7 +111,7 @@ impl Origin {
     }
 
     /// The pingora peer for this origin, with the configured timeouts.
-    pub fn peer(&self) -> HttpPeer {
+    pub(crate) fn peer(&self) -> HttpPeer {
         let mut p = HttpPeer::new(self.addr, false, String::new());
         p.options.connection_timeout = Some(self.cfg.connect_timeout.get());
         p.options.read_timeout = Some(self.cfg.read_timeout.get());
@@ -120,7 +120,7 @@ impl Origin {
     }
 
     /// Sets the Host header the origin should see.
-    pub fn set_host(&self, req: &mut RequestHeader) -> pingora::Result<()> {
+    pub(crate) fn set_host(&self, req: &mut RequestHeader) -> pingora::Result<()> {
         if let Some(h) = &self.host_override {
             req.insert_header(http::header::HOST, h.as_str())?;
         } else if !req.headers.contains_key(http::header::HOST) {
@@ -130,7 +130,7 @@ impl Origin {
     }
 
     /// How long idle pooled connections are kept.
-    pub fn idle_timeout(&self) -> std::time::Duration {
+    pub(crate) fn idle_timeout(&self) -> std::time::Duration {
         self.cfg.idle_timeout.get()
     }
 }
@@ -158,7 +158,7 @@ pub enum FetchError {
 
 impl FetchError {
     /// Metric label (the same kinds as the proxy route's origin errors).
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             FetchError::Connect => "connect",
             FetchError::ConnectTimeout => "connect_timeout",
@@ -168,7 +168,7 @@ impl FetchError {
     }
 
     /// The status the client gets: 504 for timeouts, 502 otherwise.
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             FetchError::ConnectTimeout | FetchError::Timeout => 504,
             FetchError::Connect | FetchError::Io => 502,
@@ -176,7 +176,7 @@ impl FetchError {
     }
 
     /// Classifies a pingora error (`connecting`: it came from establishing the connection).
-    pub fn of(e: &pingora::Error, connecting: bool) -> FetchError {
+    pub(crate) fn of(e: &pingora::Error, connecting: bool) -> FetchError {
         use pingora::ErrorType as T;
         match e.etype() {
             T::ConnectTimedout => FetchError::ConnectTimeout,
@@ -188,7 +188,7 @@ impl FetchError {
 }
 
 /// Sends `req` and reads the response header.
-pub async fn send(
+pub(crate) async fn send(
     connector: &Connector,
     peer: &HttpPeer,
     req: RequestHeader,

@@ -14,7 +14,7 @@
 //! `rate_limit.trusted_proxies`, which carry many clients over their connections. Addresses
 //! are held in memory only while they have a connection open.
 
-use crate::fetch::ssrf::Cidr;
+use crate::security::ssrf::Cidr;
 use crate::telemetry::metrics;
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -21,10 +21,10 @@ use super::state::State;
 use crate::cache::flight::{Join, Leader, Waited};
 use crate::cache::policy;
 use crate::cache::{Entry, Key, KeyParts};
-use crate::fetch::ssrf::SourceUrl;
 use crate::image::pipeline::Outcome;
 use crate::image::Reason;
 use crate::rules::Applied;
+use crate::security::ssrf::SourceUrl;
 use crate::telemetry::metrics;
 use crate::telemetry::Record;
 use crate::variant::{AfterFetch, Ask, Variant};
@@ -454,6 +454,6 @@ async fn stale(st: &State, key: Option<Key>, cause: &'static str) -> Option<Arc<
 
 /// Whether this outcome is a full queue that `limits.overload: reject` answers with 503.
 pub(super) fn rejects(st: &State, o: &Outcome) -> bool {
-    st.cfg.limits.overload == crate::config::Overload::Reject
+    st.cfg.limits.overload == crate::limits::Overload::Reject
         && matches!(o, Outcome::Original(Reason::Overloaded))
 }

@@ -38,7 +38,7 @@ pub struct State {
     /// The URL API's SSRF guard (when the API is on).
     pub guard: Option<crate::fetch::Guard>,
     /// The URL API's signature checker (when the API is on).
-    pub signer: Option<crate::request::imgproxy::Signer>,
+    pub signer: Option<crate::security::signing::Signer>,
     /// The live rules (when `rules.dir` is set).
     pub rules: Option<Arc<crate::rules::Rules>>,
     /// Metrics, tenants, the access log and origin health.
@@ -80,7 +80,7 @@ impl State {
                 .enabled
                 .then(|| crate::fetch::Guard::new(api, cfg.limits.max_source_bytes.get())),
             signer: api.enabled.then(|| {
-                crate::request::imgproxy::Signer::new(pairs, api.signature_size, api.allow_unsigned)
+                crate::security::signing::Signer::new(pairs, api.signature_size, api.allow_unsigned)
             }),
             cache,
             settings_fingerprint: crate::cache::key::fingerprint(&settings),

@@ -3,7 +3,7 @@
 //! is read from the right: the first address that is not itself a trusted proxy is the client,
 //! so a client cannot choose its address by sending its own `X-Forwarded-For`.
 
-use crate::fetch::ssrf::Cidr;
+use crate::security::ssrf::Cidr;
 use http::HeaderMap;
 use std::net::IpAddr;
 

@@ -2,6 +2,7 @@
 
 pub mod accept;
 pub mod client;
+pub mod config;
 pub mod hints;
 pub mod imgproxy;
 pub mod negotiate;

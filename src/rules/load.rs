@@ -6,76 +6,17 @@
 //! naming the file, the 1-based line when known and the dotted key path.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::locate::{is_blank_yaml, locate, locate_nth, KeyPath};
 use super::model::{PresetMap, Rule, RuleFile, RuleSet};
 use super::validate::{self, RuleCheck};
+use crate::located::{is_blank_yaml, locate, locate_nth, KeyPath};
 
-/// One problem found while loading rule files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadError {
-    /// File the problem is in (the directory itself for listing errors).
-    pub file: PathBuf,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// Dotted key path such as `rules[0].quality.webp`; empty for problems
-    /// with the file as a whole (unreadable, not YAML, ...).
-    pub key: String,
-    /// Human-readable description.
-    pub message: String,
-}
-
-impl fmt::Display for LoadError {
-    /// ``file.yaml:LINE: key `a.b`: message``, omitting `:LINE` when unknown and
-    /// `key ...: ` when the key path is empty.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if self.key.is_empty() {
-            write!(f, ": {}", self.message)
-        } else {
-            write!(f, ": key `{}`: {}", self.key, self.message)
-        }
-    }
-}
-
+/// One problem found while loading rule files: the located error shared with the
+/// configuration (file, line, key path, message).
+pub use crate::located::Error as LoadError;
 /// All problems found by one load, in file order then position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadErrors(pub Vec<LoadError>);
-
-impl LoadErrors {
-    /// The individual problems.
-    pub fn errors(&self) -> &[LoadError] {
-        &self.0
-    }
-    /// Number of problems.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    /// `true` if there are none (never the case for a returned `Err`).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Display for LoadErrors {
-    /// One problem per line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for LoadErrors {}
+pub use crate::located::Errors as LoadErrors;
 
 /// `true` for names the loader reads: `*.yaml` / `*.yml`, not hidden
 /// (editor lock/backup files such as `.#x.yaml` are skipped).
@@ -120,23 +61,19 @@ impl RuleSet {
 /// See [`RuleSet::load_dir`].
 pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadErrors> {
     let files = rule_files(dir).map_err(|e| {
-        LoadErrors(vec![LoadError {
-            file: dir.to_path_buf(),
-            line: None,
-            key: String::new(),
-            message: format!("cannot list rules directory: {e}"),
-        }])
+        LoadErrors(vec![LoadError::whole_file(
+            dir,
+            format!("cannot list rules directory: {e}"),
+        )])
     })?;
     let mut loader = Loader::default();
     for file in files {
         match std::fs::read_to_string(&file) {
             Ok(text) => loader.add_file(&file, &text),
-            Err(e) => loader.errors.push(LoadError {
+            Err(e) => loader.errors.push(LoadError::whole_file(
                 file,
-                line: None,
-                key: String::new(),
-                message: format!("cannot read file: {e}"),
-            }),
+                format!("cannot read file: {e}"),
+            )),
         }
     }
     loader.finish()

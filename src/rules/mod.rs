@@ -51,8 +51,8 @@
 //! failure; [`Rules::watch`] reloads on SIGHUP and on file changes.
 
 pub mod applied;
+pub mod config;
 pub mod load;
-mod locate;
 mod matcher;
 pub mod model;
 pub mod reload;

@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::locate::KeyPath;
 use super::matcher::{host_pattern, path_pattern, RuleMatcher};
 use super::model::{Quality, Rule, RuleSpec};
+use crate::located::KeyPath;
 
 /// Inclusive bounds for `max_width` / `max_height`.
 pub(crate) const MAX_DIMENSION: u32 = 16_384;

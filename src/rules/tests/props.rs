@@ -2,9 +2,9 @@
 
 use proptest::prelude::*;
 
-use super::super::locate::{locate, KeyPath};
 use super::super::{RuleSet, SourceFormat};
 use super::load_ok;
+use crate::located::{locate, KeyPath};
 
 const RULES: &str = r#"
 rules:

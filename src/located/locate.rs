@@ -1,5 +1,6 @@
-//! Finds the 1-based line of a dotted key path (`rules[2].quality.webp`) in
-//! YAML text, so semantic errors can point at the offending line.
+//! Finds the 1-based line of a key path (`rules[2].quality.webp`, `limits.max_source_bytes`)
+//! in YAML text, so that errors found after deserialization (range checks, semantic checks)
+//! still point at a line. One scanner serves the configuration file and the rule files.
 //!
 //! This is a small indentation scanner, not a YAML parser: it understands
 //! block mappings (`key: value`, plain or quoted keys) and block sequences
@@ -232,22 +233,63 @@ pub(crate) fn locate(text: &str, path: &KeyPath) -> Option<usize> {
 /// times in its mapping (a duplicate), finds its `nth` (0-based) occurrence.
 pub(crate) fn locate_nth(text: &str, path: &KeyPath, nth: usize) -> Option<usize> {
     let lines = scan(text);
+    walk(&lines, path, nth).map(|(i, _)| lines[i].no)
+}
+
+/// Follows `path` through `lines`: the index of the line of the deepest segment found and how
+/// many segments were found; `None` if not even the first one is.
+fn walk(lines: &[Line], path: &KeyPath, nth: usize) -> Option<(usize, usize)> {
     let (mut lo, mut hi) = (0, lines.len());
     let mut found = None;
     for (depth, seg) in path.0.iter().enumerate() {
         let last = depth + 1 == path.0.len();
         let hit = match seg {
-            Seg::Key(k) => find_key(&lines, lo, hi, k, if last { nth } else { 0 }),
-            Seg::Index(i) => find_item(&lines, lo, hi, *i),
+            Seg::Key(k) => find_key(lines, lo, hi, k, if last { nth } else { 0 }),
+            Seg::Index(i) => find_item(lines, lo, hi, *i),
         };
         let Some(idx) = hit else { break };
-        found = Some(idx);
+        found = Some((idx, depth + 1));
         (lo, hi) = match seg {
-            Seg::Key(_) => key_children(&lines, idx, hi),
-            Seg::Index(_) => item_children(&lines, idx, hi),
+            Seg::Key(_) => key_children(lines, idx, hi),
+            Seg::Index(_) => item_children(lines, idx, hi),
         };
     }
-    found.map(|i| lines[i].no)
+    found
+}
+
+/// A dotted configuration key (`limits.max_source_bytes`, `url_api.keys[1]`) as a path of
+/// mapping keys, split at the dots only: a segment such as `keys[1]` is looked for as a key
+/// (and so is not found: its error points at the section, `url_api`).
+fn dotted(path: &str) -> KeyPath {
+    if path.is_empty() {
+        return KeyPath::default();
+    }
+    KeyPath(path.split('.').map(|k| Seg::Key(k.to_string())).collect())
+}
+
+/// The 1-based line where the dotted key `path` itself is written, if it can be found: every
+/// segment found, or a flow mapping on one line that holds the next one
+/// (`avif: { quality: 60 }` for `images.avif.quality`). `None` when the key is not written
+/// out (a default value is at fault).
+pub(crate) fn line_of(text: &str, path: &str) -> Option<usize> {
+    let path = dotted(path);
+    let lines = scan(text);
+    let (idx, depth) = walk(&lines, &path, 0)?;
+    if depth == path.0.len() {
+        return Some(lines[idx].no);
+    }
+    let Seg::Key(next) = &path.0[depth] else {
+        return None;
+    };
+    let raw = yaml_lines(text)[lines[idx].no - 1];
+    let raw = raw.split(" #").next().unwrap_or(raw);
+    (raw.contains('{') && raw.contains(&format!("{next}:"))).then_some(lines[idx].no)
+}
+
+/// The line of the dotted key `path`, or of its nearest written parent when `path` itself is
+/// missing (a required key left out points at the section that needs it).
+pub(crate) fn line_of_nearest(text: &str, path: &str) -> Option<usize> {
+    locate(text, &dotted(path))
 }
 
 /// `true` if the text has no YAML content (only blanks and comments).
@@ -259,102 +301,4 @@ pub(crate) fn is_blank_yaml(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn path(s: &[Seg]) -> KeyPath {
-        KeyPath(s.to_vec())
-    }
-    fn k(s: &str) -> Seg {
-        Seg::Key(s.to_string())
-    }
-
-    const DOC: &str = "\
-# comment
-presets:
-  thumb: \"w=1\"
-rules:
-- name: a
-  quality: { webp: 5 }
-  paths:
-    - /x/*
-    - /y/*
--   name: b
-    \"max_width\": 0
-    presets:
-      hero: \"\"
-";
-
-    #[test]
-    fn finds_block_keys_and_items() {
-        assert_eq!(locate(DOC, &path(&[k("presets"), k("thumb")])), Some(3));
-        assert_eq!(locate(DOC, &path(&[k("rules"), Seg::Index(0)])), Some(5));
-        assert_eq!(
-            locate(DOC, &path(&[k("rules"), Seg::Index(0), k("name")])),
-            Some(5)
-        );
-        assert_eq!(
-            locate(
-                DOC,
-                &path(&[k("rules"), Seg::Index(0), k("paths"), Seg::Index(1)])
-            ),
-            Some(9)
-        );
-        assert_eq!(
-            locate(DOC, &path(&[k("rules"), Seg::Index(1), k("max_width")])),
-            Some(11)
-        );
-        assert_eq!(
-            locate(
-                DOC,
-                &path(&[k("rules"), Seg::Index(1), k("presets"), k("hero")])
-            ),
-            Some(13)
-        );
-    }
-
-    #[test]
-    fn falls_back_to_nearest_parent() {
-        // Flow mapping: the key inside is not scanned, its parent line is used.
-        assert_eq!(
-            locate(
-                DOC,
-                &path(&[k("rules"), Seg::Index(0), k("quality"), k("webp")])
-            ),
-            Some(6)
-        );
-        // Absent key in item 1: the item line.
-        assert_eq!(
-            locate(DOC, &path(&[k("rules"), Seg::Index(1), k("ttl")])),
-            Some(10)
-        );
-        // Keys of item 0 are not visible from item 1.
-        assert_eq!(
-            locate(DOC, &path(&[k("rules"), Seg::Index(1), k("paths")])),
-            Some(10)
-        );
-        assert_eq!(locate(DOC, &path(&[k("nope")])), None);
-        assert_eq!(locate(DOC, &KeyPath::default()), None);
-    }
-
-    #[test]
-    fn lines_end_as_in_yaml() {
-        assert_eq!(
-            yaml_lines("a\r\nb\rc\nd\u{2028}e\n"),
-            ["a", "b", "c", "d", "e"]
-        );
-        let doc = "rules:\r- name: a\r  ttl: x\r";
-        let ttl = path(&[k("rules"), Seg::Index(0), k("ttl")]);
-        assert_eq!(locate(doc, &ttl), Some(3));
-    }
-
-    #[test]
-    fn display_matches_serde_path_to_error_style() {
-        let p = KeyPath::default()
-            .key("rules")
-            .index(3)
-            .key("quality")
-            .key("webp");
-        assert_eq!(p.to_string(), "rules[3].quality.webp");
-    }
-}
+mod tests;
