@@ -7,13 +7,13 @@
 use prometheus::core::Collector;
 
 /// Declares metrics: each `NAME: Type = register_macro!(name, help, ...);` becomes a
-/// `pub static NAME` (a `prometheus::Type`) registered in the default registry on first use,
+/// `pub(crate) static NAME` (a `prometheus::Type`) registered in the default registry on first use,
 /// and the module gets `all()`, which returns every one of them (registering them).
 macro_rules! metrics {
     ($($(#[$doc:meta])* $name:ident: $ty:ident = $register:ident!($($args:tt)*);)*) => {
         $(
             $(#[$doc])*
-            pub static $name: ::once_cell::sync::Lazy<::prometheus::$ty> =
+            pub(crate) static $name: ::once_cell::sync::Lazy<::prometheus::$ty> =
                 ::once_cell::sync::Lazy::new(|| {
                     ::prometheus::$register!($($args)*).expect("metric registers once")
                 });
@@ -32,14 +32,14 @@ mod requests;
 mod tenants;
 mod transforms;
 
-pub use cache::*;
-pub use process::*;
-pub use requests::*;
-pub use tenants::*;
-pub use transforms::*;
+pub(crate) use cache::*;
+pub(crate) use process::*;
+pub(crate) use requests::*;
+pub(crate) use tenants::*;
+pub(crate) use transforms::*;
 
 /// Every metric pixgate declares (registering each one in the default registry).
-pub fn all() -> impl Iterator<Item = &'static dyn Collector> {
+pub(crate) fn all() -> impl Iterator<Item = &'static dyn Collector> {
     [
         requests::all,
         transforms::all,
@@ -52,10 +52,10 @@ pub fn all() -> impl Iterator<Item = &'static dyn Collector> {
 }
 
 /// The pingora version pixgate is built on (Cargo.lock pins it).
-pub const PINGORA_VERSION: &str = "0.9.1";
+pub(crate) const PINGORA_VERSION: &str = "0.9.1";
 
 /// The status class label (`2xx`...) for a status code.
-pub fn status_class(code: u16) -> &'static str {
+pub(crate) fn status_class(code: u16) -> &'static str {
     match code {
         // No response: the client went away first (or the connection broke before one).
         0 => "aborted",
@@ -68,7 +68,7 @@ pub fn status_class(code: u16) -> &'static str {
 }
 
 /// Counts a transformed image: transforms, bytes in/out, time.
-pub fn record_transformed(
+pub(crate) fn record_transformed(
     src: crate::image::format::SourceFormat,
     out: crate::image::format::OutputFormat,
     bytes_in: usize,
@@ -95,7 +95,12 @@ pub fn record_transformed(
 }
 
 /// Counts an image sent as its original bytes, with the reason.
-pub fn record_original(src: &str, reason: crate::image::Reason, bytes_in: usize, bytes_out: usize) {
+pub(crate) fn record_original(
+    src: &str,
+    reason: crate::image::Reason,
+    bytes_in: usize,
+    bytes_out: usize,
+) {
     TRANSFORMS
         .with_label_values(&[src, "original", reason.label()])
         .inc();
@@ -108,7 +113,7 @@ pub fn record_original(src: &str, reason: crate::image::Reason, bytes_in: usize,
 }
 
 /// Registers every metric so `/metrics` lists them from the start, and sets the constant ones.
-pub fn init() {
+pub(crate) fn init() {
     for _registered in all() {}
     BUILD_INFO
         .with_label_values(&[env!("CARGO_PKG_VERSION"), PINGORA_VERSION])
