@@ -7,7 +7,9 @@ scripts/deps.sh test
 cargo fmt --all -- --check
 # Dependencies between top-level modules point one way (docs/architecture.md).
 python3 scripts/module-deps.py
+# --features fuzzing: the fuzz targets' entry points (src/fuzz_entry.rs) and
+# tests/fuzz_regressions.rs, which replays their corpus and findings, are built and run too.
 # --release: shares build-script outputs (the C codecs) with the test build below.
-cargo clippy --release --locked --all-targets -- -D warnings
+cargo clippy --release --locked --all-targets --features fuzzing -- -D warnings
 # Release profile: the codecs run as in production and CI builds the dependencies once.
-cargo test --release --locked --all-targets
+cargo test --release --locked --all-targets --features fuzzing

@@ -5,9 +5,10 @@
 //! Each function takes the fuzzer's bytes, runs the code a request runs, and asserts what must
 //! hold for any input: a failed assertion is a finding, like a panic in the code under test.
 //! Inputs pixgate rejects come back as pixgate's own errors. fuzz/README.md says what each
-//! target covers and how to run it.
+//! target covers and how to run it. Built only with the `fuzzing` feature (fuzz/Cargo.toml and
+//! scripts/test.sh turn it on).
 
-use crate::config::ImagesConfig;
+use crate::config::{Config, ImagesConfig};
 use crate::image::format::{sniff, OutputFormat, SourceFormat};
 use crate::image::pipeline::{self, Job, Outcome};
 use crate::image::probe::{self, HeaderLimits};
@@ -21,45 +22,57 @@ use crate::rules::{LoadErrors, RuleSet};
 use crate::security::signing::Signer;
 use crate::security::ssrf::SourceUrl;
 
+/// The configuration defaults the targets check against, built once.
+fn defaults() -> &'static Config {
+    static DEFAULTS: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(Config::default)
+}
+
 /// `transform.max_output_dimension`'s default.
-pub const MAX_OUTPUT_DIMENSION: u32 = 4096;
+pub fn max_output_dimension() -> u32 {
+    defaults().transform.max_output_dimension
+}
+
 /// `transform.max_dpr`'s default.
-pub const MAX_DPR: f32 = 3.0;
+pub fn max_dpr() -> f32 {
+    defaults().transform.max_dpr
+}
 
 /// Source sizes the geometry of parsed options is checked against: ordinary, tiny, and the
 /// extreme aspect ratios the default source limits allow.
-const SOURCE_SIZES: [(u32, u32); 6] = [
-    (1, 1),
-    (640, 480),
-    (480, 640),
-    (1, 16_384),
-    (16_384, 1),
-    (16_384, 3_000),
-];
+fn source_sizes() -> [(u32, u32); 6] {
+    let max = defaults().limits.max_source_dimension;
+    [
+        (1, 1),
+        (640, 480),
+        (480, 640),
+        (1, max),
+        (max, 1),
+        (max, 3_000),
+    ]
+}
 
 /// What must hold for any options a URL produced: the canonical form (the cache key's) parses
 /// back to the same options, and the transform and resize geometry stay finite and bounded.
 pub fn check_options(o: &Options) {
+    let (max_dpr, max_output) = (max_dpr(), max_output_dimension());
     let canonical = o.canonical();
     let (back, rest) = Options::from_query(&canonical)
         .unwrap_or_else(|e| panic!("canonical form `{canonical}` does not parse: {e}"));
     assert_eq!(back, *o, "canonical form `{canonical}` does not round-trip");
     assert_eq!(rest, None, "canonical form `{canonical}` leaves a query");
     assert_eq!(back.canonical(), canonical);
-    let capped = o.capped(MAX_DPR);
-    assert!(capped.dpr.is_none_or(|d| d.is_finite() && d <= MAX_DPR));
-    let t = capped.transform(MAX_OUTPUT_DIMENSION);
+    let capped = o.capped(max_dpr);
+    assert!(capped.dpr.is_none_or(|d| d.is_finite() && d <= max_dpr));
+    let t = capped.transform(max_output);
     let Some(spec) = t.resize else {
         assert!(!capped.resizes());
         return;
     };
     for side in [spec.width, spec.height].into_iter().flatten() {
-        assert!(
-            (1..=MAX_OUTPUT_DIMENSION).contains(&side),
-            "box side {side}"
-        );
+        assert!((1..=max_output).contains(&side), "box side {side}");
     }
-    for (sw, sh) in SOURCE_SIZES {
+    for (sw, sh) in source_sizes() {
         let g = resize::geometry(sw, sh, &spec);
         let (ow, oh) = g.output();
         assert!(ow >= 1 && oh >= 1, "{sw}x{sh} {spec:?}: empty output");
@@ -71,7 +84,7 @@ pub fn check_options(o: &Options) {
         assert!(g.scale().is_finite(), "{sw}x{sh} {spec:?}: scale");
         if !spec.enlarge {
             // Without enlargement nothing grows past the box or the source.
-            let (bw, bh) = (MAX_OUTPUT_DIMENSION.max(sw), MAX_OUTPUT_DIMENSION.max(sh));
+            let (bw, bh) = (max_output.max(sw), max_output.max(sh));
             assert!(ow <= bw && oh <= bh, "{sw}x{sh} {spec:?}: output {ow}x{oh}");
         }
     }
@@ -345,7 +358,7 @@ pub fn image_entry(data: &[u8]) -> Option<Outcome> {
     let options = Options::from_query(query)
         .expect("fixed query parses")
         .0
-        .capped(MAX_DPR);
+        .capped(max_dpr());
     // Every format is enabled here, so a named format is always granted.
     let plan = plan_for(options.format, &accept, &IMAGE_FORMATS).expect("all formats enabled");
     let probed = probe::probe(body, format, IMAGE_LIMITS);
@@ -355,7 +368,7 @@ pub fn image_entry(data: &[u8]) -> Option<Outcome> {
         assert!(p.width <= IMAGE_LIMITS.max_dimension && p.height <= IMAGE_LIMITS.max_dimension);
         assert!(u64::from(p.width) * u64::from(p.height) <= IMAGE_LIMITS.max_pixels);
     }
-    let transform = options.transform(MAX_OUTPUT_DIMENSION);
+    let transform = options.transform(max_output_dimension());
     let job = Job::for_plan(
         bytes::Bytes::copy_from_slice(body),
         format,

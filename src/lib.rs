@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod fetch;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz_entry;
 pub mod image;
 pub mod limits;

@@ -219,7 +219,7 @@ fn finding_1_enlarged_output_is_held_to_the_source_limits() {
             &ImagesConfig::default(),
             production,
         )
-        .with_transform(o.transform(fuzz_entry::MAX_OUTPUT_DIMENSION))
+        .with_transform(o.transform(fuzz_entry::max_output_dimension()))
     };
     for query in ["w=4096&enlarge=1", "w=4096&h=10&fit=outside&enlarge=1"] {
         assert_eq!(

@@ -130,7 +130,7 @@ fn webp_whole(data: &[u8]) -> Option<DynamicImage> {
 
 /// The DCT scale numerator (1–7, of 8) for a JPEG about to be resized by `spec`, or `None`
 /// when a full decode is needed (little or no shrinking).
-pub fn dct_numerator(probe: &Probe, o: Orientation, spec: &ResizeSpec) -> Option<u8> {
+pub(crate) fn dct_numerator(probe: &Probe, o: Orientation, spec: &ResizeSpec) -> Option<u8> {
     let swap = matches!(
         o,
         Orientation::Rotate90

@@ -19,7 +19,7 @@ pub enum Fit {
 
 impl Fit {
     /// The canonical name (the one variant keys hold).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Fit::Inside => "inside",
             Fit::Cover => "cover",
@@ -29,7 +29,7 @@ impl Fit {
         }
     }
     /// Parses the names sharp, imgix, Cloudflare and imgproxy use.
-    pub fn parse(v: &str) -> Option<Fit> {
+    pub(crate) fn parse(v: &str) -> Option<Fit> {
         Some(match v {
             "inside" | "clip" | "max" | "scale-down" => Fit::Inside,
             "cover" | "crop" => Fit::Cover,
@@ -71,7 +71,7 @@ pub enum Gravity {
 
 impl Gravity {
     /// Short name (imgproxy's), or `fp:x:y`.
-    pub fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         match self {
             Gravity::Center => "ce".into(),
             Gravity::North => "no".into(),
@@ -88,7 +88,7 @@ impl Gravity {
     }
 
     /// Parses imgproxy's short names, their long forms, `smart`/`auto`, or `fp:x:y`.
-    pub fn parse(v: &str) -> Option<Gravity> {
+    pub(crate) fn parse(v: &str) -> Option<Gravity> {
         Some(match v {
             "ce" | "center" | "centre" | "c" => Gravity::Center,
             "no" | "north" | "top" | "n" | "t" => Gravity::North,

@@ -20,7 +20,7 @@ pub enum SourceFormat {
 }
 
 /// How many bytes [`sniff`] needs to decide.
-pub const SNIFF_LEN: usize = 32;
+pub(crate) const SNIFF_LEN: usize = 32;
 
 /// Detects an image format from the first bytes of a body. Returns `None` for anything that is
 /// not one of the formats pixgate handles (HTML, SVG, ICO, truncated headers...).
@@ -56,7 +56,7 @@ pub fn sniff(b: &[u8]) -> Option<SourceFormat> {
 
 impl SourceFormat {
     /// The canonical media type.
-    pub fn mime(self) -> &'static str {
+    pub(crate) fn mime(self) -> &'static str {
         match self {
             SourceFormat::Jpeg => "image/jpeg",
             SourceFormat::Png => "image/png",
@@ -66,7 +66,7 @@ impl SourceFormat {
         }
     }
     /// Short lowercase name, used as a metric label.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SourceFormat::Jpeg => "jpeg",
             SourceFormat::Png => "png",
@@ -76,12 +76,12 @@ impl SourceFormat {
         }
     }
     /// Whether pixgate can decode it (AVIF decoding needs dav1d, which is not built in).
-    pub fn decodable(self) -> bool {
+    pub(crate) fn decodable(self) -> bool {
         !matches!(self, SourceFormat::Avif)
     }
     /// The legacy family an image falls back to when the client names no modern format:
     /// photos stay JPEG, graphics stay PNG. `has_alpha` forces PNG (JPEG has no alpha).
-    pub fn family(self, has_alpha: bool) -> OutputFormat {
+    pub(crate) fn family(self, has_alpha: bool) -> OutputFormat {
         match self {
             _ if has_alpha => OutputFormat::Png,
             SourceFormat::Jpeg | SourceFormat::Webp | SourceFormat::Avif => OutputFormat::Jpeg,
@@ -116,14 +116,14 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     /// All output formats.
-    pub const ALL: [OutputFormat; 4] = [
+    pub(crate) const ALL: [OutputFormat; 4] = [
         OutputFormat::Avif,
         OutputFormat::Webp,
         OutputFormat::Jpeg,
         OutputFormat::Png,
     ];
     /// The media type written in Content-Type.
-    pub fn mime(self) -> &'static str {
+    pub(crate) fn mime(self) -> &'static str {
         match self {
             OutputFormat::Avif => "image/avif",
             OutputFormat::Webp => "image/webp",
@@ -141,12 +141,12 @@ impl OutputFormat {
         }
     }
     /// Whether the format carries an alpha channel.
-    pub fn supports_alpha(self) -> bool {
+    pub(crate) fn supports_alpha(self) -> bool {
         !matches!(self, OutputFormat::Jpeg)
     }
     /// Modern formats are chosen only when a client names them in Accept; the legacy ones are
     /// what every client decodes.
-    pub fn is_modern(self) -> bool {
+    pub(crate) fn is_modern(self) -> bool {
         matches!(self, OutputFormat::Avif | OutputFormat::Webp)
     }
 }

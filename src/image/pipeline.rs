@@ -29,7 +29,7 @@ pub struct Transform {
 impl Transform {
     /// Whether the output pixels differ from the source's (then the original is no fallback
     /// for a larger result: it would have the wrong size or look).
-    pub fn changes_pixels(&self) -> bool {
+    pub(crate) fn changes_pixels(&self) -> bool {
         self.resize.is_some() || self.blur.is_some() || self.sharpen.is_some()
     }
 }
@@ -77,7 +77,7 @@ impl Job {
 
     /// The same job with per-format qualities (a rule's) replacing the configured ones.
     #[must_use]
-    pub fn with_qualities(mut self, q: &[(OutputFormat, u8)]) -> Job {
+    pub(crate) fn with_qualities(mut self, q: &[(OutputFormat, u8)]) -> Job {
         for (f, v) in q {
             self.settings = self.settings.with_quality(*f, *v);
         }

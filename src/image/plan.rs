@@ -36,7 +36,7 @@ impl Plan {
     }
 
     /// The choice for a decoded source.
-    pub fn for_source(&self, source: SourceFormat, has_alpha: bool) -> Choice {
+    pub(crate) fn for_source(&self, source: SourceFormat, has_alpha: bool) -> Choice {
         match source.family(has_alpha) {
             OutputFormat::Png => self.png,
             _ => self.jpeg,
@@ -44,14 +44,14 @@ impl Plan {
     }
 
     /// Whether some source would be encoded as AVIF (the slow encoder).
-    pub fn wants_avif(&self) -> bool {
+    pub(crate) fn wants_avif(&self) -> bool {
         self.jpeg == Choice::Encode(OutputFormat::Avif)
             || self.png == Choice::Encode(OutputFormat::Avif)
     }
 
     /// The same plan with AVIF replaced by WebP: the quick answer while AVIF is encoded.
     #[must_use]
-    pub fn avif_as_webp(&self) -> Plan {
+    pub(crate) fn avif_as_webp(&self) -> Plan {
         let swap = |c: Choice| match c {
             Choice::Encode(OutputFormat::Avif) => Choice::Encode(OutputFormat::Webp),
             other => other,
@@ -64,7 +64,7 @@ impl Plan {
 
     /// A short stable label for cache keys: `avif` when both families agree, else
     /// `jpeg=webp,png=png`; `keep` means the original bytes.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         let name = |c: Choice| match c {
             Choice::Encode(f) => f.name(),
             Choice::Keep => "keep",

@@ -70,7 +70,7 @@ pub struct PoolResult {
 
 impl Pool {
     /// A pool of `slots` concurrent transforms, `max_waiting` more allowed to queue.
-    pub fn new(
+    pub(crate) fn new(
         slots: usize,
         max_waiting: usize,
         queue_timeout: Duration,
@@ -88,7 +88,7 @@ impl Pool {
 
     /// The same pool, counting transforms waiting and running in these gauges.
     #[must_use]
-    pub fn with_gauges(
+    pub(crate) fn with_gauges(
         mut self,
         queued: prometheus::IntGauge,
         running: prometheus::IntGauge,

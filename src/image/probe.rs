@@ -64,7 +64,7 @@ pub fn probe(data: &[u8], format: SourceFormat, limits: HeaderLimits) -> Result<
 }
 
 /// The image crate's name for a source format.
-pub fn to_image_format(f: SourceFormat) -> image::ImageFormat {
+pub(crate) fn to_image_format(f: SourceFormat) -> image::ImageFormat {
     match f {
         SourceFormat::Jpeg => image::ImageFormat::Jpeg,
         SourceFormat::Png => image::ImageFormat::Png,
@@ -78,7 +78,7 @@ pub fn to_image_format(f: SourceFormat) -> image::ImageFormat {
 /// Inside entropy-coded data `FF` is always followed by `00` or a restart marker, so `FF D9`
 /// after the scan header can only be the end of image. Segments before the scan (EXIF
 /// thumbnails carry their own EOI) are skipped by length, not searched.
-pub fn jpeg_complete(d: &[u8]) -> bool {
+pub(crate) fn jpeg_complete(d: &[u8]) -> bool {
     let mut i = 2; // after SOI
     while i + 4 <= d.len() {
         if d[i] != 0xFF {
@@ -107,7 +107,7 @@ pub fn jpeg_complete(d: &[u8]) -> bool {
 /// walk the whole coefficient buffer again, so a small file with thousands of scans costs
 /// seconds of CPU (libjpeg-turbo's `-maxscans` guards against the same). Encoders write at most
 /// a few dozen (mozjpeg's scan optimisation: about 10; libjpeg's default script: 10).
-pub const MAX_JPEG_SCANS: usize = 100;
+pub(crate) const MAX_JPEG_SCANS: usize = 100;
 
 /// Counts the scans (SOS segments) of a JPEG by walking its segments and skipping each scan's
 /// entropy-coded data (where `FF` is always followed by `00` or a restart marker), so an

@@ -30,7 +30,7 @@ pub struct ResizeSpec {
 /// Where the pixels go: a region of the source, resized to `size`, optionally placed on a
 /// canvas.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Geometry {
+pub(crate) struct Geometry {
     /// Size of the source region kept (the crop), before positioning.
     pub region: (f64, f64),
     /// Size the region is resized to.
@@ -41,11 +41,11 @@ pub struct Geometry {
 
 impl Geometry {
     /// The final output dimensions.
-    pub fn output(&self) -> (u32, u32) {
+    pub(crate) fn output(&self) -> (u32, u32) {
         self.canvas.unwrap_or(self.size)
     }
     /// How much the source is scaled (≤ 1 means shrinking).
-    pub fn scale(&self) -> f64 {
+    pub(crate) fn scale(&self) -> f64 {
         (f64::from(self.size.0) / self.region.0).max(f64::from(self.size.1) / self.region.1)
     }
 }
@@ -55,7 +55,7 @@ fn px(v: f64) -> u32 {
 }
 
 /// The geometry for a `sw`×`sh` (upright) source.
-pub fn geometry(sw: u32, sh: u32, spec: &ResizeSpec) -> Geometry {
+pub(crate) fn geometry(sw: u32, sh: u32, spec: &ResizeSpec) -> Geometry {
     let (fw, fh) = (f64::from(sw.max(1)), f64::from(sh.max(1)));
     let full = (fw, fh);
     let cap = |s: f64| if spec.enlarge { s } else { s.min(1.0) };
@@ -137,7 +137,7 @@ pub fn geometry(sw: u32, sh: u32, spec: &ResizeSpec) -> Geometry {
 
 /// The top-left corner of a `cw`×`ch` region in a `sw`×`sh` area, for a non-smart gravity.
 /// `Smart` is placed by [`smart_position`]; here it falls back to the centre.
-pub fn position(g: Gravity, sw: f64, sh: f64, cw: f64, ch: f64) -> (f64, f64) {
+pub(crate) fn position(g: Gravity, sw: f64, sh: f64, cw: f64, ch: f64) -> (f64, f64) {
     let (fx, fy) = match g {
         Gravity::Center | Gravity::Smart => (0.5, 0.5),
         Gravity::North => (0.5, 0.0),
@@ -161,7 +161,7 @@ pub fn position(g: Gravity, sw: f64, sh: f64, cw: f64, ch: f64) -> (f64, f64) {
 /// The `cw`×`ch` region of `img` with the most edge energy (sum of |dx| + |dy| of luma),
 /// searched on a thumbnail of at most 128 pixels a side: the part of a photo with detail
 /// (a face, an object) rather than sky or wall.
-pub fn smart_position(img: &DynamicImage, cw: f64, ch: f64) -> (f64, f64) {
+pub(crate) fn smart_position(img: &DynamicImage, cw: f64, ch: f64) -> (f64, f64) {
     let (sw, sh) = (f64::from(img.width()), f64::from(img.height()));
     if cw >= sw && ch >= sh {
         return (0.0, 0.0);
@@ -280,7 +280,7 @@ fn pad(img: DynamicImage, w: u32, h: u32, g: Gravity, bg: [u8; 4]) -> DynamicIma
 }
 
 /// Composites transparent pixels onto `bg` (for JPEG, which has no alpha).
-pub fn flatten(img: DynamicImage, bg: [u8; 3]) -> DynamicImage {
+pub(crate) fn flatten(img: DynamicImage, bg: [u8; 3]) -> DynamicImage {
     let DynamicImage::ImageRgba8(rgba) = img else {
         return img;
     };

@@ -13,11 +13,11 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The tracing target of access-log events (kept out of the diagnostic log).
-pub const TARGET: &str = "pixgate_access";
+pub(crate) const TARGET: &str = "pixgate_access";
 
 /// The client's network: IPv4 /24 (`203.0.113.0/24`), IPv6 /48 (`2001:db8:1::/48`).
 /// IPv4-mapped IPv6 addresses are treated as IPv4.
-pub fn truncate_ip(ip: IpAddr) -> String {
+pub(crate) fn truncate_ip(ip: IpAddr) -> String {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -38,14 +38,14 @@ pub fn truncate_ip(ip: IpAddr) -> String {
 /// HMAC-SHA256 of host and path under a random key that lives only in memory and is replaced
 /// every `rotation`: equal paths hash equally within one period, and nothing maps a hash back
 /// to its path once the key is gone.
-pub struct PathHasher {
+pub(crate) struct PathHasher {
     rotation: Duration,
     key: Mutex<(u64, [u8; 32])>,
 }
 
 impl PathHasher {
     /// A hasher whose key changes every `rotation`.
-    pub fn new(rotation: Duration) -> PathHasher {
+    pub(crate) fn new(rotation: Duration) -> PathHasher {
         PathHasher {
             rotation: rotation.max(Duration::from_secs(1)),
             key: Mutex::new((u64::MAX, [0; 32])),
@@ -58,7 +58,7 @@ impl PathHasher {
     }
 
     /// 16 hex digits (64 bits) of the HMAC of `host` and `path` under the key of `now`'s period.
-    pub fn hash(&self, host: &str, path: &str, now: SystemTime) -> String {
+    pub(crate) fn hash(&self, host: &str, path: &str, now: SystemTime) -> String {
         let period = self.period(now);
         let key = {
             let mut k = self.key.lock().unwrap_or_else(|p| p.into_inner());
@@ -88,7 +88,7 @@ fn fill_random(buf: &mut [u8; 32]) {
 
 /// One access-log line: everything it may contain.
 #[derive(Debug, Default)]
-pub struct Line<'a> {
+pub(crate) struct Line<'a> {
     /// `GET`, `HEAD`, ...
     pub method: &'a str,
     /// `proxy`, `image`, `api`.
@@ -134,13 +134,13 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Milliseconds, rounded to microseconds, for a line.
-pub fn millis(d: Duration) -> f64 {
+pub(crate) fn millis(d: Duration) -> f64 {
     ms(d)
 }
 
 impl AccessLog {
     /// From `log.access`.
-    pub fn new(cfg: &AccessLogConfig) -> AccessLog {
+    pub(crate) fn new(cfg: &AccessLogConfig) -> AccessLog {
         AccessLog {
             enabled: cfg.enabled,
             client_ip: cfg.client_ip,
@@ -150,13 +150,13 @@ impl AccessLog {
     }
 
     /// Whether lines are written at all.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.enabled
     }
 
     /// What `paths` allows to be said about a request's path: nothing, `path_hash=...` or
     /// the path itself. pingora's own error messages use this too (`request_summary`).
-    pub fn describe_path(&self, host: &str, path: &str) -> String {
+    pub(crate) fn describe_path(&self, host: &str, path: &str) -> String {
         match self.paths {
             PathLogging::None => "path withheld".into(),
             PathLogging::Hashed => format!(
@@ -168,7 +168,7 @@ impl AccessLog {
     }
 
     /// Writes `line`; `client`, `host` and `path` are used only as the configuration allows.
-    pub fn write(&self, line: &Line, client: Option<IpAddr>, host: &str, path: &str) {
+    pub(crate) fn write(&self, line: &Line, client: Option<IpAddr>, host: &str, path: &str) {
         if !self.enabled {
             return;
         }

@@ -136,7 +136,7 @@ impl Default for MetricsConfig {
 
 impl LogConfig {
     /// `(key, problem)` for every invalid value.
-    pub fn validate(&self) -> Vec<(String, String)> {
+    pub(crate) fn validate(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
         if tracing_subscriber::EnvFilter::try_new(&self.level).is_err() {
             p.push((
@@ -156,7 +156,7 @@ impl LogConfig {
 
 impl MetricsConfig {
     /// `(key, problem)` for every invalid value.
-    pub fn validate(&self) -> Vec<(String, String)> {
+    pub(crate) fn validate(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
         if self.tenants.len() > 1000 {
             p.push((

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How recent an origin answer must be for `/readyz` to trust it without a probe.
-pub const RECENT: Duration = Duration::from_secs(30);
+pub(crate) const RECENT: Duration = Duration::from_secs(30);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -25,7 +25,7 @@ pub struct OriginHealth {
 
 /// The origin's state as `/readyz` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OriginState {
+pub(crate) enum OriginState {
     /// It answered this long ago, with no failure since.
     Answered(Duration),
     /// The latest exchange failed.
@@ -36,16 +36,16 @@ pub enum OriginState {
 
 impl OriginHealth {
     /// The origin answered (any status).
-    pub fn ok(&self) {
+    pub(crate) fn ok(&self) {
         self.last_ok.store(now_ms(), Ordering::Relaxed);
     }
     /// Connecting to or reading from the origin failed.
-    pub fn failed(&self) {
+    pub(crate) fn failed(&self) {
         self.last_err.store(now_ms(), Ordering::Relaxed);
     }
 
     /// What the recorded exchanges say, `window` being "recently".
-    pub fn state(&self, window: Duration) -> OriginState {
+    pub(crate) fn state(&self, window: Duration) -> OriginState {
         let (ok, err, now) = (
             self.last_ok.load(Ordering::Relaxed),
             self.last_err.load(Ordering::Relaxed),

@@ -4,7 +4,7 @@
 pub mod access;
 pub mod config;
 pub mod health;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod record;
 pub mod tenant;
 

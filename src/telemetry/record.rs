@@ -24,7 +24,7 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// From the `metrics` and `log` sections.
-    pub fn new(metrics: &MetricsConfig, log: &LogConfig) -> Telemetry {
+    pub(crate) fn new(metrics: &MetricsConfig, log: &LogConfig) -> Telemetry {
         Telemetry {
             tenants: Tenants::new(&metrics.tenants),
             access: AccessLog::new(&log.access),
@@ -35,7 +35,7 @@ impl Telemetry {
 }
 
 /// The closed-set label for a source format name (`unknown` otherwise).
-pub fn source_label(name: &str) -> &'static str {
+pub(crate) fn source_label(name: &str) -> &'static str {
     use crate::image::format::SourceFormat as S;
     [S::Jpeg, S::Png, S::Gif, S::Webp, S::Avif]
         .into_iter()
@@ -45,7 +45,7 @@ pub fn source_label(name: &str) -> &'static str {
 }
 
 /// The closed-set label for an entry's note (`avif`, `webp`, `jpeg`, `png`, else `original`).
-pub fn output_label(note: &str) -> &'static str {
+pub(crate) fn output_label(note: &str) -> &'static str {
     crate::image::format::OutputFormat::ALL
         .into_iter()
         .map(crate::image::format::OutputFormat::name)
@@ -86,7 +86,7 @@ pub struct Record {
 
 impl Record {
     /// A request starting now; counts it in flight when `per_request` (until dropped).
-    pub fn start(per_request: bool) -> Record {
+    pub(crate) fn start(per_request: bool) -> Record {
         if per_request {
             metrics::REQUESTS_IN_FLIGHT.inc();
         }
@@ -109,18 +109,18 @@ impl Record {
     }
 
     /// Adds origin time (a request may fetch twice: a redirect, a retried flight).
-    pub fn add_origin_time(&mut self, d: Duration) {
+    pub(crate) fn add_origin_time(&mut self, d: Duration) {
         self.origin_time = Some(self.origin_time.unwrap_or_default() + d);
     }
 
     /// A transform ran for this request: `queued` waiting for a slot, then `ran`.
-    pub fn transformed(&mut self, queued: Duration, ran: Duration) {
+    pub(crate) fn transformed(&mut self, queued: Duration, ran: Duration) {
         self.queue_time = Some(queued);
         self.transform_time = Some(ran);
     }
 
     /// Counts the request and writes its access-log line.
-    pub fn finish(&self, tel: &Telemetry, done: Done<'_>) {
+    pub(crate) fn finish(&self, tel: &Telemetry, done: Done<'_>) {
         let bytes_out = done.bytes_out;
         let format = self.output.unwrap_or("none");
         if tel.per_request {

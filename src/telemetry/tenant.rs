@@ -12,18 +12,18 @@ pub struct TenantId(u16);
 
 impl TenantId {
     /// No tenant assigned.
-    pub const NONE: TenantId = TenantId(0);
+    pub(crate) const NONE: TenantId = TenantId(0);
     /// A tenant name outside `metrics.tenants`.
-    pub const OTHER: TenantId = TenantId(1);
+    pub(crate) const OTHER: TenantId = TenantId(1);
 
     /// Its index in the closed set (a rate-limit key).
-    pub fn index(self) -> u16 {
+    pub(crate) fn index(self) -> u16 {
         self.0
     }
 }
 
 /// Whether `s` is a usable tenant name: 1-64 of letters, digits, `-`, `_`, `.`.
-pub fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -45,7 +45,7 @@ pub struct Tenants {
 
 impl Tenants {
     /// `none`, `other`, then `names` in order.
-    pub fn new(names: &[String]) -> Tenants {
+    pub(crate) fn new(names: &[String]) -> Tenants {
         let all = ["none", "other"]
             .into_iter()
             .map(str::to_string)
@@ -63,7 +63,7 @@ impl Tenants {
     }
 
     /// The tenant called `name` (`None`: no tenant; unlisted: `other`).
-    pub fn id(&self, name: Option<&str>) -> TenantId {
+    pub(crate) fn id(&self, name: Option<&str>) -> TenantId {
         let Some(name) = name else {
             return TenantId::NONE;
         };
@@ -76,14 +76,20 @@ impl Tenants {
     }
 
     /// The tenant's name (the label value).
-    pub fn name(&self, id: TenantId) -> &str {
+    pub(crate) fn name(&self, id: TenantId) -> &str {
         self.meters
             .get(usize::from(id.0))
             .map_or("none", |m| &m.name)
     }
 
     /// Adds one request's usage.
-    pub fn record(&self, id: TenantId, origin_bytes: u64, response_bytes: u64, transform: f64) {
+    pub(crate) fn record(
+        &self,
+        id: TenantId,
+        origin_bytes: u64,
+        response_bytes: u64,
+        transform: f64,
+    ) {
         let Some(m) = self.meters.get(usize::from(id.0)) else {
             return;
         };

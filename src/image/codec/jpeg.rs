@@ -6,7 +6,7 @@ use image::DynamicImage;
 use mozjpeg::{qtable, ColorSpace, Compress};
 
 /// Encodes Luma8 as grayscale JPEG and anything else as YCbCr 4:2:0.
-pub fn encode(img: &DynamicImage, c: JpegConfig) -> Result<Vec<u8>, String> {
+pub(crate) fn encode(img: &DynamicImage, c: JpegConfig) -> Result<Vec<u8>, String> {
     let (cs, owned);
     let pixels: &[u8] = match img {
         DynamicImage::ImageLuma8(g) => {

@@ -1,0 +1,84 @@
+//! The variant cache, both tiers (docs/metrics.md, "Cache").
+
+metrics! {
+    /// Image-path requests by cache status (`hit`, `miss`, `bypass`).
+    CACHE_REQUESTS: IntCounterVec = register_int_counter_vec!(
+        "pixgate_cache_requests_total",
+        "Image-path requests by cache status",
+        &["status"]
+    );
+
+    /// Cache hits by tier (`memory`, `disk`).
+    CACHE_HITS: IntCounterVec = register_int_counter_vec!(
+        "pixgate_cache_hits_total",
+        "Cache hits by tier",
+        &["tier"]
+    );
+
+    /// Requests that waited for another request's miss instead of fetching (coalescing).
+    CACHE_COALESCED: IntCounter = register_int_counter!(
+        "pixgate_cache_coalesced_total",
+        "Requests answered by another request's fetch and transform (coalescing)"
+    );
+
+    /// Responses not stored, by reason (`no_store`, `private`, `set_cookie`, `cookie`,
+    /// `transient`...).
+    CACHE_NOT_STORED: IntCounterVec = register_int_counter_vec!(
+        "pixgate_cache_not_stored_total",
+        "Responses not stored, by reason",
+        &["reason"]
+    );
+
+    /// Entries removed by the cache itself, by tier and reason (`size`, `expired`, `idle`,
+    /// `corrupt`, `purge`).
+    CACHE_EVICTIONS: IntCounterVec = register_int_counter_vec!(
+        "pixgate_cache_evictions_total",
+        "Entries removed by the cache, by tier and reason",
+        &["tier", "reason"]
+    );
+
+    /// Entries removed by purge requests (both tiers).
+    CACHE_PURGED: IntCounter = register_int_counter!(
+        "pixgate_cache_purged_total",
+        "Entries removed by purge requests (memory and disk)"
+    );
+
+    /// Background AVIF encodes, by outcome (`started`, `stored`, `not_stored`, `skipped`).
+    CACHE_BACKGROUND: IntCounterVec = register_int_counter_vec!(
+        "pixgate_cache_background_total",
+        "AVIF encodes that outlived their request's budget, by outcome",
+        &["outcome"]
+    );
+
+    /// WebP answers given while an AVIF variant was pending.
+    CACHE_AVIF_FALLBACK: IntCounter = register_int_counter!(
+        "pixgate_cache_avif_fallback_total",
+        "WebP answers given because AVIF was not ready within its budget"
+    );
+
+    /// Bytes held, by tier (updated by the sweeper).
+    CACHE_BYTES: IntGaugeVec = register_int_gauge_vec!(
+        "pixgate_cache_bytes",
+        "Bytes held, by tier",
+        &["tier"]
+    );
+
+    /// Entries held, by tier (updated by the sweeper).
+    CACHE_ENTRIES: IntGaugeVec = register_int_gauge_vec!(
+        "pixgate_cache_entries",
+        "Entries held, by tier",
+        &["tier"]
+    );
+
+    /// Age of the oldest entry in either tier, in seconds (0 when empty).
+    CACHE_OLDEST: IntGauge = register_int_gauge!(
+        "pixgate_cache_oldest_entry_age_seconds",
+        "Age of the oldest cached entry in either tier (0 when empty)"
+    );
+
+    /// The configured `cache.max_retention`, for alerts against the oldest entry's age.
+    CACHE_MAX_RETENTION: IntGauge = register_int_gauge!(
+        "pixgate_cache_max_retention_seconds",
+        "The configured retention limit (cache.max_retention)"
+    );
+}
