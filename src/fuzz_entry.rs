@@ -16,11 +16,12 @@ use crate::image::resize;
 use crate::request::accept::Accept;
 use crate::request::hints::Hints;
 use crate::request::imgproxy::{self, ApiUrl};
-use crate::request::negotiate::{choose, plan_for, Choice, Plan};
+use crate::request::negotiate::{choose, Choice, Plan};
 use crate::request::options::{OptionError, Options};
-use crate::rules::{LoadErrors, RuleSet};
+use crate::rules::{Applied, LoadErrors, RuleSet};
 use crate::security::signing::Signer;
 use crate::security::ssrf::SourceUrl;
+use crate::variant::{self, Ask, Route, Settings};
 
 /// The configuration defaults the targets check against, built once.
 fn defaults() -> &'static Config {
@@ -359,8 +360,21 @@ pub fn image_entry(data: &[u8]) -> Option<Outcome> {
         .expect("fixed query parses")
         .0
         .capped(max_dpr());
-    // Every format is enabled here, so a named format is always granted.
-    let plan = plan_for(options.format, &accept, &IMAGE_FORMATS).expect("all formats enabled");
+    // The decision the proxy path makes, without a rule. Every format is enabled here, so a
+    // named format is always granted.
+    let ask = Ask {
+        options,
+        hints: None,
+        accept,
+        route: Route::Proxy,
+    };
+    let settings = Settings {
+        formats: &IMAGE_FORMATS,
+        transform: &defaults().transform,
+    };
+    let v = variant::decide(&ask, &Applied::find(None, "", "/"), settings)
+        .expect("all formats enabled");
+    let plan = v.plan;
     let probed = probe::probe(body, format, IMAGE_LIMITS);
     if let Ok(p) = &probed {
         assert_eq!(p.format, format);
@@ -368,7 +382,7 @@ pub fn image_entry(data: &[u8]) -> Option<Outcome> {
         assert!(p.width <= IMAGE_LIMITS.max_dimension && p.height <= IMAGE_LIMITS.max_dimension);
         assert!(u64::from(p.width) * u64::from(p.height) <= IMAGE_LIMITS.max_pixels);
     }
-    let transform = options.transform(max_output_dimension());
+    let transform = v.transform;
     let job = Job::for_plan(
         bytes::Bytes::copy_from_slice(body),
         format,

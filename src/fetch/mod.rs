@@ -161,10 +161,16 @@ impl Guard {
         url: SourceUrl,
         reserve: &mut (dyn FnMut(u64) -> bool + Send),
     ) -> Result<Remote, Refusal> {
+        let started = std::time::Instant::now();
         let f = self.fetch_inner(&self.connector, url, reserve);
+        let too_long = || refuse(504, "timeout", "the source took too long");
         match tokio::time::timeout(self.timeout, f).await {
+            // The per-read timeout equals the total one: a read that failed once the total
+            // deadline had passed is that deadline's doing (on a busy runtime both are due in
+            // the same poll, and the inner future is polled first).
+            Ok(Err(_)) if started.elapsed() >= self.timeout => Err(too_long()),
             Ok(r) => r,
-            Err(_) => Err(refuse(504, "timeout", "the source took too long")),
+            Err(_) => Err(too_long()),
         }
     }
 
