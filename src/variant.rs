@@ -8,11 +8,11 @@
 //! [`Ask::under_source_rule`], which re-derives the pixels and qualities under the rule for the
 //! source's format while keeping the key and, where that rule allows it, the agreed plan.
 
-use crate::config::TransformConfig;
 use crate::image::format::OutputFormat;
 use crate::image::pipeline::Transform;
 use crate::image::plan::Plan;
 use crate::request::accept::Accept;
+use crate::request::config::TransformConfig;
 use crate::request::hints::Hints;
 use crate::request::negotiate::plan_for;
 use crate::request::options::{FormatReq, Options};

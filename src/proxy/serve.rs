@@ -14,7 +14,6 @@
 
 use super::avif_budget;
 use super::outcome::{job, Parts};
-use super::refused::Refused;
 use super::respond::{self, CacheStatus};
 use super::source::{self, Fetched, SourceImage};
 use super::state::State;
@@ -309,7 +308,7 @@ pub(super) async fn prepare(
             Fetched::Image(s) => s,
             other => {
                 drop(lead);
-                let status = not_an_image(st, session, other, key, rec).await?;
+                let status = source::not_an_image(st, session, other, key, rec).await?;
                 return Ok(Prepared::Answered(status));
             }
         },
@@ -399,57 +398,6 @@ pub(super) async fn finish(
         CacheStatus::Bypass
     };
     respond::entry(st, session, &e, status, p.fallback, rec).await
-}
-
-/// The answer when the fetch gave no image in hand: the response streams through, or a
-/// failed or refused fetch answers its error, or the stale entry for `key` when its
-/// `stale-if-error` window still holds it.
-async fn not_an_image(
-    st: &State,
-    session: &mut Session,
-    fetched: Fetched,
-    key: Option<Key>,
-    rec: &mut Record,
-) -> Result<u16> {
-    let stale_entry = |cause| stale(st, key, cause);
-    match fetched {
-        Fetched::Image(_) => Err(pingora::Error::new_str("an image is not streamed")),
-        Fetched::Stream(up, chunks, reason) => {
-            if up.header.status.as_u16() >= 500 {
-                if let Some(e) = stale_entry("origin_5xx").await {
-                    rec.reason = Some("origin_5xx");
-                    return respond::entry(st, session, &e, CacheStatus::Stale, None, rec).await;
-                }
-            }
-            respond::stream_through(st, session, up, chunks, reason, rec).await
-        }
-        Fetched::Failed(e) => {
-            rec.reason = Some(e.label());
-            if let Some(entry) = stale_entry("origin_error").await {
-                return respond::entry(st, session, &entry, CacheStatus::Stale, None, rec).await;
-            }
-            session.respond_error(e.status()).await?;
-            Ok(e.status())
-        }
-        Fetched::Refused(r) => {
-            let r = Refused::from(r);
-            r.record(rec);
-            if r.status >= 502 {
-                if let Some(e) = stale_entry("origin_error").await {
-                    return respond::entry(st, session, &e, CacheStatus::Stale, None, rec).await;
-                }
-            }
-            r.write(session).await
-        }
-    }
-}
-
-/// The expired variant for `key` in place of a failed origin, when its `stale-if-error`
-/// window (inside `max_retention`) still holds it.
-async fn stale(st: &State, key: Option<Key>, cause: &'static str) -> Option<Arc<Entry>> {
-    let e = st.cache.get_stale(&key?).await?;
-    metrics::CACHE_STALE.with_label_values(&[cause]).inc();
-    Some(e)
 }
 
 /// Whether this outcome is a full queue that `limits.overload: reject` answers with 503.

@@ -2,8 +2,11 @@
 //! the configured timeouts), a sniff of the first bytes, and either the whole image body in
 //! hand or a response to stream through unchanged (non-images, `no-transform`, too large).
 
+use super::refused::Refused;
+use super::respond::{self, CacheStatus};
 use super::serve::Request;
 use super::state::State;
+use crate::cache::{Entry, Key};
 use crate::fetch::origin::{self, FetchError, Upstream};
 use crate::image::format::{sniff, SourceFormat, SNIFF_LEN};
 use crate::image::Reason;
@@ -12,7 +15,9 @@ use crate::telemetry::Record;
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
 use pingora::Result;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A source image in hand.
@@ -239,4 +244,55 @@ async fn fetch_remote_or_origin(st: &State, req: &Request) -> Result<Fetched> {
         }
         Err(refusal) => Fetched::Refused(refusal),
     })
+}
+
+/// The answer when the fetch gave no image in hand: the response streams through, or a
+/// failed or refused fetch answers its error, or the stale entry for `key` when its
+/// `stale-if-error` window still holds it.
+pub(super) async fn not_an_image(
+    st: &State,
+    session: &mut Session,
+    fetched: Fetched,
+    key: Option<Key>,
+    rec: &mut Record,
+) -> Result<u16> {
+    let stale_entry = |cause| stale(st, key, cause);
+    match fetched {
+        Fetched::Image(_) => Err(pingora::Error::new_str("an image is not streamed")),
+        Fetched::Stream(up, chunks, reason) => {
+            if up.header.status.as_u16() >= 500 {
+                if let Some(e) = stale_entry("origin_5xx").await {
+                    rec.reason = Some("origin_5xx");
+                    return respond::entry(st, session, &e, CacheStatus::Stale, None, rec).await;
+                }
+            }
+            respond::stream_through(st, session, up, chunks, reason, rec).await
+        }
+        Fetched::Failed(e) => {
+            rec.reason = Some(e.label());
+            if let Some(entry) = stale_entry("origin_error").await {
+                return respond::entry(st, session, &entry, CacheStatus::Stale, None, rec).await;
+            }
+            session.respond_error(e.status()).await?;
+            Ok(e.status())
+        }
+        Fetched::Refused(r) => {
+            let r = Refused::from(r);
+            r.record(rec);
+            if r.status >= 502 {
+                if let Some(e) = stale_entry("origin_error").await {
+                    return respond::entry(st, session, &e, CacheStatus::Stale, None, rec).await;
+                }
+            }
+            r.write(session).await
+        }
+    }
+}
+
+/// The expired variant for `key` in place of a failed origin, when its `stale-if-error`
+/// window (inside `max_retention`) still holds it.
+async fn stale(st: &State, key: Option<Key>, cause: &'static str) -> Option<Arc<Entry>> {
+    let e = st.cache.get_stale(&key?).await?;
+    metrics::CACHE_STALE.with_label_values(&[cause]).inc();
+    Some(e)
 }
