@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod request;
 pub mod rules;
+pub mod screening;
 pub mod security;
 pub mod server;
 pub mod telemetry;

@@ -29,12 +29,14 @@ macro_rules! metrics {
 mod cache;
 mod process;
 mod requests;
+mod screening;
 mod tenants;
 mod transforms;
 
 pub(crate) use cache::*;
 pub(crate) use process::*;
 pub(crate) use requests::*;
+pub(crate) use screening::*;
 pub(crate) use tenants::*;
 pub(crate) use transforms::*;
 
@@ -46,6 +48,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static dyn Collector> {
         cache::all,
         tenants::all,
         process::all,
+        screening::all,
     ]
     .into_iter()
     .flat_map(|area| area())
@@ -120,6 +123,9 @@ pub(crate) fn init() {
         .set(1);
     // Vectors show in the text only once a label set exists: create the common ones at 0,
     // so dashboards and `rate()` see them from the start.
+    for outcome in ["allow", "digest", "near_duplicate", "hook"] {
+        SCREENING.with_label_values(&[outcome]);
+    }
     for scope in ["ip", "tenant"] {
         RATE_LIMITED.with_label_values(&[scope]);
         RATE_LIMIT_KEYS.with_label_values(&[scope]);
