@@ -94,7 +94,7 @@ pub(crate) struct Hook {
 /// What the hook is told about one upload.
 pub(crate) struct Subject<'a> {
     pub sha256: &'a str,
-    pub dhash: Option<&'a str>,
+    pub dhash: &'a str,
     pub bytes: &'a Bytes,
 }
 
@@ -125,15 +125,11 @@ impl Hook {
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(Full::new(Bytes::from(body.to_string())))
             }
-            SendMode::Bytes => {
-                let mut r = request
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header("x-pixgate-sha256", s.sha256);
-                if let Some(d) = s.dhash {
-                    r = r.header("x-pixgate-dhash", d);
-                }
-                r.body(Full::new(s.bytes.clone()))
-            }
+            SendMode::Bytes => request
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .header("x-pixgate-sha256", s.sha256)
+                .header("x-pixgate-dhash", s.dhash)
+                .body(Full::new(s.bytes.clone())),
         }
         .map_err(|_| HookError::Connection)?;
         let stream = TcpStream::connect((t.host.as_str(), t.port))

@@ -126,13 +126,14 @@ impl std::fmt::Debug for Screening {
 }
 
 impl Screening {
-    /// Loads the deny list (an unreadable or bad file is an error) and checks the hook URL.
+    /// Loads the deny list (an unreadable or bad file is an error) and checks the hook URL
+    /// (already checked by [`ScreeningConfig::validate`], which names the config file).
     /// `limits` are the pixel limits uploads are decoded under.
     pub fn new(cfg: &ScreeningConfig, limits: HeaderLimits) -> Result<Screening, Errors> {
         let hook = match &cfg.hook {
             Some(h) => Some(hook::Hook::new(h).map_err(|e| {
                 Errors(vec![crate::located::Error {
-                    file: PathBuf::new(),
+                    file: PathBuf::from("<config>"),
                     line: None,
                     key: "upload.screening.hook.url".into(),
                     message: e,
@@ -178,32 +179,29 @@ impl Screening {
         if let Err(u) = dhash::probe(bytes, self.limits) {
             return (Verdict::Unreadable(u), u.label());
         }
-        let wants_dhash = list.wants_dhash() || self.hook.is_some();
+        if !list.wants_dhash() && self.hook.is_none() {
+            return (Verdict::Allow, "allow");
+        }
+        // Owned for the blocking decode (and the hook's body under `send: bytes`).
         let owned = Bytes::copy_from_slice(bytes);
-        let dhash = if wants_dhash {
-            match self.dhash(owned.clone()).await {
-                Ok(h) => Some(h),
-                Err(u) => return (Verdict::Unreadable(u), u.label()),
-            }
-        } else {
-            None
+        let dhash = match self.dhash(owned.clone()).await {
+            Ok(h) => h,
+            Err(u) => return (Verdict::Unreadable(u), u.label()),
         };
-        if let Some(h) = dhash {
-            if list.has_near(h, self.max_distance) {
-                return deny(DenyReason::NearDuplicate);
-            }
+        if list.has_near(dhash, self.max_distance) {
+            return deny(DenyReason::NearDuplicate);
         }
         drop(list);
         let Some(hook) = &self.hook else {
             return (Verdict::Allow, "allow");
         };
         let sha = deny_list::hex(&digest);
-        let dhash = dhash.map(|h| format!("{h:016x}"));
+        let dhash = format!("{dhash:016x}");
         let started = Instant::now();
         let answer = hook
             .ask(&hook::Subject {
                 sha256: &sha,
-                dhash: dhash.as_deref(),
+                dhash: &dhash,
                 bytes: &owned,
             })
             .await;

@@ -53,6 +53,14 @@
     return parts.join(" ");
   }
 
+  // The name a result is offered under: the original's stem with the output's extension.
+  function resultName(name, fmt) {
+    const ext = { jpeg: "jpg", webp: "webp", avif: "avif", png: "png" }[fmt];
+    if (!ext) return name;
+    const dot = name.lastIndexOf(".");
+    return (dot > 0 ? name.slice(0, dot) : name) + "." + ext;
+  }
+
   function plural(n, unit) { return n + " " + unit + (n === 1 ? "" : "s"); }
 
   // The API's savings is a fraction of the input (0.63 = 63 % smaller).
@@ -333,7 +341,7 @@
 
       const link = li.querySelector("a.download");
       link.href = r.link;
-      link.textContent = "Download " + name;
+      link.textContent = "Download " + resultName(name, r.format);
       const expiry = li.querySelector(".expiry");
       const when = toDate(r.expires_at);
       if (when) {
