@@ -27,6 +27,27 @@ pub struct HeaderLimits {
 
 /// Probes `data` (already sniffed as `format`) and applies the header limits.
 pub fn probe(data: &[u8], format: SourceFormat, limits: HeaderLimits) -> Result<Probe, Reason> {
+    let p = dimensions(data, format, limits)?;
+    match format {
+        SourceFormat::Jpeg if !jpeg_complete(data) => return Err(Reason::Truncated),
+        SourceFormat::Jpeg if jpeg_scans(data) > MAX_JPEG_SCANS => {
+            return Err(Reason::TooManyScans)
+        }
+        SourceFormat::Png if png_animated(data) => return Err(Reason::Animated),
+        SourceFormat::Webp if webp_animated(data) => return Err(Reason::Animated),
+        SourceFormat::Gif if gif_frames(data) > 1 => return Err(Reason::Animated),
+        _ => {}
+    }
+    Ok(p)
+}
+
+/// The declared dimensions of `data` (sniffed as `format`) within the pixel limits, read from
+/// the header alone: the part of [`probe`] every decoder of untrusted bytes needs first.
+pub(crate) fn dimensions(
+    data: &[u8],
+    format: SourceFormat,
+    limits: HeaderLimits,
+) -> Result<Probe, Reason> {
     if data.is_empty() {
         return Err(Reason::Empty);
     }
@@ -45,16 +66,6 @@ pub fn probe(data: &[u8], format: SourceFormat, limits: HeaderLimits) -> Result<
         || u64::from(width) * u64::from(height) > limits.max_pixels
     {
         return Err(Reason::TooManyPixels);
-    }
-    match format {
-        SourceFormat::Jpeg if !jpeg_complete(data) => return Err(Reason::Truncated),
-        SourceFormat::Jpeg if jpeg_scans(data) > MAX_JPEG_SCANS => {
-            return Err(Reason::TooManyScans)
-        }
-        SourceFormat::Png if png_animated(data) => return Err(Reason::Animated),
-        SourceFormat::Webp if webp_animated(data) => return Err(Reason::Animated),
-        SourceFormat::Gif if gif_frames(data) > 1 => return Err(Reason::Animated),
-        _ => {}
     }
     Ok(Probe {
         format,

@@ -7,9 +7,9 @@
 
 use crate::image::decode;
 use crate::image::format::{sniff, SourceFormat};
-use crate::image::probe::{jpeg_scans, to_image_format, HeaderLimits, Probe, MAX_JPEG_SCANS};
+use crate::image::probe::{self, HeaderLimits, Probe};
+use crate::image::Reason;
 use image::{DynamicImage, GrayImage};
-use std::io::Cursor;
 
 /// Why no dHash could be computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,30 +39,14 @@ impl Unreadable {
 /// hashed); only what cannot be read or would cost too much is refused.
 pub fn probe(data: &[u8], limits: HeaderLimits) -> Result<Probe, Unreadable> {
     let format = sniff(data).ok_or(Unreadable::NotImage)?;
-    if !format.decodable() {
-        return Err(Unreadable::Undecodable);
-    }
-    let (width, height) =
-        image::ImageReader::with_format(Cursor::new(data), to_image_format(format))
-            .into_dimensions()
-            .map_err(|_| Unreadable::Undecodable)?;
-    if width == 0 || height == 0 {
-        return Err(Unreadable::Undecodable);
-    }
-    if width > limits.max_dimension
-        || height > limits.max_dimension
-        || u64::from(width) * u64::from(height) > limits.max_pixels
-    {
+    let p = probe::dimensions(data, format, limits).map_err(|r| match r {
+        Reason::TooManyPixels => Unreadable::Bomb,
+        _ => Unreadable::Undecodable,
+    })?;
+    if format == SourceFormat::Jpeg && probe::jpeg_scans(data) > probe::MAX_JPEG_SCANS {
         return Err(Unreadable::Bomb);
     }
-    if format == SourceFormat::Jpeg && jpeg_scans(data) > MAX_JPEG_SCANS {
-        return Err(Unreadable::Bomb);
-    }
-    Ok(Probe {
-        format,
-        width,
-        height,
-    })
+    Ok(p)
 }
 
 /// The dHash of encoded image bytes, within `limits`.
@@ -155,7 +139,7 @@ mod tests {
     }
 
     fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
-        let mut out = Cursor::new(Vec::new());
+        let mut out = std::io::Cursor::new(Vec::new());
         img.write_to(&mut out, format).unwrap();
         out.into_inner()
     }
