@@ -5,6 +5,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::demo;
 use crate::fetch::origin::{Origin, OriginTarget};
+use crate::listener::Listener;
 use crate::proxy::conns::ConnLimits;
 use crate::proxy::deadline::Guarded;
 use crate::proxy::{Pixgate, State};
@@ -23,9 +24,11 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often the sweeper also walks the disk directory for strays.
 const SCRUB_EVERY: Duration = Duration::from_secs(30);
 
-/// Removes expired entries every `every` (the retention lag) and publishes usage gauges.
+/// Removes expired entries of every store every `every` (the retention lag) and publishes
+/// their usage gauges.
 struct Sweeper {
-    cache: Arc<Cache>,
+    /// `(store label, cache)`: `variants` (the proxy's cache), `uploads` (the upload store).
+    stores: Vec<(&'static str, Arc<Cache>)>,
     every: Duration,
 }
 
@@ -40,7 +43,7 @@ impl BackgroundService for Sweeper {
                 _ = shutdown.changed() => return,
                 _ = tick.tick() => {}
             }
-            let cache = self.cache.clone();
+            let stores = self.stores.clone();
             let scrub = last_scrub.elapsed() >= SCRUB_EVERY;
             if scrub {
                 last_scrub = Instant::now();
@@ -48,11 +51,18 @@ impl BackgroundService for Sweeper {
             // File deletes block: keep them off this runtime's reactor.
             let _ = tokio::task::spawn_blocking(move || {
                 let now = SystemTime::now();
-                cache.sweep(now);
-                if scrub {
-                    cache.scrub(now);
+                for (store, cache) in &stores {
+                    let removed = cache.sweep(now);
+                    if *store == "uploads" && removed > 0 {
+                        metrics::UPLOAD_LINKS
+                            .with_label_values(&["expired"])
+                            .inc_by(removed);
+                    }
+                    if scrub {
+                        cache.scrub(now);
+                    }
+                    publish(store, &cache.stats());
                 }
-                publish(&cache.stats());
             })
             .await;
         }
@@ -104,22 +114,22 @@ impl BackgroundService for RulesWatcher {
     }
 }
 
-fn publish(s: &crate::cache::Stats) {
+/// Publishes one store's usage gauges (`store` = `variants` or `uploads`).
+fn publish(store: &str, s: &crate::cache::Stats) {
     use crate::telemetry::metrics::{CACHE_BYTES, CACHE_ENTRIES, CACHE_OLDEST};
     let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    CACHE_BYTES
-        .with_label_values(&["memory"])
-        .set(g(s.memory_bytes));
-    CACHE_BYTES
-        .with_label_values(&["disk"])
-        .set(g(s.disk_bytes));
-    CACHE_ENTRIES
-        .with_label_values(&["memory"])
-        .set(g(s.memory_entries));
-    CACHE_ENTRIES
-        .with_label_values(&["disk"])
-        .set(g(s.disk_entries));
-    CACHE_OLDEST.set(g(s.oldest_age_seconds.unwrap_or(0)));
+    for (tier, bytes, entries) in [
+        ("memory", s.memory_bytes, s.memory_entries),
+        ("disk", s.disk_bytes, s.disk_entries),
+    ] {
+        CACHE_BYTES.with_label_values(&[store, tier]).set(g(bytes));
+        CACHE_ENTRIES
+            .with_label_values(&[store, tier])
+            .set(g(entries));
+    }
+    CACHE_OLDEST
+        .with_label_values(&[store])
+        .set(g(s.oldest_age_seconds.unwrap_or(0)));
 }
 
 /// Resolves the origin (starting the demo origin when asked), binds the listeners and serves
@@ -132,10 +142,14 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow!(e))?;
     tracing::info!(upgrade_sock = %upgrade_sock.display(), "graceful-upgrade socket");
+    let mut cfg = cfg;
     let target = OriginTarget::parse(&cfg.origin.url).map_err(|e| anyhow!(e))?;
     let origin = match target {
         OriginTarget::Demo => {
             let addr = demo::start_in_background().context("starting the demo origin")?;
+            if cfg.upload.listen.is_none() {
+                cfg.upload.listen = Some(demo_upload_addr(&cfg));
+            }
             print_demo_banner(&cfg, addr);
             Origin::resolve("127.0.0.1", addr.port(), &cfg.origin)
         }
@@ -173,8 +187,10 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         None => None,
     };
     let poll = cfg.rules.poll_interval.get();
+    let secs = |d: crate::units::Dur| i64::try_from(d.get().as_secs()).unwrap_or(i64::MAX);
     metrics::CACHE_MAX_RETENTION
-        .set(i64::try_from(cfg.cache.max_retention.get().as_secs()).unwrap_or(i64::MAX));
+        .with_label_values(&["variants"])
+        .set(secs(cfg.cache.max_retention));
     metrics::TRANSFORM_SLOTS.set(cfg.limits.max_concurrent_transforms as i64);
     let origin_addr = origin.addr;
     let state = Arc::new(State::new(cfg, origin, cache.clone(), rules.clone()));
@@ -199,7 +215,7 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         .per_ip
         .map(|_| l.max_connections_per_ip);
     let conns = ConnLimits::new(l.max_connections, per_ip, state.limits.trusted.clone());
-    let app = pingora::proxy::http_proxy(&server.configuration, Pixgate::new(state));
+    let app = pingora::proxy::http_proxy(&server.configuration, Pixgate::new(state.clone()));
     let mut proxy = Service::new(
         "pixgate proxy".to_string(),
         Guarded::new(app, header_timeout, conns),
@@ -209,10 +225,30 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         ListenerConfig::tcp(&listen).l4_buffer(L4BufferSettings::default().write(write_buffer)),
     );
     server.add_service(proxy);
+    let upload = match state.cfg.upload.listen {
+        Some(addr) => {
+            let u = Arc::new(upload_service(&state, rules.clone())?);
+            metrics::CACHE_MAX_RETENTION
+                .with_label_values(&["uploads"])
+                .set(secs(state.cfg.upload.retention));
+            server.add_service(background_service(
+                "upload maintenance",
+                UploadMaintenance(u.clone()),
+            ));
+            let mut svc = Service::new("pixgate upload".to_string(), Listener(u.clone()));
+            svc.add_tcp(&addr.to_string());
+            server.add_service(svc);
+            tracing::info!(%addr, "upload service listening");
+            Some(u)
+        }
+        None => None,
+    };
+    let mut stores = vec![("variants", cache.clone())];
+    stores.extend(upload.as_ref().map(|u| ("uploads", u.store().clone())));
     server.add_service(background_service(
         "cache sweeper",
         Sweeper {
-            cache: cache.clone(),
+            stores,
             every: sweep,
         },
     ));
@@ -223,15 +259,68 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         ));
     }
     if let Some(a) = admin {
-        let mut svc = Service::new(
-            "pixgate admin".to_string(),
-            Admin::new(cache, token, ready, keepalive, paths),
-        );
+        let admin = Admin::new(cache, token, ready, keepalive, paths)
+            .with_uploads(upload.as_ref().map(|u| u.store().clone()));
+        let mut svc = Service::new("pixgate admin".to_string(), Listener(admin));
         svc.add_tcp(&a.to_string());
         server.add_service(svc);
     }
     tracing::info!(%listen, "pixgate listening");
     server.run_forever()
+}
+
+/// Builds the upload service from the proxy's state: the same transform pool, telemetry,
+/// trusted proxies and rules.
+fn upload_service(
+    state: &State,
+    rules: Option<Arc<crate::rules::Rules>>,
+) -> anyhow::Result<crate::upload::Upload> {
+    let cfg = &state.cfg;
+    crate::upload::Upload::new(crate::upload::Setup {
+        cfg: cfg.upload.clone(),
+        images: cfg.images.clone(),
+        transform: cfg.transform.clone(),
+        limits: state.header_limits,
+        pool: state.pool.clone(),
+        telemetry: state.telemetry.clone(),
+        trusted: state.limits.trusted.clone(),
+        keepalive: cfg.limits.keepalive_secs(),
+        sweep_interval: cfg.cache.sweep_interval,
+        rules,
+    })
+    .map_err(|e| anyhow!("upload: {e}"))
+}
+
+/// Forgets refilled upload quotas and reloads the screening list until shutdown.
+struct UploadMaintenance(Arc<crate::upload::Upload>);
+
+#[async_trait]
+impl BackgroundService for UploadMaintenance {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            _ = self.0.clone().maintain() => {}
+        }
+    }
+}
+
+/// The demo's upload address: the proxy's port + 2 on its host, or, when that port is
+/// taken, any free port there.
+fn demo_upload_addr(cfg: &Config) -> std::net::SocketAddr {
+    let mut a = cfg.listen;
+    a.set_port(cfg.listen.port().wrapping_add(2));
+    let taken = |a: std::net::SocketAddr| {
+        Some(a) == cfg.admin.listen || std::net::TcpListener::bind(a).is_err()
+    };
+    if a.port() < 1024 || taken(a) {
+        a.set_port(0);
+        if let Ok(l) = std::net::TcpListener::bind(a) {
+            if let Ok(free) = l.local_addr() {
+                return free;
+            }
+        }
+    }
+    a
 }
 
 fn print_demo_banner(cfg: &Config, origin: std::net::SocketAddr) {
@@ -244,4 +333,8 @@ fn print_demo_banner(cfg: &Config, origin: std::net::SocketAddr) {
     );
     println!("  curl -sD- -o out.webp -H 'Accept: image/webp,*/*' http://{l}/samples/{first}");
     println!("  curl -sD- -o out.jpg  http://{l}/samples/{first}");
+    if let Some(u) = cfg.upload.listen {
+        println!("pixgate: compression service on http://{u}/ (upload page), or:");
+        println!("  curl -s -F file=@photo.jpg -F format=webp http://{u}/api/v1/images");
+    }
 }

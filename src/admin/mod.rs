@@ -6,7 +6,7 @@
 //! Purge: `POST /cache/purge?url=<path or http://host/path>`, `?prefix=<path or URL>` or
 //! `?all=true`, with `Authorization: Bearer <admin.token>`. Answers `{"purged": N}`.
 //!
-//! The connection loop is pixgate's own ([`serve`]), not pingora's `ServeHttp` glue, which
+//! The connection loop is pixgate's own ([`crate::listener`]), not pingora's `ServeHttp` glue, which
 //! logs an unreadable request at ERROR with its raw bytes: the bearer token and purge paths.
 
 use crate::cache::{Cache, Selector};
@@ -15,13 +15,11 @@ use crate::telemetry::{metrics, Telemetry};
 use http::{Response, StatusCode};
 use pingora::protocols::http::ServerSession;
 use prometheus::{Encoder, TextEncoder};
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub mod config;
-mod serve;
 
 /// The admin application.
 pub struct Admin {
@@ -32,6 +30,9 @@ pub struct Admin {
     keepalive: u64,
     /// How request paths are normalised (a purge names paths in the same form).
     paths: crate::path::Form,
+    /// The upload service's store, when it runs: purges erase there too (an upload's source
+    /// is `http://upload/<id>`).
+    uploads: Option<Arc<Cache>>,
 }
 
 /// What `/readyz` checks.
@@ -60,7 +61,15 @@ impl Admin {
             ready,
             keepalive,
             paths,
+            uploads: None,
         }
+    }
+
+    /// The same app, purging the upload store as well.
+    #[must_use]
+    pub fn with_uploads(mut self, uploads: Option<Arc<Cache>>) -> Admin {
+        self.uploads = uploads;
+        self
     }
 
     /// `/readyz`: 200 when every check passes, else 503; a JSON object names each check.
@@ -129,15 +138,6 @@ fn error(code: StatusCode, msg: &str) -> Response<Vec<u8>> {
     json(code, format!("{{\"error\":\"{}\"}}", escape(msg)))
 }
 
-/// Constant-time comparison of two secrets (through their digests, so lengths don't leak).
-fn same_secret(a: &str, b: &str) -> bool {
-    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
-}
-
 /// Parses the purge query into a selector; paths are put in the normal form `paths` gives
 /// request paths. A value is percent-decoded once (it is a URL inside a query), but `+` stays
 /// a `+` (it is one in a path).
@@ -197,7 +197,10 @@ fn split_url(v: &str, paths: crate::path::Form) -> Result<(Option<String>, Strin
     Ok((Some(crate::cache::key::normalize_host(host)), normal(path)?))
 }
 
-impl Admin {
+#[async_trait::async_trait]
+impl crate::listener::Respond for Admin {
+    const NAME: &'static str = "admin";
+
     /// The answer to one request, counted in `pixgate_requests_total{route="admin"}`.
     async fn response(&self, s: &mut ServerSession) -> Response<Vec<u8>> {
         let r = self.route(s).await;
@@ -207,6 +210,10 @@ impl Admin {
                 .inc();
         }
         r
+    }
+
+    fn keepalive(&self) -> u64 {
+        self.keepalive
     }
 }
 
@@ -249,15 +256,18 @@ impl Admin {
                     );
                 };
                 let given = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
-                if !given.is_some_and(|g| same_secret(g.trim(), want)) {
+                if !given.is_some_and(|g| crate::security::same_secret(g.trim(), want)) {
                     return error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
                 }
                 let sel = match selector(&query, self.paths) {
                     Ok(s) => s,
                     Err(e) => return error(StatusCode::BAD_REQUEST, &e),
                 };
-                let cache = self.cache.clone();
-                match tokio::task::spawn_blocking(move || cache.purge(&sel)).await {
+                let caches: Vec<_> = std::iter::once(self.cache.clone())
+                    .chain(self.uploads.clone())
+                    .collect();
+                let purge = move || caches.iter().map(|c| c.purge(&sel)).sum::<u64>();
+                match tokio::task::spawn_blocking(purge).await {
                     Ok(n) => json(StatusCode::OK, format!("{{\"purged\":{n}}}")),
                     Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "purge failed"),
                 }
@@ -324,12 +334,5 @@ mod tests {
         assert!(selector("url=/a&all=true", FORM).is_err());
         assert!(selector("path=/a", FORM).is_err());
         assert!(selector("url=nohost", FORM).is_err());
-    }
-
-    #[test]
-    fn secrets_compare() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "abcd"));
     }
 }

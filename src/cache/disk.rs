@@ -333,7 +333,7 @@ impl DiskTier {
 
     /// Drops `key` from the index and deletes its file (named anew when the index no longer
     /// knows it: a purge may have dropped it while its file was being written).
-    fn delete(&self, key: &Key) {
+    pub fn delete(&self, key: &Key) {
         let name = self.forget(key).unwrap_or_else(|| self.sealer.name(key));
         let _ = fs::remove_file(self.layout.file(&name));
     }

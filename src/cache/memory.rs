@@ -109,6 +109,11 @@ impl MemoryTier {
         self.cache.invalidate(key);
     }
 
+    /// Removes one entry and returns it: of two concurrent takes, one gets it.
+    pub fn take(&self, key: &Key) -> Option<Arc<Entry>> {
+        self.cache.remove(key).map(|h| h.entry.clone())
+    }
+
     /// Removes every entry whose source matches; returns their keys.
     pub fn purge(&self, matches: &dyn Fn(&Source) -> bool) -> Vec<Key> {
         let keys: Vec<Key> = self

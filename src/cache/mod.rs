@@ -295,6 +295,22 @@ impl Cache {
         Arc::new(c)
     }
 
+    /// Removes one entry from both tiers at once and returns it if it was fresh: the upload
+    /// service's erasure (`DELETE /d/{token}`) and its `delete_after_download`. Of two
+    /// concurrent takes, one gets the entry. The purge epoch is not bumped: a write of this key
+    /// still in flight is the caller's own (the upload service awaits its insert before it hands
+    /// out the link), and other keys' writes must not be undone.
+    pub async fn take(&self, key: &Key) -> Option<Arc<Entry>> {
+        // Servable (fresh, not idle)? A disk-only entry is promoted, so the take finds it.
+        let found = self.get(key).await;
+        let taken = self.memory.take(key);
+        if let Some(d) = self.disk.clone() {
+            let k = *key;
+            let _ = tokio::task::spawn_blocking(move || d.delete(&k)).await;
+        }
+        found.and(taken)
+    }
+
     /// Removes every variant the selector matches, in memory and on disk; returns how many
     /// distinct variants were removed.
     pub fn purge(&self, sel: &Selector) -> u64 {
@@ -311,11 +327,12 @@ impl Cache {
     }
 
     /// Removes expired entries from both tiers. Called every `sweep_interval`.
-    pub fn sweep(&self, now: SystemTime) {
-        self.memory.sweep(now);
+    pub fn sweep(&self, now: SystemTime) -> u64 {
+        let mut removed = self.memory.sweep(now);
         if let Some(d) = &self.disk {
-            d.sweep(now);
+            removed += d.sweep(now);
         }
+        removed
     }
 
     /// Walks the disk directory for strays (see [`DiskTier::scrub`]).

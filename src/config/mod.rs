@@ -24,6 +24,7 @@ pub use crate::limits::{LimitsConfig, Overload};
 pub use crate::request::config::TransformConfig;
 pub use crate::rules::config::RulesConfig;
 pub use crate::telemetry::config::{AccessLogConfig, LogConfig, MetricsConfig};
+pub use crate::upload::config::{ApiKey, UploadConfig};
 pub use server::ServerConfig;
 
 /// The default configuration, byte for byte the file `config/pixgate.yaml`.
@@ -60,6 +61,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Token buckets per client address and per tenant; trusted proxies.
     pub rate_limit: crate::ratelimit::RateLimitConfig,
+    /// The compression service: uploads, private expiring links, screening (docs/upload.md).
+    pub upload: UploadConfig,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
             rate_limit: Default::default(),
+            upload: UploadConfig::default(),
         }
     }
 }

@@ -178,6 +178,40 @@ impl Config {
                 p.push(("admin.listen".into(), "must differ from `listen`".into()));
             }
         }
+        p.extend(self.upload.validate());
+        p.extend(self.upload_against_the_rest());
+        p
+    }
+
+    /// The upload section against the others: its listener is a port of its own, its API keys'
+    /// tenants are metered ones, and its disk tier a directory of its own.
+    fn upload_against_the_rest(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let u = &self.upload;
+        if let Some(l) = u.listen {
+            if l == self.listen || Some(l) == self.admin.listen {
+                p.push((
+                    "upload.listen".into(),
+                    "must differ from `listen` and `admin.listen`".into(),
+                ));
+            }
+        }
+        for (i, k) in u.api_keys.iter().enumerate() {
+            if !self.metrics.tenants.contains(&k.tenant) {
+                p.push((
+                    format!("upload.api_keys[{i}].tenant"),
+                    format!("`{}` is not listed in metrics.tenants", k.tenant),
+                ));
+            }
+        }
+        if let (Some(a), Some(b)) = (u.disk.on(), self.cache.disk.on()) {
+            if a.dir == b.dir {
+                p.push((
+                    "upload.disk.dir".into(),
+                    "must differ from `cache.disk.dir`".into(),
+                ));
+            }
+        }
         p
     }
 }

@@ -51,11 +51,13 @@ pub enum Reason {
     BufferBudget,
     /// A progressive JPEG with more scans than [`probe::MAX_JPEG_SCANS`].
     TooManyScans,
+    /// A crop's origin lies outside the image (the upload service's `crop`).
+    CropOutside,
 }
 
 impl Reason {
     /// Every reason, for metric pre-registration and docs.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::NotSmaller,
         Reason::Truncated,
         Reason::Undecodable,
@@ -73,6 +75,7 @@ impl Reason {
         Reason::Overloaded,
         Reason::BufferBudget,
         Reason::TooManyScans,
+        Reason::CropOutside,
     ];
     /// The label used in metrics and headers.
     pub fn label(self) -> &'static str {
@@ -94,6 +97,7 @@ impl Reason {
             Reason::Overloaded => "overloaded",
             Reason::BufferBudget => "buffer_budget",
             Reason::TooManyScans => "too_many_scans",
+            Reason::CropOutside => "crop_outside",
         }
     }
 }

@@ -24,13 +24,33 @@ pub struct Transform {
     pub quality: Option<u8>,
     /// What transparent pixels become in a JPEG (default white).
     pub flatten_onto: Option<[u8; 3]>,
+    /// A region of the source (after its EXIF orientation) kept before anything else:
+    /// `[x, y, width, height]` in source pixels, clipped to the image (the upload service's
+    /// `crop`).
+    pub crop: Option<[u32; 4]>,
+    /// Clockwise quarter turns after the crop and before the resize: 90, 180 or 270 (the
+    /// upload service's `rotate`).
+    pub rotate: Option<u16>,
 }
 
 impl Transform {
     /// Whether the output pixels differ from the source's (then the original is no fallback
     /// for a larger result: it would have the wrong size or look).
     pub(crate) fn changes_pixels(&self) -> bool {
-        self.resize.is_some() || self.blur.is_some() || self.sharpen.is_some()
+        self.resize.is_some()
+            || self.blur.is_some()
+            || self.sharpen.is_some()
+            || self.crop.is_some()
+            || self.rotate.is_some()
+    }
+
+    /// The resize the decoder may shrink towards: none when a crop or a turn comes first (the
+    /// crop names full-size pixels; a turn swaps the box's sides).
+    fn shrink_target(&self) -> Option<&ResizeSpec> {
+        if self.crop.is_some() || self.rotate.is_some() {
+            return None;
+        }
+        self.resize.as_ref()
     }
 }
 
@@ -147,9 +167,22 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     let t0 = Instant::now();
     let t = &job.transform;
     let probe = probe::probe(&job.source, job.format, job.limits)?;
-    let decoded = decode::decode_for(&job.source, &probe, t.resize.as_ref())?;
+    let decoded = decode::decode_for(&job.source, &probe, t.shrink_target())?;
     check()?;
     let mut image = decoded.image;
+    if let Some([x, y, w, h]) = t.crop {
+        let (iw, ih) = (image.width(), image.height());
+        if x >= iw || y >= ih {
+            return Err(Reason::CropOutside);
+        }
+        image = image.crop_imm(x, y, w.min(iw - x), h.min(ih - y));
+    }
+    image = match t.rotate {
+        Some(90) => image.rotate90(),
+        Some(180) => image.rotate180(),
+        Some(270) => image.rotate270(),
+        _ => image,
+    };
     if let Some(spec) = &t.resize {
         // Enlarging (a single side, or `outside`) can ask for far more pixels than the source
         // has: a 1x16384 strip at `w=4096&enlarge=1` would be 4096x67M. The output is held to

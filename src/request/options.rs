@@ -303,6 +303,7 @@ impl Options {
             sharpen: self.sharpen,
             quality: self.quality,
             flatten_onto: self.background.map(|[r, g, b, _]| [r, g, b]),
+            ..Transform::default()
         }
     }
 }

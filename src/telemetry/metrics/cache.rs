@@ -56,29 +56,32 @@ metrics! {
         "WebP answers given because AVIF was not ready within its budget"
     );
 
-    /// Bytes held, by tier (updated by the sweeper).
+    /// Bytes held, by store (`variants`, `uploads`) and tier (updated by the sweeper).
     CACHE_BYTES: IntGaugeVec = register_int_gauge_vec!(
         "pixgate_cache_bytes",
-        "Bytes held, by tier",
-        &["tier"]
+        "Bytes held, by store and tier",
+        &["store", "tier"]
     );
 
-    /// Entries held, by tier (updated by the sweeper).
+    /// Entries held, by store and tier (updated by the sweeper).
     CACHE_ENTRIES: IntGaugeVec = register_int_gauge_vec!(
         "pixgate_cache_entries",
-        "Entries held, by tier",
-        &["tier"]
+        "Entries held, by store and tier",
+        &["store", "tier"]
     );
 
-    /// Age of the oldest entry in either tier, in seconds (0 when empty).
-    CACHE_OLDEST: IntGauge = register_int_gauge!(
+    /// Age of the oldest entry in either tier of a store, in seconds (0 when empty).
+    CACHE_OLDEST: IntGaugeVec = register_int_gauge_vec!(
         "pixgate_cache_oldest_entry_age_seconds",
-        "Age of the oldest cached entry in either tier (0 when empty)"
+        "Age of the oldest entry in either tier of a store (0 when empty)",
+        &["store"]
     );
 
-    /// The configured `cache.max_retention`, for alerts against the oldest entry's age.
-    CACHE_MAX_RETENTION: IntGauge = register_int_gauge!(
+    /// A store's retention limit (`cache.max_retention`, `upload.retention`), for alerts
+    /// against its oldest entry's age.
+    CACHE_MAX_RETENTION: IntGaugeVec = register_int_gauge_vec!(
         "pixgate_cache_max_retention_seconds",
-        "The configured retention limit (cache.max_retention)"
+        "A store's retention limit (cache.max_retention, upload.retention)",
+        &["store"]
     );
 }

@@ -32,6 +32,7 @@ mod requests;
 mod screening;
 mod tenants;
 mod transforms;
+mod upload;
 
 pub(crate) use cache::*;
 pub(crate) use process::*;
@@ -39,6 +40,7 @@ pub(crate) use requests::*;
 pub(crate) use screening::*;
 pub(crate) use tenants::*;
 pub(crate) use transforms::*;
+pub(crate) use upload::*;
 
 /// Every metric pixgate declares (registering each one in the default registry).
 pub(crate) fn all() -> impl Iterator<Item = &'static dyn Collector> {
@@ -49,6 +51,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static dyn Collector> {
         tenants::all,
         process::all,
         screening::all,
+        upload::all,
     ]
     .into_iter()
     .flat_map(|area| area())
@@ -179,8 +182,8 @@ pub(crate) fn init() {
     }
     for tier in ["memory", "disk"] {
         CACHE_HITS.with_label_values(&[tier]);
-        CACHE_BYTES.with_label_values(&[tier]);
-        CACHE_ENTRIES.with_label_values(&[tier]);
+        CACHE_BYTES.with_label_values(&["variants", tier]);
+        CACHE_ENTRIES.with_label_values(&["variants", tier]);
     }
 }
 
