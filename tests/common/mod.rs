@@ -37,6 +37,8 @@ pub struct Pixgate {
     pub addr: SocketAddr,
     /// Admin (metrics) address.
     pub admin: SocketAddr,
+    /// The upload listener's address, when the config turns it on.
+    pub upload: Option<SocketAddr>,
     /// Temp dir holding the config and the process's stderr.
     pub dir: tempfile::TempDir,
     /// Requests this harness sent to the admin listener (pixgate counts them too).
@@ -73,6 +75,9 @@ impl Pixgate {
         for attempt in 0..5 {
             cfg.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
             cfg.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], free_port())));
+            if cfg.upload.listen.is_some() {
+                cfg.upload.listen = Some(SocketAddr::from(([127, 0, 0, 1], free_port())));
+            }
             let path = dir.path().join("pixgate.yaml");
             std::fs::write(&path, serde_yaml_ng::to_string(&cfg).expect("yaml"))
                 .expect("write config");
@@ -98,11 +103,16 @@ impl Pixgate {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: port taken or bad config; retry with new ports
                 }
-                if TcpStream::connect(addr).is_ok() && TcpStream::connect(admin).is_ok() {
+                let upload = cfg.upload.listen;
+                if TcpStream::connect(addr).is_ok()
+                    && TcpStream::connect(admin).is_ok()
+                    && upload.is_none_or(|u| TcpStream::connect(u).is_ok())
+                {
                     return Pixgate {
                         child,
                         addr,
                         admin,
+                        upload,
                         dir,
                         admin_calls: Default::default(),
                     };
@@ -205,6 +215,15 @@ impl Pixgate {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// URL of `path` on the upload listener.
+    pub fn upload_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{}",
+            self.upload.expect("upload.listen is on"),
+            path
+        )
     }
 
     /// `http://addr{path}`.
