@@ -279,7 +279,7 @@ fn upload_service(
     crate::upload::Upload::new(crate::upload::Setup {
         cfg: cfg.upload.clone(),
         images: cfg.images.clone(),
-        transform: cfg.transform.clone(),
+        transform: cfg.transform,
         limits: state.header_limits,
         pool: state.pool.clone(),
         telemetry: state.telemetry.clone(),

@@ -98,7 +98,7 @@ impl UploadConfig {
             default_ttl: self.retention,
             idle_ttl: self.idle_ttl,
             sweep_interval,
-            memory: self.memory.clone(),
+            memory: self.memory,
             disk: self.disk.clone(),
             avif_budget: None,
             max_background: 0,
@@ -131,7 +131,7 @@ impl UploadConfig {
             }
         }
         let mb = self.max_bytes.get();
-        if mb < 1024 || mb > 1 << 30 {
+        if !(1024..=1 << 30).contains(&mb) {
             bad(
                 "max_bytes",
                 format!("must be between 1KiB and 1GiB, got {}", self.max_bytes),
