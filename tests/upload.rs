@@ -1021,3 +1021,34 @@ async fn logs_carry_no_tokens_names_or_full_addresses() {
     );
     assert!(cd.contains("pass"), "{cd}");
 }
+
+#[tokio::test]
+async fn an_original_kept_because_nothing_was_smaller_loses_its_exif() {
+    let (_o, p) = start(|c| c.upload.rate_limit = None);
+    // A JPEG pixgate itself made (mozjpeg, default quality): re-encoding it at quality 100 is
+    // larger, so the original is kept.
+    let (s, v) = upload_one(&p, &photo(300, 200, 12), &[("format", "jpeg")]).await;
+    assert_eq!(s, 200, "{v}");
+    let plain = fetch(&p, &link(&v, 0)).await.2;
+    // An APP1 EXIF segment with a GPS-looking payload after SOI.
+    let exif = b"Exif\0\0MM\0*GPSLatitude=48.8584N";
+    let mut tagged = plain[..2].to_vec();
+    tagged.extend_from_slice(&[0xFF, 0xE1]);
+    tagged.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    tagged.extend_from_slice(exif);
+    tagged.extend_from_slice(&plain[2..]);
+    let (s, v) = upload_one(&p, &tagged, &[("format", "jpeg"), ("quality", "100")]).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["files"][0]["format"], "jpeg");
+    let (_, _, body) = fetch(&p, &link(&v, 0)).await;
+    assert!(
+        body == plain,
+        "not the original minus its EXIF ({} vs {} bytes)",
+        body.len(),
+        plain.len()
+    );
+    assert_eq!(
+        v["files"][0]["output_bytes"].as_u64(),
+        Some(plain.len() as u64)
+    );
+}

@@ -7,6 +7,7 @@ pub mod config;
 pub mod decode;
 pub mod fit;
 pub mod format;
+pub mod metadata;
 pub mod pipeline;
 pub mod plan;
 pub mod pool;

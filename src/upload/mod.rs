@@ -528,8 +528,13 @@ impl Upload {
                     | Reason::RuleBypass
                     | Reason::UnsupportedSource => {
                         let p = crate::image::probe::dimensions(&f.bytes, format, self.limits).ok();
+                        // Kept as uploaded, but never with its EXIF/XMP (strip_metadata).
+                        let stripped =
+                            crate::image::metadata::strip(&f.bytes, format).map_err(|_| {
+                                unreadable("The image's metadata could not be removed.")
+                            })?;
                         (
-                            f.bytes.clone(),
+                            Bytes::from(stripped),
                             Format::Source(format),
                             p.map(|p| p.width),
                             p.map(|p| p.height),
