@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, clippy (warnings are errors), unit, property and
-# integration tests. Installs the system packages it needs first when missing.
+# integration tests. Installs the system packages it needs first when missing (scripts/deps.sh
+# test: among them chromium and chromium-driver, which tests/browser.rs drives).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test

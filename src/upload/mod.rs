@@ -4,7 +4,8 @@
 //! variant decision ([`crate::variant::decide`]), keeps each result in the upload store
 //! ([`store`]: a cache whose retention is `upload.retention`) and answers with private links;
 //! `GET /d/{token}` downloads one, `GET /d/{token}.zip` a batch, `DELETE` erases; `/` is the
-//! web page (embedded: page.html, page.css, page.js) and `/api/v1/info` the facts it shows.
+//! web page (embedded: page.html, page.css, page.js, its icon page.svg) and `/api/v1/info` the
+//! facts it shows.
 //!
 //! One request, in order: per-address request limit → API key → a processing slot
 //! (`upload.max_concurrent`, else 503) → `Content-Length` against `upload.max_bytes` (413
@@ -57,6 +58,7 @@ use tokio::sync::Semaphore;
 const PAGE_HTML: &str = include_str!("page.html");
 const PAGE_CSS: &str = include_str!("page.css");
 const PAGE_JS: &str = include_str!("page.js");
+const PAGE_SVG: &str = include_str!("page.svg");
 
 /// What the server hands the upload service (it cannot read `Config` itself: config imports
 /// this module's section).
@@ -247,11 +249,13 @@ impl Upload {
             };
         }
         seen.route = match path.as_str() {
-            "/" | "/index.html" | "/page.css" | "/page.js" | "/api/v1/info" | "/api/v1/images" => {
+            "/" | "/index.html" | "/page.css" | "/page.js" | "/page.svg" | "/api/v1/info"
+            | "/api/v1/images" => {
                 // A closed set: what the log may name.
                 match path.as_str() {
                     "/page.css" => "/page.css",
                     "/page.js" => "/page.js",
+                    "/page.svg" => "/page.svg",
                     "/api/v1/info" => "/api/v1/info",
                     "/api/v1/images" => "/api/v1/images",
                     _ => "/",
@@ -267,6 +271,8 @@ impl Upload {
             ("GET" | "HEAD", "/page.js") => {
                 answer::page_file("text/javascript; charset=utf-8", PAGE_JS)
             }
+            // The page's icon: without one, browsers ask for /favicon.ico and log its 404.
+            ("GET" | "HEAD", "/page.svg") => answer::page_file("image/svg+xml", PAGE_SVG),
             ("GET" | "HEAD", "/api/v1/info") => answer::json(200, &self.info()),
             ("POST", "/api/v1/images") => match self.tenant(s) {
                 Ok(t) => {
@@ -280,7 +286,8 @@ impl Upload {
             },
             (
                 _,
-                "/" | "/index.html" | "/page.css" | "/page.js" | "/api/v1/info" | "/api/v1/images",
+                "/" | "/index.html" | "/page.css" | "/page.js" | "/page.svg" | "/api/v1/info"
+                | "/api/v1/images",
             ) => Refusal::new(
                 405,
                 "method_not_allowed",
