@@ -248,33 +248,22 @@ impl Upload {
                 Err(r) => r.response(),
             };
         }
-        seen.route = match path.as_str() {
-            "/" | "/index.html" | "/page.css" | "/page.js" | "/page.svg" | "/api/v1/info"
-            | "/api/v1/images" => {
-                // A closed set: what the log may name.
-                match path.as_str() {
-                    "/page.css" => "/page.css",
-                    "/page.js" => "/page.js",
-                    "/page.svg" => "/page.svg",
-                    "/api/v1/info" => "/api/v1/info",
-                    "/api/v1/images" => "/api/v1/images",
-                    _ => "/",
-                }
-            }
-            _ => "other",
+        let Some(route) = Fixed::of(&path) else {
+            return Refusal::not_found().response();
         };
-        match (method.as_str(), path.as_str()) {
-            ("GET" | "HEAD", "/" | "/index.html") => {
+        seen.route = route.template();
+        match (method.as_str(), route) {
+            ("GET" | "HEAD", Fixed::Page) => {
                 answer::page_file("text/html; charset=utf-8", PAGE_HTML)
             }
-            ("GET" | "HEAD", "/page.css") => answer::page_file("text/css; charset=utf-8", PAGE_CSS),
-            ("GET" | "HEAD", "/page.js") => {
+            ("GET" | "HEAD", Fixed::Css) => answer::page_file("text/css; charset=utf-8", PAGE_CSS),
+            ("GET" | "HEAD", Fixed::Js) => {
                 answer::page_file("text/javascript; charset=utf-8", PAGE_JS)
             }
             // The page's icon: without one, browsers ask for /favicon.ico and log its 404.
-            ("GET" | "HEAD", "/page.svg") => answer::page_file("image/svg+xml", PAGE_SVG),
-            ("GET" | "HEAD", "/api/v1/info") => answer::json(200, &self.info()),
-            ("POST", "/api/v1/images") => match self.tenant(s) {
+            ("GET" | "HEAD", Fixed::Icon) => answer::page_file("image/svg+xml", PAGE_SVG),
+            ("GET" | "HEAD", Fixed::Info) => answer::json(200, &self.info()),
+            ("POST", Fixed::Images) => match self.tenant(s) {
                 Ok(t) => {
                     seen.tenant = t;
                     match self.post(s, ip, seen).await {
@@ -284,17 +273,12 @@ impl Upload {
                 }
                 Err(r) => r.response(),
             },
-            (
-                _,
-                "/" | "/index.html" | "/page.css" | "/page.js" | "/page.svg" | "/api/v1/info"
-                | "/api/v1/images",
-            ) => Refusal::new(
+            _ => Refusal::new(
                 405,
                 "method_not_allowed",
                 format!("{method} is not allowed here."),
             )
             .response(),
-            _ => Refusal::not_found().response(),
         }
     }
 
@@ -773,6 +757,43 @@ impl Upload {
                 Ok(answer::reply(204, "application/json", Vec::new()))
             }
             None => Err(Refusal::not_found()),
+        }
+    }
+}
+
+/// The listener's fixed routes (links, `/d/...`, are matched before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fixed {
+    Page,
+    Css,
+    Js,
+    Icon,
+    Info,
+    Images,
+}
+
+impl Fixed {
+    fn of(path: &str) -> Option<Fixed> {
+        Some(match path {
+            "/" | "/index.html" => Fixed::Page,
+            "/page.css" => Fixed::Css,
+            "/page.js" => Fixed::Js,
+            "/page.svg" => Fixed::Icon,
+            "/api/v1/info" => Fixed::Info,
+            "/api/v1/images" => Fixed::Images,
+            _ => return None,
+        })
+    }
+
+    /// What the access log may name (a closed set).
+    fn template(self) -> &'static str {
+        match self {
+            Fixed::Page => "/",
+            Fixed::Css => "/page.css",
+            Fixed::Js => "/page.js",
+            Fixed::Icon => "/page.svg",
+            Fixed::Info => "/api/v1/info",
+            Fixed::Images => "/api/v1/images",
         }
     }
 }
