@@ -12,6 +12,9 @@
 //! cargo run --release --example loadgen -- --url ... --rate 40 --seconds 30
 //! ```
 //!
+//! With `--body FILE` each request is a POST of that file (as `--content-type`), e.g. the
+//! upload API: `--url 'http://127.0.0.1:8082/api/v1/images?format=webp' --body photo.jpg`.
+//!
 //! Prints one line of JSON: sent, done, errors, status counts, outcome counts (the `X-Pixgate`
 //! value up to `;`, plus the reason of originals), achieved rate and latency percentiles (ms).
 
@@ -49,6 +52,18 @@ struct Args {
     /// Per-request timeout.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
+    /// POST this file's bytes instead of a GET.
+    #[arg(long)]
+    body: Option<std::path::PathBuf>,
+    /// Content-Type of `--body`.
+    #[arg(long, default_value = "image/jpeg")]
+    content_type: String,
+}
+
+/// What every request carries besides its URL.
+struct Shape {
+    accept: String,
+    body: Option<(bytes::Bytes, String)>,
 }
 
 #[derive(Default)]
@@ -76,9 +91,16 @@ fn outcome(h: &reqwest::header::HeaderMap) -> String {
     }
 }
 
-async fn one(client: &reqwest::Client, url: String, accept: &str, tally: &Mutex<Tally>) {
+async fn one(client: &reqwest::Client, url: String, shape: &Shape, tally: &Mutex<Tally>) {
     let t = Instant::now();
-    let res = client.get(url).header("accept", accept).send().await;
+    let req = match &shape.body {
+        Some((b, ct)) => client
+            .post(url)
+            .header("content-type", ct.as_str())
+            .body(b.clone()),
+        None => client.get(url),
+    };
+    let res = req.header("accept", shape.accept.as_str()).send().await;
     let r = match res {
         Ok(r) => {
             let status = r.status().as_u16().to_string();
@@ -124,6 +146,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .timeout(Duration::from_secs_f64(a.timeout))
         .pool_max_idle_per_host(a.max_in_flight.max(a.connections))
         .build()?;
+    let shape = Arc::new(Shape {
+        accept: a.accept.clone(),
+        body: match &a.body {
+            Some(p) => Some((
+                bytes::Bytes::from(std::fs::read(p)?),
+                a.content_type.clone(),
+            )),
+            None => None,
+        },
+    });
     let tally = Arc::new(Mutex::new(Tally::default()));
     let stop = Instant::now() + Duration::from_secs_f64(a.seconds);
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -136,12 +168,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => {
             let mut tasks = Vec::new();
             for _ in 0..a.connections {
-                let (client, tally, counter, url_of, accept) = (
+                let (client, tally, counter, url_of, shape) = (
                     client.clone(),
                     tally.clone(),
                     counter.clone(),
                     url_of.clone(),
-                    a.accept.clone(),
+                    shape.clone(),
                 );
                 tasks.push(tokio::spawn(async move {
                     while Instant::now() < stop {
@@ -149,7 +181,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         if let Ok(mut t) = tally.lock() {
                             t.sent += 1;
                         }
-                        one(&client, url_of(i), &accept, &tally).await;
+                        one(&client, url_of(i), &shape, &tally).await;
                     }
                 }));
             }
@@ -175,11 +207,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if let Ok(mut t) = tally.lock() {
                     t.sent += 1;
                 }
-                let (client, tally, url, accept) =
-                    (client.clone(), tally.clone(), url_of(i), a.accept.clone());
+                let (client, tally, url, shape) =
+                    (client.clone(), tally.clone(), url_of(i), shape.clone());
                 i += 1;
                 tasks.spawn(async move {
-                    one(&client, url, &accept, &tally).await;
+                    one(&client, url, &shape, &tally).await;
                     drop(permit);
                 });
             }
