@@ -463,6 +463,22 @@ async fn the_upload_page_works_in_chromium() {
             .await,
         "webp"
     );
+    // Quality 70 from the keyboard: the slider takes arrow keys (75 → 70).
+    let quality = b.find("#quality").await;
+    b.post(
+        &format!("/element/{quality}/value"),
+        json!({"text": "\u{E012}".repeat(5)}),
+    )
+    .await;
+    assert_eq!(
+        b.js(
+            "return document.getElementById('quality-value').textContent;",
+            json!([])
+        )
+        .await,
+        "70",
+        "the slider moved by keyboard"
+    );
     b.click(&b.find("#submit").await).await;
 
     // 3. The results: two, each with a download link.
@@ -528,11 +544,14 @@ async fn the_upload_page_works_in_chromium() {
             "{name}: the page shows {output} B out of {} B in",
             bytes.len()
         );
+        // The savings shown are the API's: 1 - output/input, to 0.1 %.
+        let want = format!(
+            "Saved {:.1} %",
+            (1.0 - output as f64 / bytes.len() as f64) * 100.0
+        );
         assert!(
-            r["savings"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("Saved ")),
-            "{r}"
+            r["savings"].as_str().is_some_and(|s| s.starts_with(&want)),
+            "{r}: want {want}"
         );
         assert!(
             r["after"].as_str().is_some_and(|s| s.ends_with(" WEBP")),
@@ -555,6 +574,21 @@ async fn the_upload_page_works_in_chromium() {
             body.len() as u64,
             output,
             "{name}: the bytes the page shows"
+        );
+        // The page sent quality 70: the API gives the same bytes for the same file at
+        // format=webp&quality=70 (the encoder is deterministic), and others at 75.
+        let same = http
+            .post(px.upload_url("/api/v1/images?format=webp&quality=70"))
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("api upload");
+        let same: Value = serde_json::from_str(&same.text().await.expect("text")).expect("json");
+        assert_eq!(
+            same["files"][0]["output_bytes"].as_u64(),
+            Some(output),
+            "{same}"
         );
         assert!(
             body.len() > 12 && &body[..4] == b"RIFF" && &body[8..12] == b"WEBP",

@@ -284,6 +284,33 @@ async fn crop_rotate_and_presets_shape_the_result() {
     assert_eq!(out.dimensions(), (100, 50));
     assert!(out.pixels().all(|px| px[2] > 180 && px[0] < 60), "all blue");
 
+    // fit=cover into a square with gravity: west keeps the red half, east the blue one;
+    // fit=fill squeezes both in.
+    for (gravity, red) in [("west", true), ("east", false)] {
+        let q = format!("width=100&height=100&fit=cover&gravity={gravity}&format=png");
+        let (s, _, v) = post(&p, &q, "image/png", png.clone(), &[]).await;
+        assert_eq!(s, 200, "{v}");
+        let out = decode(&fetch(&p, &link(&v, 0)).await.2).to_rgb8();
+        assert_eq!(out.dimensions(), (100, 100));
+        assert!(
+            out.pixels()
+                .all(|px| (px[0] > 180) == red && (px[2] > 180) != red),
+            "{gravity}"
+        );
+    }
+    let (s, _, v) = post(
+        &p,
+        "width=100&height=100&fit=fill&format=png",
+        "image/png",
+        png.clone(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let out = decode(&fetch(&p, &link(&v, 0)).await.2).to_rgb8();
+    assert_eq!(out.dimensions(), (100, 100));
+    assert!(out.get_pixel(5, 50)[0] > 180 && out.get_pixel(95, 50)[2] > 180);
+
     // rotate=90 (clockwise): the red left half ends on top.
     let (s, _, v) = post(&p, "rotate=90&format=png", "image/png", png.clone(), &[]).await;
     assert_eq!(s, 200, "{v}");
@@ -1051,4 +1078,20 @@ async fn an_original_kept_because_nothing_was_smaller_loses_its_exif() {
         v["files"][0]["output_bytes"].as_u64(),
         Some(plain.len() as u64)
     );
+}
+
+#[tokio::test]
+async fn an_admin_purge_of_everything_erases_uploads_too() {
+    let token = "purge-token-0123456789";
+    let (_o, p) = start(|c| {
+        c.admin.token = Some(token.into());
+        c.upload.rate_limit = None;
+    });
+    let (s, v) = upload_one(&p, &photo(300, 200, 4), &[]).await;
+    assert_eq!(s, 200, "{v}");
+    let l = link(&v, 0);
+    assert_eq!(fetch(&p, &l).await.0, 200);
+    let (status, body) = p.purge("all=true", Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(fetch(&p, &l).await.0, 404, "purged: {body}");
 }
