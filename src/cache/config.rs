@@ -55,6 +55,23 @@ pub struct CacheConfig {
     /// AVIF encodes allowed to continue in the background at once; past it, a cold AVIF request
     /// gets WebP and no AVIF encode starts. Default `2`.
     pub max_background: usize,
+    /// What is cached: `images` (transformed variants only) or `all` (also every other GET
+    /// response the origin's headers let a shared cache store: the origin shield, issue 20,
+    /// in progress; docs/caching.md "Shield"). Default `images`.
+    pub scope: Scope,
+    /// Largest response body the shield stores (bigger ones stream through). Default `8MiB`.
+    pub max_object_bytes: ByteSize,
+}
+
+/// What the cache stores (`cache.scope`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Transformed image variants only.
+    #[default]
+    Images,
+    /// Image variants and every other storable GET response.
+    All,
 }
 
 /// Whether a response to a request with a `Cookie` may be shared (`cache.cookies`).
@@ -83,6 +100,8 @@ impl Default for CacheConfig {
             avif_budget: Some(Dur::millis(800)),
             fallback_max_age: Dur::secs(30),
             max_background: 2,
+            scope: Scope::Images,
+            max_object_bytes: ByteSize::mib(8),
         }
     }
 }
@@ -214,6 +233,16 @@ impl CacheConfig {
     /// `(key, problem)` for every invalid value.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
+        let obj = self.max_object_bytes.get();
+        if obj < 1024 || obj > self.memory.max_bytes.get() {
+            p.push((
+                "cache.max_object_bytes".into(),
+                format!(
+                    "must be between 1KiB and `memory.max_bytes`, got {}",
+                    self.max_object_bytes
+                ),
+            ));
+        }
         if self.max_retention.get().as_millis() < 1000 {
             p.push(("cache.max_retention".into(), "must be at least 1s".into()));
         }

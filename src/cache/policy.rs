@@ -32,6 +32,9 @@ pub enum NoStore {
     Vary,
     /// Already stale when received (`Age` ≥ lifetime, `max-age=0`, `Expires` in the past).
     Stale,
+    /// A shield response with no freshness information and no `Last-Modified` to base a
+    /// heuristic on.
+    NoFreshness,
 }
 
 impl NoStore {
@@ -45,6 +48,7 @@ impl NoStore {
             NoStore::Cookie => "cookie",
             NoStore::Vary => "vary",
             NoStore::Stale => "stale",
+            NoStore::NoFreshness => "no_freshness",
         }
     }
 }
@@ -63,25 +67,66 @@ pub struct Limits {
     pub needs_public: bool,
 }
 
+/// Why a response with directives `cc` must not be stored, if it must not (the checks every
+/// response goes through, before freshness).
+fn refusal(h: &HeaderMap, cc: &[(String, Option<String>)], limits: &Limits) -> Option<NoStore> {
+    let has = |name: &str| cc.iter().any(|(k, _)| k == name);
+    if has("no-store") {
+        Some(NoStore::NoStoreDirective)
+    } else if has("private") {
+        Some(NoStore::Private)
+    } else if has("no-cache") {
+        Some(NoStore::NoCache)
+    } else if h.contains_key(header::SET_COOKIE) {
+        Some(NoStore::SetCookie)
+    } else if limits.needs_public && !has("public") && !has("s-maxage") {
+        Some(NoStore::Cookie)
+    } else {
+        None
+    }
+}
+
+/// [`ttl`] for a shield response (any GET response, not an image variant): `Vary` may name
+/// only `Accept-Encoding` (the shield key holds the request's encoding class), and a response
+/// without `s-maxage`, `max-age` or `Expires` is fresh only by the heuristic of RFC 9111
+/// §4.2.2: 10 % of the time since its `Last-Modified`, at most `default_ttl`; without
+/// `Last-Modified` it is not stored.
+pub fn shield_ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, NoStore> {
+    if !vary_within(h, &["accept-encoding"]) {
+        return Err(NoStore::Vary);
+    }
+    let cc = directives(h);
+    if let Some(why) = refusal(h, &cc, limits) {
+        return Err(why);
+    }
+    let explicit = cc.iter().any(|(k, _)| k == "s-maxage" || k == "max-age")
+        || h.contains_key(header::EXPIRES);
+    let heuristic = if explicit {
+        limits.default_ttl
+    } else {
+        let lm = http_date(h, header::LAST_MODIFIED);
+        let base = http_date(h, header::DATE).unwrap_or(now);
+        match lm.and_then(|lm| base.duration_since(lm).ok()) {
+            Some(since) => (since / 10).min(limits.default_ttl),
+            None => return Err(NoStore::NoFreshness),
+        }
+    };
+    ttl(
+        h,
+        &Limits {
+            default_ttl: heuristic,
+            ..*limits
+        },
+        now,
+    )
+}
+
 /// How long a response may be kept, counted from `fetched_at` (when its source was fetched).
 /// `now` is when the response arrived; the result never exceeds `max_retention`.
 pub fn ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, NoStore> {
     let cc = directives(h);
-    let has = |name: &str| cc.iter().any(|(k, _)| k == name);
-    if has("no-store") {
-        return Err(NoStore::NoStoreDirective);
-    }
-    if has("private") {
-        return Err(NoStore::Private);
-    }
-    if has("no-cache") {
-        return Err(NoStore::NoCache);
-    }
-    if h.contains_key(header::SET_COOKIE) {
-        return Err(NoStore::SetCookie);
-    }
-    if limits.needs_public && !has("public") && !has("s-maxage") {
-        return Err(NoStore::Cookie);
+    if let Some(why) = refusal(h, &cc, limits) {
+        return Err(why);
     }
     if !vary_is_keyed(h) {
         return Err(NoStore::Vary);
@@ -141,13 +186,18 @@ fn directives(h: &HeaderMap) -> Vec<(String, Option<String>)> {
 /// Only `Accept` (part of the key, through the plan) and `Accept-Encoding` (images are not
 /// content-encoded on this path) may appear in the origin's `Vary`.
 fn vary_is_keyed(h: &HeaderMap) -> bool {
+    vary_within(h, &["accept", "accept-encoding"])
+}
+
+/// Whether every field `Vary` names is one of `allowed` (lowercase).
+fn vary_within(h: &HeaderMap, allowed: &[&str]) -> bool {
     h.get_all(header::VARY)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|f| !f.is_empty())
-        .all(|f| f.eq_ignore_ascii_case("accept") || f.eq_ignore_ascii_case("accept-encoding"))
+        .all(|f| allowed.iter().any(|a| f.eq_ignore_ascii_case(a)))
 }
 
 fn http_date(h: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
@@ -193,6 +243,76 @@ pub fn servable(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shield_ttl_needs_freshness_or_last_modified_and_keys_only_accept_encoding() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let lim = Limits {
+            default_ttl: Duration::from_secs(3600),
+            rule_ttl: None,
+            max_retention: Duration::from_secs(86_400),
+            needs_public: false,
+        };
+        let hm = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(
+                    header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                    v.parse().expect("value"),
+                );
+            }
+            h
+        };
+        assert_eq!(
+            shield_ttl(&hm(&[("cache-control", "max-age=60")]), &lim, now),
+            Ok(Duration::from_secs(60))
+        );
+        assert_eq!(shield_ttl(&hm(&[]), &lim, now), Err(NoStore::NoFreshness));
+        // Last-Modified 1000 s before Date: 100 s of heuristic freshness.
+        let date = httpdate::fmt_http_date(now);
+        let lm = httpdate::fmt_http_date(now - Duration::from_secs(1000));
+        assert_eq!(
+            shield_ttl(&hm(&[("date", &date), ("last-modified", &lm)]), &lim, now),
+            Ok(Duration::from_secs(100))
+        );
+        // ... capped by default_ttl.
+        let old = httpdate::fmt_http_date(now - Duration::from_secs(900_000));
+        assert_eq!(
+            shield_ttl(&hm(&[("date", &date), ("last-modified", &old)]), &lim, now),
+            Ok(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            shield_ttl(
+                &hm(&[("cache-control", "max-age=60"), ("vary", "Accept-Encoding")]),
+                &lim,
+                now
+            ),
+            Ok(Duration::from_secs(60))
+        );
+        assert_eq!(
+            shield_ttl(
+                &hm(&[
+                    ("cache-control", "max-age=60"),
+                    ("vary", "Accept-Encoding, Cookie")
+                ]),
+                &lim,
+                now
+            ),
+            Err(NoStore::Vary)
+        );
+        assert_eq!(
+            shield_ttl(&hm(&[("cache-control", "private, max-age=60")]), &lim, now),
+            Err(NoStore::Private)
+        );
+        assert_eq!(
+            shield_ttl(
+                &hm(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]),
+                &lim,
+                now
+            ),
+            Err(NoStore::SetCookie)
+        );
+    }
+
     use super::*;
     use http::HeaderValue;
 

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 pub use crate::admin::config::AdminConfig;
-pub use crate::cache::config::{CacheConfig, DiskConfig, DiskSetting, MemoryConfig};
+pub use crate::cache::config::{CacheConfig, DiskConfig, DiskSetting, MemoryConfig, Scope};
 pub use crate::fetch::config::UrlApiConfig;
 pub use crate::fetch::origin::OriginConfig;
 pub use crate::image::config::{

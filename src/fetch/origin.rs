@@ -119,12 +119,24 @@ impl Origin {
         p
     }
 
-    /// Sets the Host header the origin should see.
+    /// The Host the origin sees for `req`: `origin.host`, else the client's, else the
+    /// origin's authority.
+    pub(crate) fn host_for<'a>(&'a self, req: &'a RequestHeader) -> &'a str {
+        match &self.host_override {
+            Some(h) => h,
+            None => req
+                .headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(&self.authority),
+        }
+    }
+
+    /// Sets the Host header the origin should see ([`Origin::host_for`]).
     pub(crate) fn set_host(&self, req: &mut RequestHeader) -> pingora::Result<()> {
-        if let Some(h) = &self.host_override {
-            req.insert_header(http::header::HOST, h.as_str())?;
-        } else if !req.headers.contains_key(http::header::HOST) {
-            req.insert_header(http::header::HOST, self.authority.as_str())?;
+        if self.host_override.is_some() || !req.headers.contains_key(http::header::HOST) {
+            let h = self.host_for(req).to_string();
+            req.insert_header(http::header::HOST, h)?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ mod refused;
 pub(crate) mod respond;
 mod serve;
 mod service;
+mod shield;
 pub(crate) mod source;
 mod state;
 

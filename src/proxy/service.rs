@@ -7,6 +7,7 @@ use super::headers;
 use super::image_path;
 use super::refused::{Kind, Refused};
 use super::respond;
+use super::shield;
 use super::state::State;
 use crate::path::{Form, PathError};
 use crate::telemetry::{metrics, Done, Record};
@@ -54,6 +55,10 @@ pub struct Ctx {
     svg_refused: bool,
     /// When the proxy route's upstream request was sent.
     sent: Option<std::time::Instant>,
+    /// A shield miss whose response may be stored (`cache.scope: all`).
+    shield: Option<shield::Miss>,
+    /// A storable shield response whose body is being collected.
+    pending: Option<shield::Pending>,
 }
 
 #[async_trait]
@@ -64,6 +69,8 @@ impl ProxyHttp for Pixgate {
         Ctx {
             rec: Record::start(self.state.telemetry.per_request),
             sent: None,
+            shield: None,
+            pending: None,
             svg_refused: false,
         }
     }
@@ -127,7 +134,14 @@ impl ProxyHttp for Pixgate {
             return Ok(true);
         }
         if !candidate::is_candidate(session.req_header(), self.state.cfg.images.detect) {
-            return Ok(false);
+            return match shield::lookup(&self.state, session, &mut ctx.rec).await? {
+                Some(Ok(_answered)) => Ok(true),
+                Some(Err(miss)) => {
+                    ctx.shield = Some(miss);
+                    Ok(false)
+                }
+                None => Ok(false),
+            };
         }
         if applied.bypass() {
             // The rule says: untouched. pingora's proxy path streams it.
@@ -177,6 +191,11 @@ impl ProxyHttp for Pixgate {
             // The SVG's bytes are dropped; the refusal's text goes out once, at the end.
             *body = end.then(|| bytes::Bytes::from_static(SVG_REFUSED));
         }
+        if let Some(p) = ctx.pending.as_mut() {
+            if !p.on_body(&self.state, body.as_ref(), end) || end {
+                ctx.pending = None;
+            }
+        }
         Ok(None)
     }
 
@@ -195,7 +214,7 @@ impl ProxyHttp for Pixgate {
 
     async fn response_filter(
         &self,
-        _s: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -210,9 +229,13 @@ impl ProxyHttp for Pixgate {
             ctx.svg_refused = true;
             ctx.rec.reason = Some("svg_rejected");
         }
-        self.state.advertise_hints(resp)?;
-        headers::contain_svg(resp)?;
-        headers::forward_response(resp)
+        if let Some(miss) = ctx.shield.take() {
+            if !ctx.svg_refused {
+                ctx.pending = miss.on_response(&self.state, resp)?;
+            }
+        }
+        shield::invalidate(&self.state, session.req_header(), resp).await;
+        shield::shape(&self.state, resp)
     }
 
     /// pingora's answer when proxying fails before a response was sent, except that an

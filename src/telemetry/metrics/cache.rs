@@ -1,6 +1,31 @@
 //! The variant cache, both tiers (docs/metrics.md, "Cache").
 
 metrics! {
+    /// Shield lookups (`cache.scope: all`) by result (`hit`, `miss`).
+    SHIELD_REQUESTS: IntCounterVec = register_int_counter_vec!(
+        "pixgate_shield_requests_total",
+        "Origin-shield lookups of non-image GET/HEAD requests, by result",
+        &["status"]
+    );
+
+    /// Shield responses stored.
+    SHIELD_STORED: IntCounter = register_int_counter!(
+        "pixgate_shield_stored_total",
+        "Non-image responses stored by the origin shield"
+    );
+
+    /// Shield entries removed because an unsafe request changed their URL.
+    SHIELD_INVALIDATED: IntCounter = register_int_counter!(
+        "pixgate_shield_invalidated_total",
+        "Shield entries removed by a successful POST/PUT/DELETE/PATCH on their URL or Location"
+    );
+
+    /// Body bytes answered from the shield (the origin did not send them again).
+    SHIELD_BYTES_SAVED: IntCounter = register_int_counter!(
+        "pixgate_shield_bytes_saved_total",
+        "Body bytes answered from the origin shield instead of the origin"
+    );
+
     /// Image-path requests by cache status (`hit`, `miss`, `bypass`).
     CACHE_REQUESTS: IntCounterVec = register_int_counter_vec!(
         "pixgate_cache_requests_total",

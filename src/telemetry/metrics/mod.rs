@@ -174,6 +174,9 @@ pub(crate) fn init() {
     for status in ["hit", "miss", "bypass", "stale"] {
         CACHE_REQUESTS.with_label_values(&[status]);
     }
+    for status in ["hit", "miss"] {
+        SHIELD_REQUESTS.with_label_values(&[status]);
+    }
     for cause in ["origin_error", "origin_5xx"] {
         CACHE_STALE.with_label_values(&[cause]);
     }

@@ -1,0 +1,316 @@
+//! The origin shield's first part (issue 20, `cache.scope: all`) against a real origin: a
+//! fresh GET response is stored and answered from the cache (HEAD too) without the origin;
+//! what a shared cache must not store goes to the origin every time; encodings are kept
+//! apart; a successful unsafe request invalidates; the retention limit, purge and the body
+//! limit cover shield entries like variants; `scope: images` (the default) stores nothing.
+
+mod common;
+
+use common::{client, metric, Pixgate, Route, TestOrigin};
+use pixgate::config::Scope;
+use pixgate::config::{ByteSize, Config, Dur};
+use std::time::{Duration, Instant};
+
+const CSS: &str = "body { color: #123456; }\n/* padding so the body is not tiny */\n";
+
+fn all(c: &mut Config) {
+    c.cache.scope = Scope::All;
+}
+
+/// GET `path`: (status, x-cache, age present, body).
+async fn get(p: &Pixgate, path: &str, headers: &[(&str, &str)]) -> (u16, String, bool, String) {
+    let mut r = client().get(p.url(path));
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let r = r.send().await.expect("request");
+    let status = r.status().as_u16();
+    let xc = r
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let age = r.headers().contains_key("age");
+    (status, xc, age, r.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn fresh_responses_are_answered_without_the_origin() {
+    let origin = TestOrigin::start(vec![(
+        "/style.css",
+        Route::ok("text/css", CSS)
+            .header("cache-control", "public, max-age=60")
+            .header("etag", "\"v1\""),
+    )]);
+    let p = Pixgate::start_with(&origin, all);
+    let (s, xc, _, body) = get(&p, "/style.css", &[]).await;
+    assert_eq!((s, xc.as_str(), body.as_str()), (200, "MISS", CSS));
+    // The store happens when the body has ended; give the insert a moment.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..3 {
+        let (s, xc, age, body) = get(&p, "/style.css", &[]).await;
+        assert_eq!(
+            (s, xc.as_str(), age, body.as_str()),
+            (200, "HIT", true, CSS)
+        );
+    }
+    assert_eq!(origin.hits("/style.css"), 1, "the origin was asked once");
+    // HEAD from the stored GET: headers, no body.
+    let r = client()
+        .head(p.url("/style.css"))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    assert_eq!(r.headers()["content-length"], CSS.len().to_string());
+    assert_eq!(r.headers()["content-type"], "text/css");
+    assert!(r.headers()["via"]
+        .to_str()
+        .unwrap_or("")
+        .contains("pixgate"));
+    // A matching If-None-Match: 304 from the cache.
+    let r = client()
+        .get(p.url("/style.css"))
+        .header("if-none-match", "\"v1\"")
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(r.status().as_u16(), 304);
+    assert_eq!(origin.hits("/style.css"), 1);
+    let m = p.metrics_settled().await;
+    assert_eq!(
+        metric(&m, "pixgate_shield_requests_total", &[("status", "hit")]),
+        5.0
+    );
+    assert_eq!(metric(&m, "pixgate_shield_stored_total", &[]), 1.0);
+    assert_eq!(
+        metric(&m, "pixgate_shield_bytes_saved_total", &[]),
+        (3 * CSS.len()) as f64
+    );
+}
+
+#[tokio::test]
+async fn what_a_shared_cache_must_not_store_always_reaches_the_origin() {
+    let cases: Vec<(&str, Route)> = vec![
+        (
+            "/no-store",
+            Route::ok("text/html", "a").header("cache-control", "no-store"),
+        ),
+        (
+            "/private",
+            Route::ok("text/html", "b").header("cache-control", "private, max-age=60"),
+        ),
+        (
+            "/no-cache",
+            Route::ok("text/html", "c").header("cache-control", "no-cache"),
+        ),
+        (
+            "/cookie-set",
+            Route::ok("text/html", "d")
+                .header("cache-control", "max-age=60")
+                .header("set-cookie", "s=1"),
+        ),
+        ("/no-freshness", Route::ok("text/html", "e")),
+        (
+            "/vary-cookie",
+            Route::ok("text/html", "f")
+                .header("cache-control", "max-age=60")
+                .header("vary", "Cookie"),
+        ),
+        (
+            "/not-found",
+            Route {
+                status: 404,
+                ..Route::ok("text/html", "g").header("cache-control", "max-age=60")
+            },
+        ),
+    ];
+    let paths: Vec<&str> = cases.iter().map(|(p, _)| *p).collect();
+    let origin = TestOrigin::start(cases);
+    origin.set_route(
+        "/auth",
+        Route::ok("text/html", "h").header("cache-control", "public, max-age=60"),
+    );
+    let p = Pixgate::start_with(&origin, all);
+    for path in &paths {
+        for _ in 0..2 {
+            get(&p, path, &[]).await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        assert_eq!(origin.hits(path), 2, "{path} was answered from the cache");
+    }
+    // A request with Authorization is never answered from, nor stored in, the cache.
+    for _ in 0..2 {
+        get(&p, "/auth", &[("authorization", "Bearer x")]).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(origin.hits("/auth"), 2);
+    // A request with a Cookie: stored only when the response says public (this one does).
+    get(&p, "/auth", &[("cookie", "session=1")]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_, xc, _, _) = get(&p, "/auth", &[]).await;
+    assert_eq!(xc, "HIT");
+    let m = p.metrics_settled().await;
+    for reason in [
+        "no_store",
+        "private",
+        "no_cache",
+        "set_cookie",
+        "no_freshness",
+        "vary",
+    ] {
+        assert!(
+            metric(&m, "pixgate_cache_not_stored_total", &[("reason", reason)]) >= 2.0,
+            "{reason}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn last_modified_gives_heuristic_freshness_and_encodings_stay_apart() {
+    let lm = httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(86_400));
+    let origin = TestOrigin::start(vec![
+        (
+            "/page.html",
+            Route::ok("text/html", "<p>hi</p>").header("last-modified", &lm),
+        ),
+        (
+            "/app.js",
+            Route::ok("text/javascript", "let a = 1;")
+                .header("cache-control", "max-age=60")
+                .header("vary", "Accept-Encoding"),
+        ),
+    ]);
+    let p = Pixgate::start_with(&origin, all);
+    get(&p, "/page.html", &[]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(&p, "/page.html", &[]).await.1, "HIT");
+    assert_eq!(origin.hits("/page.html"), 1);
+    for ae in ["gzip, deflate, br", "gzip", "identity"] {
+        get(&p, "/app.js", &[("accept-encoding", ae)]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(origin.hits("/app.js"), 3, "one fetch per encoding class");
+    for ae in ["br", "gzip, deflate", "identity"] {
+        assert_eq!(
+            get(&p, "/app.js", &[("accept-encoding", ae)]).await.1,
+            "HIT",
+            "{ae}"
+        );
+    }
+    assert_eq!(origin.hits("/app.js"), 3);
+}
+
+#[tokio::test]
+async fn unsafe_requests_invalidate_and_purge_and_retention_reach_shield_entries() {
+    let token = "shield-purge-token-0123";
+    let origin = TestOrigin::start(vec![
+        (
+            "/doc",
+            Route::ok("text/plain", "v1").header("cache-control", "max-age=3600"),
+        ),
+        (
+            "/list",
+            Route::ok("text/plain", "l").header("cache-control", "max-age=3600"),
+        ),
+        (
+            "/other",
+            Route::ok("text/plain", "o").header("cache-control", "max-age=3600"),
+        ),
+    ]);
+    let p = Pixgate::start_with(&origin, |c| {
+        all(c);
+        c.admin.token = Some(token.into());
+        c.cache.max_retention = Dur::secs(3);
+    });
+    let warm = |path: &'static str| {
+        let p = &p;
+        async move {
+            get(p, path, &[]).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(get(p, path, &[]).await.1, "HIT", "{path}");
+        }
+    };
+    let t0 = Instant::now();
+    warm("/doc").await;
+    warm("/list").await;
+    // A POST to /doc (the origin answers 200 with a Location naming /list): both go.
+    origin.set_route(
+        "/doc",
+        Route::ok("text/plain", "v1")
+            .header("cache-control", "max-age=3600")
+            .header("location", "/list"),
+    );
+    let r = client()
+        .post(p.url("/doc"))
+        .body("x")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(get(&p, "/doc", &[]).await.1, "MISS");
+    assert_eq!(get(&p, "/list", &[]).await.1, "MISS");
+    // A purge of the URL removes it like a variant.
+    warm("/other").await;
+    let (s, body) = p.purge("url=/other", Some(token)).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(get(&p, "/other", &[]).await.1, "MISS");
+    // max_retention (3 s) caps max-age=3600: gone from memory by then, unasked.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let filled = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) || filled.elapsed() < Duration::from_millis(3100) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = p.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "pixgate_cache_entries",
+            &[("store", "variants"), ("tier", "memory")]
+        ),
+        0.0
+    );
+    assert!(metric(&m, "pixgate_shield_invalidated_total", &[]) >= 2.0);
+}
+
+#[tokio::test]
+async fn large_bodies_stream_through_and_scope_images_stores_nothing() {
+    let big = "x".repeat(40 * 1024);
+    let origin = TestOrigin::start(vec![
+        (
+            "/big.txt",
+            Route::ok("text/plain", big.clone()).header("cache-control", "max-age=60"),
+        ),
+        (
+            "/chunked.txt",
+            Route::ok("text/plain", big.clone())
+                .header("cache-control", "max-age=60")
+                .chunked(),
+        ),
+        (
+            "/small.txt",
+            Route::ok("text/plain", "s").header("cache-control", "max-age=60"),
+        ),
+    ]);
+    let p = Pixgate::start_with(&origin, |c| {
+        all(c);
+        c.cache.max_object_bytes = ByteSize(16 * 1024);
+    });
+    for path in ["/big.txt", "/chunked.txt"] {
+        let (s, _, _, body) = get(&p, path, &[]).await;
+        assert_eq!((s, body.len()), (200, big.len()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (_, xc, _, body) = get(&p, path, &[]).await;
+        assert_eq!((xc.as_str(), body.len()), ("MISS", big.len()), "{path}");
+    }
+    drop(p);
+    // The default scope: images only.
+    let p = Pixgate::start(&origin);
+    for _ in 0..2 {
+        get(&p, "/small.txt", &[]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(origin.hits("/small.txt"), 2);
+}
