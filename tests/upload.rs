@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{client, decode, metric, photo, Pixgate, Route, TestOrigin, CHROME};
+use common::{client, decode, files_under, metric, photo, Pixgate, Route, TestOrigin, CHROME};
 use pixgate::config::{ApiKey, ByteSize, Config, DiskConfig, DiskSetting, Dur};
 use pixgate::ratelimit::Bucket;
 use pixgate::screening::{FailMode, HookConfig, SendMode};
@@ -271,16 +271,7 @@ async fn crop_rotate_and_presets_shape_the_result() {
     img.write_to(&mut png, image::ImageFormat::Png)
         .expect("png");
     let png = png.into_inner();
-    let (s, _, v) = post(
-        &p,
-        "crop=220,20,100,50&format=png",
-        "image/png",
-        png.clone(),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let out = decode(&fetch(&p, &link(&v, 0)).await.2).to_rgb8();
+    let out = png_result(&p, "crop=220,20,100,50&format=png", &png).await;
     assert_eq!(out.dimensions(), (100, 50));
     assert!(out.pixels().all(|px| px[2] > 180 && px[0] < 60), "all blue");
 
@@ -288,9 +279,7 @@ async fn crop_rotate_and_presets_shape_the_result() {
     // fit=fill squeezes both in.
     for (gravity, red) in [("west", true), ("east", false)] {
         let q = format!("width=100&height=100&fit=cover&gravity={gravity}&format=png");
-        let (s, _, v) = post(&p, &q, "image/png", png.clone(), &[]).await;
-        assert_eq!(s, 200, "{v}");
-        let out = decode(&fetch(&p, &link(&v, 0)).await.2).to_rgb8();
+        let out = png_result(&p, &q, &png).await;
         assert_eq!(out.dimensions(), (100, 100));
         assert!(
             out.pixels()
@@ -298,16 +287,7 @@ async fn crop_rotate_and_presets_shape_the_result() {
             "{gravity}"
         );
     }
-    let (s, _, v) = post(
-        &p,
-        "width=100&height=100&fit=fill&format=png",
-        "image/png",
-        png.clone(),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let out = decode(&fetch(&p, &link(&v, 0)).await.2).to_rgb8();
+    let out = png_result(&p, "width=100&height=100&fit=fill&format=png", &png).await;
     assert_eq!(out.dimensions(), (100, 100));
     assert!(out.get_pixel(5, 50)[0] > 180 && out.get_pixel(95, 50)[2] > 180);
 
@@ -337,6 +317,13 @@ async fn crop_rotate_and_presets_shape_the_result() {
     let (s, _, v) = post(&p, "crop=500,0,10,10", "image/png", png, &[]).await;
     assert_eq!(s, 400, "{v}");
     assert!(v["message"].as_str().unwrap_or("").contains("crop"), "{v}");
+}
+
+/// Uploads `png` with `query` and decodes the stored result.
+async fn png_result(p: &Pixgate, query: &str, png: &[u8]) -> image::RgbImage {
+    let (s, _, v) = post(p, query, "image/png", png.to_vec(), &[]).await;
+    assert_eq!(s, 200, "{query}: {v}");
+    decode(&fetch(p, &link(&v, 0)).await.2).to_rgb8()
 }
 
 /// The JSON error shape: `{error, message}`.
@@ -677,22 +664,6 @@ async fn idle_links_end_after_the_idle_limit() {
     // Left alone past the idle limit: gone.
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_eq!(fetch(&p, &l).await.0, 404);
-}
-
-/// Every regular file under `dir`.
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test]

@@ -59,7 +59,8 @@ pub struct CacheConfig {
     /// response the origin's headers let a shared cache store: the origin shield, issue 20,
     /// in progress; docs/caching.md "Shield"). Default `images`.
     pub scope: Scope,
-    /// Largest response body the shield stores (bigger ones stream through). Default `8MiB`.
+    /// Largest response body the shield stores (bigger ones stream through); never more
+    /// than `memory.max_bytes`. Default `8MiB`.
     pub max_object_bytes: ByteSize,
 }
 
@@ -230,17 +231,18 @@ impl CacheConfig {
             .map(|i| i.get().saturating_sub(self.sweep_interval.get()))
     }
 
+    /// The largest body the shield stores: `max_object_bytes`, at most the memory tier.
+    pub fn object_limit(&self) -> u64 {
+        self.max_object_bytes.get().min(self.memory.max_bytes.get())
+    }
+
     /// `(key, problem)` for every invalid value.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
-        let obj = self.max_object_bytes.get();
-        if obj < 1024 || obj > self.memory.max_bytes.get() {
+        if self.max_object_bytes.get() < 1024 {
             p.push((
                 "cache.max_object_bytes".into(),
-                format!(
-                    "must be between 1KiB and `memory.max_bytes`, got {}",
-                    self.max_object_bytes
-                ),
+                format!("must be at least 1KiB, got {}", self.max_object_bytes),
             ));
         }
         if self.max_retention.get().as_millis() < 1000 {

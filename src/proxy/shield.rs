@@ -225,7 +225,7 @@ impl Miss {
             Ok(t) => t,
             Err(why) => return not_stored(why.label()),
         };
-        let max = usize::try_from(cfg.max_object_bytes.get()).unwrap_or(usize::MAX);
+        let max = usize::try_from(cfg.object_limit()).unwrap_or(usize::MAX);
         let declared = resp
             .headers
             .get(header::CONTENT_LENGTH)
