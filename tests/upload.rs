@@ -15,7 +15,6 @@ use pixgate::screening::{FailMode, HookConfig, SendMode};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Starts pixgate with the upload listener on, after `tweak`.

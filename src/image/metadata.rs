@@ -6,8 +6,10 @@
 //!   APP0 (JFIF), APP2 (ICC profile: the colours) and APP14 (Adobe: the colour transform) stay.
 //! - PNG: `tEXt`, `zTXt`, `iTXt`, `eXIf` and `tIME` chunks are dropped.
 //! - WebP: `EXIF` and `XMP ` chunks are dropped and their `VP8X` flags cleared.
-//! - GIF and AVIF are returned unchanged (GIF's comment and application extensions, AVIF's
-//!   `Exif` items: not handled yet; see docs/upload.md).
+//! - GIF is returned unchanged (its comment and application extensions are not walked yet;
+//!   GIF carries no EXIF).
+//! - AVIF is refused (`Err`): its `Exif`/XMP items are not walked yet, and a file that may hold
+//!   a GPS position is not sent back as if it had been cleaned.
 //!
 //! Every parser checks lengths against the input and gives up (`Err`) on anything malformed,
 //! so a caller that promised stripped metadata can refuse the file rather than send it as is.
@@ -24,7 +26,8 @@ pub fn strip(bytes: &[u8], format: SourceFormat) -> Result<Vec<u8>, Malformed> {
         SourceFormat::Jpeg => jpeg(bytes),
         SourceFormat::Png => png(bytes),
         SourceFormat::Webp => webp(bytes),
-        SourceFormat::Gif | SourceFormat::Avif => Ok(bytes.to_vec()),
+        SourceFormat::Gif => Ok(bytes.to_vec()),
+        SourceFormat::Avif => Err(Malformed("AVIF metadata items are not removed yet")),
     }
 }
 
@@ -256,6 +259,7 @@ mod tests {
         assert!(strip(b"\x89PNG\r\n\x1a\n\0\0\0\xffIHDR", SourceFormat::Png).is_err());
         assert!(strip(b"RIFF\xff\xff\0\0WEBPVP8 ", SourceFormat::Webp).is_err());
         assert!(strip(b"GIF89a", SourceFormat::Jpeg).is_err());
+        assert!(strip(b"\0\0\0\x1cftypavif", SourceFormat::Avif).is_err());
     }
 
     proptest::proptest! {
