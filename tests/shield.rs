@@ -156,7 +156,7 @@ async fn what_a_shared_cache_must_not_store_always_reaches_the_origin() {
     for reason in [
         "no_store",
         "private",
-        "no_cache",
+        "stale",
         "set_cookie",
         "no_freshness",
         "vary",
@@ -313,4 +313,84 @@ async fn large_bodies_stream_through_and_scope_images_stores_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(origin.hits("/small.txt"), 2);
+}
+
+#[tokio::test]
+async fn stale_entries_are_revalidated_and_a_304_refreshes_them_without_a_body() {
+    let origin = TestOrigin::start(vec![
+        (
+            "/rev",
+            Route::ok("text/plain", "REV")
+                .header("cache-control", "max-age=1")
+                .header("etag", "\"r1\""),
+        ),
+        (
+            "/nc",
+            Route::ok("text/plain", "NC")
+                .header("cache-control", "no-cache")
+                .header("etag", "\"n1\""),
+        ),
+    ]);
+    let p = Pixgate::start_with(&origin, all);
+    let settle = || tokio::time::sleep(Duration::from_millis(60));
+    assert_eq!(get(&p, "/rev", &[]).await.1, "MISS");
+    settle().await;
+    assert_eq!(get(&p, "/rev", &[]).await.1, "HIT");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Stale: asked with its validator; the origin's 304 (no body) becomes the stored 200.
+    let (s, xc, _, body) = get(&p, "/rev", &[]).await;
+    assert_eq!((s, xc.as_str(), body.as_str()), (200, "REVALIDATED", "REV"));
+    assert_eq!(origin.hits("/rev"), 2);
+    assert_eq!(origin.last_headers("/rev")["if-none-match"], "\"r1\"");
+    settle().await;
+    assert_eq!(
+        get(&p, "/rev", &[]).await.1,
+        "HIT",
+        "fresh again after the 304"
+    );
+    assert_eq!(origin.hits("/rev"), 2);
+    // A client's own condition goes to the origin as it is, and its 304 to the client.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = client()
+        .get(p.url("/rev"))
+        .header("if-none-match", "\"r1\"")
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(r.status().as_u16(), 304);
+    // Changed at the origin: the revalidation gets the new 200, which goes to the client and
+    // drops the stale entry; the next request stores the new one.
+    origin.set_route(
+        "/rev",
+        Route::ok("text/plain", "NEW")
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"r2\""),
+    );
+    let (s, _, _, body) = get(&p, "/rev", &[]).await;
+    assert_eq!((s, body.as_str()), (200, "NEW"));
+    let (_, xc, _, body) = get(&p, "/rev", &[]).await;
+    assert_eq!((xc.as_str(), body.as_str()), ("MISS", "NEW"));
+    settle().await;
+    assert_eq!(
+        get(&p, "/rev", &[]).await,
+        (200, "HIT".into(), true, "NEW".into())
+    );
+
+    // no-cache: stored, revalidated before every use.
+    assert_eq!(get(&p, "/nc", &[]).await.1, "MISS");
+    settle().await;
+    for _ in 0..2 {
+        let (_, xc, _, body) = get(&p, "/nc", &[]).await;
+        assert_eq!((xc.as_str(), body.as_str()), ("REVALIDATED", "NC"));
+    }
+    assert_eq!(origin.hits("/nc"), 3);
+    let m = p.metrics_settled().await;
+    assert_eq!(
+        metric(
+            &m,
+            "pixgate_shield_requests_total",
+            &[("status", "revalidated")]
+        ),
+        3.0
+    );
 }

@@ -89,15 +89,28 @@ fn refusal(h: &HeaderMap, cc: &[(String, Option<String>)], limits: &Limits) -> O
 /// [`ttl`] for a shield response (any GET response, not an image variant): `Vary` may name
 /// only `Accept-Encoding` (the shield key holds the request's encoding class), and a response
 /// without `s-maxage`, `max-age` or `Expires` is fresh only by the heuristic of RFC 9111
-/// §4.2.2: 10 % of the time since its `Last-Modified`, at most `default_ttl`; without
-/// `Last-Modified` it is not stored.
+/// §4.2.2: 10 % of the time since its `Last-Modified`, at most `default_ttl`.
+///
+/// `Ok(Duration::ZERO)`: storable, but only to be revalidated before every use (`no-cache`,
+/// already stale on arrival, or an `ETag` without any freshness); the caller keeps such a
+/// response only when it carries a validator. Without freshness, `Last-Modified` or `ETag`:
+/// not stored (`NoFreshness`).
 pub fn shield_ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, NoStore> {
     if !vary_within(h, &["accept-encoding"]) {
         return Err(NoStore::Vary);
     }
     let cc = directives(h);
-    if let Some(why) = refusal(h, &cc, limits) {
+    let no_cache = cc.iter().any(|(k, _)| k == "no-cache");
+    let others: Vec<(String, Option<String>)> = cc
+        .iter()
+        .filter(|(k, _)| k != "no-cache")
+        .cloned()
+        .collect();
+    if let Some(why) = refusal(h, &others, limits) {
         return Err(why);
+    }
+    if no_cache {
+        return Ok(Duration::ZERO);
     }
     let explicit = cc.iter().any(|(k, _)| k == "s-maxage" || k == "max-age")
         || h.contains_key(header::EXPIRES);
@@ -108,17 +121,21 @@ pub fn shield_ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Dur
         let base = http_date(h, header::DATE).unwrap_or(now);
         match lm.and_then(|lm| base.duration_since(lm).ok()) {
             Some(since) => (since / 10).min(limits.default_ttl),
+            None if h.contains_key(header::ETAG) => return Ok(Duration::ZERO),
             None => return Err(NoStore::NoFreshness),
         }
     };
-    ttl(
+    match ttl(
         h,
         &Limits {
             default_ttl: heuristic,
             ..*limits
         },
         now,
-    )
+    ) {
+        Err(NoStore::Stale) => Ok(Duration::ZERO),
+        other => other,
+    }
 }
 
 /// How long a response may be kept, counted from `fetched_at` (when its source was fetched).
@@ -302,6 +319,22 @@ mod tests {
         assert_eq!(
             shield_ttl(&hm(&[("cache-control", "private, max-age=60")]), &lim, now),
             Err(NoStore::Private)
+        );
+        // Stored only to be revalidated: no-cache, max-age=0, an ETag alone.
+        for h in [
+            hm(&[("cache-control", "no-cache")]),
+            hm(&[("cache-control", "max-age=0")]),
+            hm(&[("etag", "\"x\"")]),
+        ] {
+            assert_eq!(shield_ttl(&h, &lim, now), Ok(Duration::ZERO), "{h:?}");
+        }
+        assert_eq!(
+            shield_ttl(
+                &hm(&[("cache-control", "no-cache"), ("set-cookie", "a=b")]),
+                &lim,
+                now
+            ),
+            Err(NoStore::SetCookie)
         );
         assert_eq!(
             shield_ttl(

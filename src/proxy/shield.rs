@@ -130,7 +130,9 @@ pub(crate) async fn lookup(
     let epoch = st.cache.epoch();
     if let Some((e, _tier)) = st.cache.get(&key).await {
         if e.note == NOTE {
-            return answer(st, session, &e, rec).await.map(|s| Some(Ok(s)));
+            metrics::SHIELD_REQUESTS.with_label_values(&["hit"]).inc();
+            rec.cache = "hit";
+            return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
         }
     }
     metrics::SHIELD_REQUESTS.with_label_values(&["miss"]).inc();
@@ -139,13 +141,43 @@ pub(crate) async fn lookup(
         // A HEAD's answer has no body to store.
         return Ok(None);
     }
-    Ok(Some(Err(Miss {
+    let miss = Miss {
         key,
         source,
         epoch,
         started,
         cookie,
-    })))
+    };
+    // A stale entry with a validator is revalidated, unless the client sent conditions of its
+    // own (then the origin's answer to those goes to the client as it is).
+    let req = session.req_header();
+    let own_conditions = req.headers.contains_key(header::IF_NONE_MATCH)
+        || req.headers.contains_key(header::IF_MODIFIED_SINCE);
+    if !own_conditions {
+        if let Some(stale) = st.cache.get_stale(&miss.key).await {
+            if stale.note == NOTE && validators(&stale).next().is_some() {
+                if let Some(status) = miss.revalidate(st, session, stale, rec).await? {
+                    return Ok(Some(Ok(status)));
+                }
+            }
+        }
+    }
+    Ok(Some(Err(miss)))
+}
+
+/// The conditional request headers that revalidate `e`: `If-None-Match` from its ETag,
+/// `If-Modified-Since` from its Last-Modified.
+fn validators(e: &Entry) -> impl Iterator<Item = (header::HeaderName, &[u8])> {
+    let etag = e
+        .etag
+        .as_deref()
+        .map(|t| (header::IF_NONE_MATCH, t.as_bytes()));
+    let lm = e
+        .headers
+        .iter()
+        .find(|(k, _)| k == "last-modified")
+        .map(|(_, v)| (header::IF_MODIFIED_SINCE, v.as_slice()));
+    etag.into_iter().chain(lm)
 }
 
 /// Shapes a response header the way every proxied answer is shaped (hints, SVG containment,
@@ -158,9 +190,7 @@ pub(crate) fn shape(st: &State, resp: &mut ResponseHeader) -> Result<()> {
 
 /// Writes a stored response: 200 (or 304 for a matching `If-None-Match`), its headers, `Age`,
 /// the cache-status header; no body for HEAD.
-async fn answer(st: &State, session: &mut Session, e: &Entry, rec: &mut Record) -> Result<u16> {
-    metrics::SHIELD_REQUESTS.with_label_values(&["hit"]).inc();
-    rec.cache = "hit";
+async fn answer(st: &State, session: &mut Session, e: &Entry, status: &str) -> Result<u16> {
     let req = session.req_header();
     let head = req.method == Method::HEAD;
     let not_modified = e
@@ -168,19 +198,14 @@ async fn answer(st: &State, session: &mut Session, e: &Entry, rec: &mut Record) 
         .as_deref()
         .is_some_and(|tag| headers::if_none_match(req.headers.get(header::IF_NONE_MATCH), tag));
     let code = if not_modified { 304 } else { 200 };
-    let mut resp = ResponseHeader::build(code, Some(e.headers.len() + 4))?;
-    for (name, value) in &e.headers {
-        let v = HeaderValue::from_bytes(value)
-            .map_err(|_| pingora::Error::new_str("invalid stored header"))?;
-        resp.append_header(name.clone(), v)?;
-    }
+    let mut resp = stored_response(code, e)?;
     if !not_modified {
         resp.insert_header(header::CONTENT_LENGTH, e.body.len().to_string())?;
     }
     resp.insert_header(header::AGE, e.age(SystemTime::now()).to_string())?;
     shape(st, &mut resp)?;
     if let Some(name) = &st.cfg.cache.status_header {
-        resp.insert_header(name.clone(), "HIT")?;
+        resp.insert_header(name.clone(), status)?;
     }
     let bodyless = not_modified || head;
     session
@@ -196,8 +221,8 @@ async fn answer(st: &State, session: &mut Session, e: &Entry, rec: &mut Record) 
 }
 
 impl Miss {
-    /// Decides, from the origin's response header, whether it will be stored; marks the
-    /// answer `MISS`.
+    /// Decides, from the origin's response header, whether it will be stored (its body is
+    /// then collected); marks the answer `MISS`.
     pub(crate) fn on_response(
         self,
         st: &State,
@@ -214,17 +239,17 @@ impl Miss {
             Ok(None)
         };
         let cfg = &st.cfg.cache;
-        let limits = Limits {
-            default_ttl: cfg.default_ttl.get(),
-            rule_ttl: None,
-            max_retention: cfg.max_retention.get(),
-            needs_public: self.cookie && cfg.cookies == CookiePolicy::RequirePublic,
-        };
+        let limits = self.limits(st);
         let now = SystemTime::now();
         let ttl = match policy::shield_ttl(&resp.headers, &limits, now) {
             Ok(t) => t,
             Err(why) => return not_stored(why.label()),
         };
+        let validated = resp.headers.contains_key(header::ETAG)
+            || resp.headers.contains_key(header::LAST_MODIFIED);
+        if ttl.is_zero() && !validated {
+            return not_stored("stale");
+        }
         let max = usize::try_from(cfg.object_limit()).unwrap_or(usize::MAX);
         let declared = resp
             .headers
@@ -239,22 +264,22 @@ impl Miss {
             .get(header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let origin_age = resp
-            .headers
-            .get(header::AGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let origin_age = age_of(&resp.headers);
         let entry = Entry {
             headers: stored_headers(&resp.headers, st.cfg.cache.status_header.as_deref()),
             body: Bytes::new(),
             etag,
             note: NOTE.into(),
             source: self.source,
-            // Retention counts from when the origin was asked.
+            // Retention counts from when the origin was asked. With a validator the entry is kept
+            // past its freshness (never past the retention cap) to be revalidated.
             created: self.started,
             fresh_until: self.started + ttl,
-            expires: self.started + ttl,
+            expires: if validated {
+                self.started + cfg.max_retention.get()
+            } else {
+                self.started + ttl
+            },
             origin_age,
             source_bytes: 0,
             source_format: "unknown".into(),
@@ -267,6 +292,132 @@ impl Miss {
             max,
         }))
     }
+
+    /// Asks the origin whether `stale` still holds (its validators as conditions). A 304:
+    /// the stored headers are updated with the 304's (RFC 9111 §4.3.4), freshness computed
+    /// again, the entry stored again (its retention still counts from the original fetch:
+    /// the body is the same bytes) and answered (`REVALIDATED`). Any other answer streams to
+    /// the client as it is and the stale entry is dropped, so the next request stores the new
+    /// one. `Ok(None)`: the origin could not be asked; the caller proxies as for a miss.
+    async fn revalidate(
+        &self,
+        st: &State,
+        session: &mut Session,
+        stale: Arc<Entry>,
+        rec: &mut Record,
+    ) -> Result<Option<u16>> {
+        let mut req = session.req_header().clone();
+        headers::strip_request(&mut req);
+        req.set_version(http::Version::HTTP_11);
+        st.origin.set_host(&mut req)?;
+        headers::forward_request(&mut req, headers::peer_ip(session))?;
+        for (name, value) in validators(&stale) {
+            let v = HeaderValue::from_bytes(value)
+                .map_err(|_| pingora::Error::new_str("invalid stored validator"))?;
+            req.insert_header(name, v)?;
+        }
+        let sent = std::time::Instant::now();
+        let Ok(up) = crate::fetch::origin::send(&st.connector, &st.origin.peer(), req).await else {
+            return Ok(None);
+        };
+        st.telemetry.origin.ok();
+        rec.add_origin_time(sent.elapsed());
+        if up.header.status.as_u16() != 304 {
+            let _ = st.cache.take(&self.key).await;
+            return super::respond::stream_through(st, session, up, Vec::new(), None, rec)
+                .await
+                .map(Some);
+        }
+        let peer = st.origin.peer();
+        st.connector
+            .release_http_session(up.session, &peer, Some(st.origin.idle_timeout()))
+            .await;
+        let mut merged = header_map(&stale.headers);
+        let fresh = stored_headers(&up.header.headers, st.cfg.cache.status_header.as_deref());
+        for (k, _) in &fresh {
+            if let Ok(k) = header::HeaderName::from_bytes(k.as_bytes()) {
+                merged.remove(k);
+            }
+        }
+        for (k, v) in header_map(&fresh) {
+            if let Some(k) = k {
+                merged.append(k, v);
+            }
+        }
+        let now = SystemTime::now();
+        let mut e = (*stale).clone();
+        e.headers = stored_headers(&merged, None);
+        e.etag = merged
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        e.origin_age = age_of(&up.header.headers);
+        match policy::shield_ttl(&merged, &self.limits(st), now) {
+            Ok(ttl) => {
+                // Freshness restarts now; Cache::insert caps it at the original retention.
+                e.fresh_until = now + ttl;
+                st.cache
+                    .insert(self.key, Arc::new(e.clone()), self.epoch)
+                    .await;
+            }
+            Err(why) => {
+                // The origin now forbids storing it: answered this once, kept no longer.
+                metrics::CACHE_NOT_STORED
+                    .with_label_values(&[why.label()])
+                    .inc();
+                let _ = st.cache.take(&self.key).await;
+            }
+        }
+        metrics::SHIELD_REQUESTS
+            .with_label_values(&["revalidated"])
+            .inc();
+        rec.cache = "revalidated";
+        answer(st, session, &e, "REVALIDATED").await.map(Some)
+    }
+
+    /// The freshness limits for this request's response.
+    fn limits(&self, st: &State) -> Limits {
+        let cfg = &st.cfg.cache;
+        Limits {
+            default_ttl: cfg.default_ttl.get(),
+            rule_ttl: None,
+            max_retention: cfg.max_retention.get(),
+            needs_public: self.cookie && cfg.cookies == CookiePolicy::RequirePublic,
+        }
+    }
+}
+
+/// A header list as a map (invalid names or values, which stored lists never hold, skipped).
+fn header_map(list: &[(String, Vec<u8>)]) -> HeaderMap {
+    let mut m = HeaderMap::new();
+    for (k, v) in list {
+        if let (Ok(k), Ok(v)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_bytes(v),
+        ) {
+            m.append(k, v);
+        }
+    }
+    m
+}
+
+/// The origin's `Age`, in seconds (0 when absent or malformed).
+fn age_of(h: &HeaderMap) -> u64 {
+    h.get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// A response header with `code` and `e`'s stored headers.
+fn stored_response(code: u16, e: &Entry) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(code, Some(e.headers.len() + 4))?;
+    for (name, value) in &e.headers {
+        let v = HeaderValue::from_bytes(value)
+            .map_err(|_| pingora::Error::new_str("invalid stored header"))?;
+        resp.append_header(name.clone(), v)?;
+    }
+    Ok(resp)
 }
 
 /// The origin's headers as a shield entry replays them: without hop-by-hop headers,

@@ -1,7 +1,8 @@
 //! The variant cache, both tiers (docs/metrics.md, "Cache").
 
 metrics! {
-    /// Shield lookups (`cache.scope: all`) by result (`hit`, `miss`).
+    /// Shield lookups (`cache.scope: all`) by result (`hit`, `miss`; `revalidated`: a miss
+    /// whose stale entry the origin confirmed with a 304).
     SHIELD_REQUESTS: IntCounterVec = register_int_counter_vec!(
         "pixgate_shield_requests_total",
         "Origin-shield lookups of non-image GET/HEAD requests, by result",
