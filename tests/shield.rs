@@ -394,3 +394,44 @@ async fn stale_entries_are_revalidated_and_a_304_refreshes_them_without_a_body()
         3.0
     );
 }
+
+#[tokio::test]
+async fn fifty_concurrent_misses_cost_the_origin_one_request() {
+    let origin = TestOrigin::start(vec![
+        (
+            "/slow.css",
+            Route::ok("text/css", CSS)
+                .header("cache-control", "max-age=60")
+                .delayed(Duration::from_millis(300)),
+        ),
+        (
+            "/slow-private.css",
+            Route::ok("text/css", CSS)
+                .header("cache-control", "private, max-age=60")
+                .delayed(Duration::from_millis(300)),
+        ),
+    ]);
+    let p = std::sync::Arc::new(Pixgate::start_with(&origin, all));
+    // Both cores busy: the race between a miss, the flight and the store shows under load.
+    let _busy = common::Busy::all_cores();
+    for (path, want_hits) in [("/slow.css", 1), ("/slow-private.css", 50)] {
+        let reqs: Vec<_> = (0..50u64)
+            .map(|i| {
+                let p = p.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(i % 10)).await;
+                    get(&p, path, &[]).await
+                })
+            })
+            .collect();
+        for r in reqs {
+            let (s, _, _, body) = r.await.expect("task");
+            assert_eq!((s, body.as_str()), (200, CSS), "{path}");
+        }
+        // Storable: one origin request; not storable: the leader releases the others, and
+        // each goes to the origin (none waits for a response it cannot share).
+        assert_eq!(origin.hits(path), want_hits, "{path}");
+    }
+    let m = p.metrics().await;
+    assert!(metric(&m, "pixgate_cache_coalesced_total", &[]) >= 1.0);
+}

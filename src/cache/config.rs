@@ -62,6 +62,9 @@ pub struct CacheConfig {
     /// Largest response body the shield stores (bigger ones stream through); never more
     /// than `memory.max_bytes`. Default `8MiB`.
     pub max_object_bytes: ByteSize,
+    /// Concurrent shield misses for one URL wait this long for the first one's response
+    /// before going to the origin themselves. Default `5s`.
+    pub collapse_wait: Dur,
 }
 
 /// What the cache stores (`cache.scope`).
@@ -103,6 +106,7 @@ impl Default for CacheConfig {
             max_background: 2,
             scope: Scope::Images,
             max_object_bytes: ByteSize::mib(8),
+            collapse_wait: Dur::secs(5),
         }
     }
 }

@@ -87,6 +87,12 @@ impl Leader {
     }
 }
 
+impl std::fmt::Debug for Leader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leader").field("key", &self.key).finish()
+    }
+}
+
 impl Drop for Leader {
     fn drop(&mut self) {
         self.end(None);

@@ -15,6 +15,7 @@
 use super::headers;
 use super::state::State;
 use crate::cache::config::{CookiePolicy, Scope};
+use crate::cache::flight::{Join, Leader, Waited};
 use crate::cache::key::{source_of, KeyParts};
 use crate::cache::policy::{self, Limits};
 use crate::cache::{Entry, Key, Source};
@@ -42,12 +43,16 @@ pub(crate) struct Miss {
     epoch: u64,
     started: SystemTime,
     cookie: bool,
+    /// This request leads the key's flight: concurrent misses wait for its entry (dropping
+    /// it unfinished releases them to the origin).
+    leader: Option<Leader>,
 }
 
 /// A storable response whose body is being collected.
 #[derive(Debug)]
 pub(crate) struct Pending {
     key: Key,
+    leader: Option<Leader>,
     epoch: u64,
     entry: Option<Entry>,
     body: BytesMut,
@@ -141,12 +146,36 @@ pub(crate) async fn lookup(
         // A HEAD's answer has no body to store.
         return Ok(None);
     }
-    let miss = Miss {
+    // Collapsing: the first miss leads; the others wait for its entry, up to
+    // `cache.collapse_wait`, then go to the origin themselves.
+    let leader = match st.cache.flights.join(key) {
+        Join::Follower(f) => {
+            if let Waited::Entry(e) = f.wait(st.cfg.cache.collapse_wait.get()).await {
+                if e.note == NOTE {
+                    metrics::CACHE_COALESCED.inc();
+                    rec.cache = "hit";
+                    return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
+                }
+            }
+            None
+        }
+        // A new leader looks once more: the previous flight may have stored it just now.
+        Join::Leader(lead) => match st.cache.get(&key).await {
+            Some((e, _)) if e.note == NOTE => {
+                lead.finish(Some(e.clone()));
+                rec.cache = "hit";
+                return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
+            }
+            _ => Some(lead),
+        },
+    };
+    let mut miss = Miss {
         key,
         source,
         epoch,
         started,
         cookie,
+        leader,
     };
     // A stale entry with a validator is revalidated, unless the client sent conditions of its
     // own (then the origin's answer to those goes to the client as it is).
@@ -157,6 +186,8 @@ pub(crate) async fn lookup(
         if let Some(stale) = st.cache.get_stale(&miss.key).await {
             if stale.note == NOTE && validators(&stale).next().is_some() {
                 if let Some(status) = miss.revalidate(st, session, stale, rec).await? {
+                    // A flight led by a revalidation ends with the request (its entry, when
+                    // refreshed, is in the cache for anyone who looks again).
                     return Ok(Some(Ok(status)));
                 }
             }
@@ -286,6 +317,7 @@ impl Miss {
         };
         Ok(Some(Pending {
             key: self.key,
+            leader: self.leader,
             epoch: self.epoch,
             entry: Some(entry),
             body: BytesMut::with_capacity(declared.unwrap_or(0).min(max)),
@@ -300,7 +332,7 @@ impl Miss {
     /// the client as it is and the stale entry is dropped, so the next request stores the new
     /// one. `Ok(None)`: the origin could not be asked; the caller proxies as for a miss.
     async fn revalidate(
-        &self,
+        &mut self,
         st: &State,
         session: &mut Session,
         stale: Arc<Entry>,
@@ -356,9 +388,11 @@ impl Miss {
             Ok(ttl) => {
                 // Freshness restarts now; Cache::insert caps it at the original retention.
                 e.fresh_until = now + ttl;
-                st.cache
-                    .insert(self.key, Arc::new(e.clone()), self.epoch)
-                    .await;
+                let e = st.cache.within_retention(Arc::new(e.clone()));
+                st.cache.insert(self.key, e.clone(), self.epoch).await;
+                if let Some(lead) = self.leader.take() {
+                    lead.finish(Some(e));
+                }
             }
             Err(why) => {
                 // The origin now forbids storing it: answered this once, kept no longer.
@@ -453,7 +487,11 @@ impl Pending {
                 e.body = std::mem::take(&mut self.body).freeze();
                 e.source_bytes = e.body.len() as u64;
                 metrics::SHIELD_STORED.inc();
-                tokio::spawn(st.cache.insert(self.key, Arc::new(e), self.epoch));
+                let e = st.cache.within_retention(Arc::new(e));
+                tokio::spawn(st.cache.insert(self.key, e.clone(), self.epoch));
+                if let Some(lead) = self.leader.take() {
+                    lead.finish(Some(e));
+                }
             }
         }
         true
