@@ -435,3 +435,55 @@ async fn fifty_concurrent_misses_cost_the_origin_one_request() {
     let m = p.metrics().await;
     assert!(metric(&m, "pixgate_cache_coalesced_total", &[]) >= 1.0);
 }
+
+#[tokio::test]
+async fn a_failing_origin_gets_the_stale_entry_within_stale_if_error() {
+    let origin = TestOrigin::start(vec![
+        (
+            "/sie.txt",
+            Route::ok("text/plain", "KEPT").header("cache-control", "max-age=1, stale-if-error=60"),
+        ),
+        (
+            "/sie-etag.txt",
+            Route::ok("text/plain", "KEPT2")
+                .header("cache-control", "max-age=1, stale-if-error=60")
+                .header("etag", "\"e1\""),
+        ),
+        (
+            "/no-sie.txt",
+            Route::ok("text/plain", "GONE").header("cache-control", "max-age=1"),
+        ),
+    ]);
+    let p = Pixgate::start_with(&origin, |c| {
+        all(c);
+        c.origin.read_timeout = Dur::millis(400);
+    });
+    for path in ["/sie.txt", "/sie-etag.txt", "/no-sie.txt"] {
+        assert_eq!(get(&p, path, &[]).await.1, "MISS", "{path}");
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The origin hangs past read_timeout: the stale copy answers, inside its window.
+    origin.set_route(
+        "/sie.txt",
+        Route::ok("text/plain", "late").delayed(Duration::from_secs(3)),
+    );
+    let (s, xc, _, body) = get(&p, "/sie.txt", &[]).await;
+    assert_eq!((s, xc.as_str(), body.as_str()), (200, "STALE", "KEPT"));
+    // A revalidation answered 500: the stale copy too.
+    origin.set_route(
+        "/sie-etag.txt",
+        Route {
+            status: 500,
+            ..Route::ok("text/plain", "boom")
+        },
+    );
+    let (s, xc, _, body) = get(&p, "/sie-etag.txt", &[]).await;
+    assert_eq!((s, xc.as_str(), body.as_str()), (200, "STALE", "KEPT2"));
+    // Without stale-if-error (and cache.stale_if_error 0s): the failure shows.
+    origin.set_route(
+        "/no-sie.txt",
+        Route::ok("text/plain", "late").delayed(Duration::from_secs(3)),
+    );
+    let (s, _, _, _) = get(&p, "/no-sie.txt", &[]).await;
+    assert_eq!(s, 504);
+}

@@ -245,7 +245,7 @@ impl ProxyHttp for Pixgate {
         &self,
         session: &mut Session,
         e: &pingora::Error,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> pingora::proxy::FailToProxy {
         use pingora::{ErrorSource as S, ErrorType as T};
         let code = match (e.etype(), e.esource()) {
@@ -257,6 +257,17 @@ impl ProxyHttp for Pixgate {
             _ => 500,
         };
         if code > 0 && session.response_written().is_none() {
+            // A shield miss with a stale entry inside its stale-if-error window: that answers.
+            if let Some(miss) = &ctx.shield {
+                if let Some(status) =
+                    shield::stand_in(&self.state, session, miss, &mut ctx.rec).await
+                {
+                    return pingora::proxy::FailToProxy {
+                        error_code: status,
+                        can_reuse_downstream: false,
+                    };
+                }
+            }
             let _ = session.respond_error(code).await;
         }
         pingora::proxy::FailToProxy {

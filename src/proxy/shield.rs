@@ -196,6 +196,31 @@ pub(crate) async fn lookup(
     Ok(Some(Err(miss)))
 }
 
+/// Whether stale `e` may still stand in for a failing origin: within its `stale-if-error`
+/// window (the origin's directive, else `cache.stale_if_error`) past its freshness. Its
+/// retention cap holds regardless (the cache drops it by then).
+fn may_stand_in(st: &State, e: &Entry) -> bool {
+    let window = policy::stale_if_error(&header_map(&e.headers), st.cfg.cache.stale_if_error.get());
+    SystemTime::now() < e.fresh_until + window
+}
+
+/// Answers a shield miss whose origin failed (connect error, timeout) with its stale entry
+/// when `stale-if-error` allows (`X-Cache: STALE`). `None`: nothing to stand in.
+pub(crate) async fn stand_in(
+    st: &State,
+    session: &mut Session,
+    miss: &Miss,
+    rec: &mut Record,
+) -> Option<u16> {
+    let e = st.cache.get_stale(&miss.key).await?;
+    if e.note != NOTE || !may_stand_in(st, &e) {
+        return None;
+    }
+    metrics::SHIELD_REQUESTS.with_label_values(&["stale"]).inc();
+    rec.cache = "stale";
+    answer(st, session, &e, "STALE").await.ok()
+}
+
 /// The conditional request headers that revalidate `e`: `If-None-Match` from its ETag,
 /// `If-Modified-Since` from its Last-Modified.
 fn validators(e: &Entry) -> impl Iterator<Item = (header::HeaderName, &[u8])> {
@@ -309,7 +334,8 @@ impl Miss {
             expires: if validated {
                 self.started + cfg.max_retention.get()
             } else {
-                self.started + ttl
+                // Kept past freshness only to stand in for a failing origin.
+                self.started + ttl + policy::stale_if_error(&resp.headers, cfg.stale_if_error.get())
             },
             origin_age,
             source_bytes: 0,
@@ -354,6 +380,11 @@ impl Miss {
         };
         st.telemetry.origin.ok();
         rec.add_origin_time(sent.elapsed());
+        if up.header.status.as_u16() >= 500 && may_stand_in(st, &stale) {
+            metrics::SHIELD_REQUESTS.with_label_values(&["stale"]).inc();
+            rec.cache = "stale";
+            return answer(st, session, &stale, "STALE").await.map(Some);
+        }
         if up.header.status.as_u16() != 304 {
             let _ = st.cache.take(&self.key).await;
             return super::respond::stream_through(st, session, up, Vec::new(), None, rec)

@@ -2,7 +2,8 @@
 
 metrics! {
     /// Shield lookups (`cache.scope: all`) by result (`hit`, `miss`; `revalidated`: a miss
-    /// whose stale entry the origin confirmed with a 304).
+    /// whose stale entry the origin confirmed with a 304; `stale`: a stale entry answered for
+    /// a failing origin under `stale-if-error`).
     SHIELD_REQUESTS: IntCounterVec = register_int_counter_vec!(
         "pixgate_shield_requests_total",
         "Origin-shield lookups of non-image GET/HEAD requests, by result",

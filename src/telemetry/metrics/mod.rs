@@ -174,7 +174,7 @@ pub(crate) fn init() {
     for status in ["hit", "miss", "bypass", "stale"] {
         CACHE_REQUESTS.with_label_values(&[status]);
     }
-    for status in ["hit", "miss", "revalidated"] {
+    for status in ["hit", "miss", "revalidated", "stale"] {
         SHIELD_REQUESTS.with_label_values(&[status]);
     }
     for cause in ["origin_error", "origin_5xx"] {
