@@ -112,6 +112,20 @@ fn hop_by_hop_names(h: &HeaderMap) -> Vec<HeaderName> {
     all
 }
 
+/// Readies a copy of a client's request for pixgate's own origin exchange (the image path,
+/// shield revalidation): hop-by-hop headers dropped, HTTP/1.1, the origin's Host, and the
+/// forwarding headers of [`forward_request`].
+pub fn to_origin(
+    req: &mut RequestHeader,
+    origin: &crate::fetch::origin::Origin,
+    client: Option<IpAddr>,
+) -> pingora::Result<()> {
+    strip_request(req);
+    req.set_version(http::Version::HTTP_11);
+    origin.set_host(req)?;
+    forward_request(req, client)
+}
+
 /// Adds the client to `X-Forwarded-For` (appending to a chain) and pixgate to `Via`.
 pub fn forward_request(req: &mut RequestHeader, client: Option<IpAddr>) -> pingora::Result<()> {
     if let Some(ip) = client {

@@ -132,12 +132,9 @@ fn origin_request(
             .map_err(|_| pingora::Error::new_str("invalid request path"))?;
         req.set_uri(uri);
     }
-    headers::strip_request(&mut req);
     req.remove_header(&header::IF_NONE_MATCH);
     req.remove_header(&header::IF_MODIFIED_SINCE);
-    req.set_version(http::Version::HTTP_11);
-    st.origin.set_host(&mut req)?;
-    headers::forward_request(&mut req, headers::peer_ip(session))?;
+    headers::to_origin(&mut req, &st.origin, headers::peer_ip(session))?;
     let host = headers::host_of(&req).to_string();
     let path_and_query = req
         .uri

@@ -5,12 +5,21 @@
 //! what is not done yet (revalidation, stale-while-revalidate, collapsing, Vary beyond
 //! `Accept-Encoding`, ranges from the cache, tags).
 //!
+//! Files: `mod.rs` (lookup, storing, answering), `stale.rs` (revalidation, stale-if-error),
+//! `invalidate.rs` (unsafe methods), `tests.rs`.
+//!
 //! A request's path here: [`lookup`] in `request_filter` (a fresh entry answers at once, HEAD
 //! included), else the request is proxied as before and [`Miss`] rides along in the context;
 //! [`Miss::on_response`] in `response_filter` decides whether the response may be stored;
 //! [`Pending::on_body`] in `response_body_filter` collects it (up to `cache.max_object_bytes`)
 //! and stores it at the end. A successful unsafe request (POST, PUT, DELETE, PATCH) removes
 //! what is stored for its URL and its `Location` / `Content-Location` ([`invalidate`]).
+
+mod invalidate;
+mod stale;
+
+pub(crate) use invalidate::invalidate;
+pub(crate) use stale::stand_in;
 
 use super::headers;
 use super::state::State;
@@ -65,29 +74,26 @@ fn shield_on(st: &State) -> bool {
 
 /// The request's `Accept-Encoding` class.
 fn class(req: &RequestHeader) -> &'static str {
-    let ae = req
+    let (mut br, mut gzip) = (false, false);
+    let tokens = req
         .headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter(|t| {
-            // `gzip;q=0` refuses gzip.
-            !t.split(';')
-                .skip(1)
-                .any(|p| p.trim().replace(' ', "") == "q=0")
-        })
-        .map(|t| {
-            t.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .collect::<Vec<_>>();
-    if ae.iter().any(|t| t == "br") {
+        .flat_map(|v| v.split(','));
+    for t in tokens {
+        let mut parts = t.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        // `gzip;q=0` refuses gzip.
+        if parts.any(|p| p.trim().replace(' ', "") == "q=0") {
+            continue;
+        }
+        br |= coding.eq_ignore_ascii_case("br");
+        gzip |= coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip");
+    }
+    if br {
         "br"
-    } else if ae.iter().any(|t| t == "gzip" || t == "x-gzip") {
+    } else if gzip {
         "gzip"
     } else {
         "identity"
@@ -184,7 +190,7 @@ pub(crate) async fn lookup(
         || req.headers.contains_key(header::IF_MODIFIED_SINCE);
     if !own_conditions {
         if let Some(stale) = st.cache.get_stale(&miss.key).await {
-            if stale.note == NOTE && validators(&stale).next().is_some() {
+            if stale.note == NOTE && stale::validators(&stale).next().is_some() {
                 if let Some(status) = miss.revalidate(st, session, stale, rec).await? {
                     // A flight led by a revalidation ends with the request (its entry, when
                     // refreshed, is in the cache for anyone who looks again).
@@ -194,46 +200,6 @@ pub(crate) async fn lookup(
         }
     }
     Ok(Some(Err(miss)))
-}
-
-/// Whether stale `e` may still stand in for a failing origin: within its `stale-if-error`
-/// window (the origin's directive, else `cache.stale_if_error`) past its freshness. Its
-/// retention cap holds regardless (the cache drops it by then).
-fn may_stand_in(st: &State, e: &Entry) -> bool {
-    let window = policy::stale_if_error(&header_map(&e.headers), st.cfg.cache.stale_if_error.get());
-    SystemTime::now() < e.fresh_until + window
-}
-
-/// Answers a shield miss whose origin failed (connect error, timeout) with its stale entry
-/// when `stale-if-error` allows (`X-Cache: STALE`). `None`: nothing to stand in.
-pub(crate) async fn stand_in(
-    st: &State,
-    session: &mut Session,
-    miss: &Miss,
-    rec: &mut Record,
-) -> Option<u16> {
-    let e = st.cache.get_stale(&miss.key).await?;
-    if e.note != NOTE || !may_stand_in(st, &e) {
-        return None;
-    }
-    metrics::SHIELD_REQUESTS.with_label_values(&["stale"]).inc();
-    rec.cache = "stale";
-    answer(st, session, &e, "STALE").await.ok()
-}
-
-/// The conditional request headers that revalidate `e`: `If-None-Match` from its ETag,
-/// `If-Modified-Since` from its Last-Modified.
-fn validators(e: &Entry) -> impl Iterator<Item = (header::HeaderName, &[u8])> {
-    let etag = e
-        .etag
-        .as_deref()
-        .map(|t| (header::IF_NONE_MATCH, t.as_bytes()));
-    let lm = e
-        .headers
-        .iter()
-        .find(|(k, _)| k == "last-modified")
-        .map(|(_, v)| (header::IF_MODIFIED_SINCE, v.as_slice()));
-    etag.into_iter().chain(lm)
 }
 
 /// Shapes a response header the way every proxied answer is shaped (hints, SVG containment,
@@ -351,95 +317,6 @@ impl Miss {
         }))
     }
 
-    /// Asks the origin whether `stale` still holds (its validators as conditions). A 304:
-    /// the stored headers are updated with the 304's (RFC 9111 §4.3.4), freshness computed
-    /// again, the entry stored again (its retention still counts from the original fetch:
-    /// the body is the same bytes) and answered (`REVALIDATED`). Any other answer streams to
-    /// the client as it is and the stale entry is dropped, so the next request stores the new
-    /// one. `Ok(None)`: the origin could not be asked; the caller proxies as for a miss.
-    async fn revalidate(
-        &mut self,
-        st: &State,
-        session: &mut Session,
-        stale: Arc<Entry>,
-        rec: &mut Record,
-    ) -> Result<Option<u16>> {
-        let mut req = session.req_header().clone();
-        headers::strip_request(&mut req);
-        req.set_version(http::Version::HTTP_11);
-        st.origin.set_host(&mut req)?;
-        headers::forward_request(&mut req, headers::peer_ip(session))?;
-        for (name, value) in validators(&stale) {
-            let v = HeaderValue::from_bytes(value)
-                .map_err(|_| pingora::Error::new_str("invalid stored validator"))?;
-            req.insert_header(name, v)?;
-        }
-        let sent = std::time::Instant::now();
-        let Ok(up) = crate::fetch::origin::send(&st.connector, &st.origin.peer(), req).await else {
-            return Ok(None);
-        };
-        st.telemetry.origin.ok();
-        rec.add_origin_time(sent.elapsed());
-        if up.header.status.as_u16() >= 500 && may_stand_in(st, &stale) {
-            metrics::SHIELD_REQUESTS.with_label_values(&["stale"]).inc();
-            rec.cache = "stale";
-            return answer(st, session, &stale, "STALE").await.map(Some);
-        }
-        if up.header.status.as_u16() != 304 {
-            let _ = st.cache.take(&self.key).await;
-            return super::respond::stream_through(st, session, up, Vec::new(), None, rec)
-                .await
-                .map(Some);
-        }
-        let peer = st.origin.peer();
-        st.connector
-            .release_http_session(up.session, &peer, Some(st.origin.idle_timeout()))
-            .await;
-        let mut merged = header_map(&stale.headers);
-        let fresh = stored_headers(&up.header.headers, st.cfg.cache.status_header.as_deref());
-        for (k, _) in &fresh {
-            if let Ok(k) = header::HeaderName::from_bytes(k.as_bytes()) {
-                merged.remove(k);
-            }
-        }
-        for (k, v) in header_map(&fresh) {
-            if let Some(k) = k {
-                merged.append(k, v);
-            }
-        }
-        let now = SystemTime::now();
-        let mut e = (*stale).clone();
-        e.headers = stored_headers(&merged, None);
-        e.etag = merged
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        e.origin_age = age_of(&up.header.headers);
-        match policy::shield_ttl(&merged, &self.limits(st), now) {
-            Ok(ttl) => {
-                // Freshness restarts now; Cache::insert caps it at the original retention.
-                e.fresh_until = now + ttl;
-                let e = st.cache.within_retention(Arc::new(e.clone()));
-                st.cache.insert(self.key, e.clone(), self.epoch).await;
-                if let Some(lead) = self.leader.take() {
-                    lead.finish(Some(e));
-                }
-            }
-            Err(why) => {
-                // The origin now forbids storing it: answered this once, kept no longer.
-                metrics::CACHE_NOT_STORED
-                    .with_label_values(&[why.label()])
-                    .inc();
-                let _ = st.cache.take(&self.key).await;
-            }
-        }
-        metrics::SHIELD_REQUESTS
-            .with_label_values(&["revalidated"])
-            .inc();
-        rec.cache = "revalidated";
-        answer(st, session, &e, "REVALIDATED").await.map(Some)
-    }
-
     /// The freshness limits for this request's response.
     fn limits(&self, st: &State) -> Limits {
         let cfg = &st.cfg.cache;
@@ -529,107 +406,5 @@ impl Pending {
     }
 }
 
-/// After a successful unsafe request (RFC 9111 §4.4): removes what the shield holds for its
-/// URL and for its `Location` / `Content-Location` on the same host, in every encoding class.
-pub(crate) async fn invalidate(st: &State, req: &RequestHeader, resp: &ResponseHeader) {
-    if !shield_on(st)
-        || matches!(
-            req.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-        )
-        || !(200..400).contains(&resp.status.as_u16())
-    {
-        return;
-    }
-    let host = st.origin.host_for(req).to_string();
-    let mut targets = vec![req
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string()];
-    for name in [header::LOCATION, header::CONTENT_LOCATION] {
-        if let Some(t) = resp.headers.get(name).and_then(|v| v.to_str().ok()) {
-            if let Some(local) = same_host_target(t, &host) {
-                targets.push(local);
-            }
-        }
-    }
-    let mut removed = 0u64;
-    for t in &targets {
-        for c in CLASSES {
-            if st.cache.take(&key_of(st, &host, t, c)).await.is_some() {
-                removed += 1;
-            }
-        }
-    }
-    metrics::SHIELD_INVALIDATED.inc_by(removed);
-}
-
-/// `target` (a `Location` value) as a path and query when it names `host`: a path, or an
-/// absolute http(s) URL whose authority is `host`.
-fn same_host_target(target: &str, host: &str) -> Option<String> {
-    if target.starts_with('/') && !target.starts_with("//") {
-        return Some(target.to_string());
-    }
-    let uri: http::Uri = target.parse().ok()?;
-    let auth = uri.authority()?.as_str();
-    let same = crate::cache::key::normalize_host(auth) == crate::cache::key::normalize_host(host);
-    same.then(|| uri.path_and_query().map_or("/", |p| p.as_str()).to_string())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(ae: &str) -> RequestHeader {
-        let mut r = RequestHeader::build("GET", b"/", None).expect("request");
-        if !ae.is_empty() {
-            r.insert_header("accept-encoding", ae).expect("header");
-        }
-        r
-    }
-
-    #[test]
-    fn encoding_classes() {
-        assert_eq!(class(&req("gzip, deflate, br, zstd")), "br");
-        assert_eq!(class(&req("gzip, deflate")), "gzip");
-        assert_eq!(class(&req("br;q=0, gzip")), "gzip");
-        assert_eq!(class(&req("identity")), "identity");
-        assert_eq!(class(&req("")), "identity");
-    }
-
-    #[test]
-    fn locations_on_the_same_host_only() {
-        assert_eq!(same_host_target("/a?b", "x.test").as_deref(), Some("/a?b"));
-        assert_eq!(
-            same_host_target("http://X.test:80/p", "x.test").as_deref(),
-            Some("/p")
-        );
-        assert_eq!(same_host_target("https://other.test/p", "x.test"), None);
-        assert_eq!(same_host_target("//other.test/p", "x.test"), None);
-    }
-
-    #[test]
-    fn stored_headers_drop_per_answer_and_hop_by_hop_fields() {
-        let mut h = HeaderMap::new();
-        for (k, v) in [
-            ("content-type", "text/css"),
-            ("content-length", "10"),
-            ("connection", "keep-alive"),
-            ("age", "3"),
-            ("via", "1.1 origin"),
-            ("x-cache", "MISS"),
-            ("etag", "\"a\""),
-        ] {
-            h.insert(
-                http::header::HeaderName::from_static(k),
-                HeaderValue::from_static(v),
-            );
-        }
-        let names: Vec<String> = stored_headers(&h, Some("X-Cache"))
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(names, ["content-type", "etag"]);
-    }
-}
+mod tests;

@@ -1,0 +1,255 @@
+//! Storability, freshness, heuristics and windows, with an injected clock.
+
+use super::*;
+use http::HeaderValue;
+
+#[test]
+fn shield_ttl_needs_freshness_or_last_modified_and_keys_only_accept_encoding() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let lim = Limits {
+        default_ttl: Duration::from_secs(3600),
+        rule_ttl: None,
+        max_retention: Duration::from_secs(86_400),
+        needs_public: false,
+    };
+    let hm = |pairs: &[(&str, &str)]| {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        h
+    };
+    assert_eq!(
+        shield_ttl(&hm(&[("cache-control", "max-age=60")]), &lim, now),
+        Ok(Duration::from_secs(60))
+    );
+    assert_eq!(shield_ttl(&hm(&[]), &lim, now), Err(NoStore::NoFreshness));
+    // Last-Modified 1000 s before Date: 100 s of heuristic freshness.
+    let date = httpdate::fmt_http_date(now);
+    let lm = httpdate::fmt_http_date(now - Duration::from_secs(1000));
+    assert_eq!(
+        shield_ttl(&hm(&[("date", &date), ("last-modified", &lm)]), &lim, now),
+        Ok(Duration::from_secs(100))
+    );
+    // ... capped by default_ttl.
+    let old = httpdate::fmt_http_date(now - Duration::from_secs(900_000));
+    assert_eq!(
+        shield_ttl(&hm(&[("date", &date), ("last-modified", &old)]), &lim, now),
+        Ok(Duration::from_secs(3600))
+    );
+    assert_eq!(
+        shield_ttl(
+            &hm(&[("cache-control", "max-age=60"), ("vary", "Accept-Encoding")]),
+            &lim,
+            now
+        ),
+        Ok(Duration::from_secs(60))
+    );
+    assert_eq!(
+        shield_ttl(
+            &hm(&[
+                ("cache-control", "max-age=60"),
+                ("vary", "Accept-Encoding, Cookie")
+            ]),
+            &lim,
+            now
+        ),
+        Err(NoStore::Vary)
+    );
+    assert_eq!(
+        shield_ttl(&hm(&[("cache-control", "private, max-age=60")]), &lim, now),
+        Err(NoStore::Private)
+    );
+    // Stored only to be revalidated: no-cache, max-age=0, an ETag alone.
+    for h in [
+        hm(&[("cache-control", "no-cache")]),
+        hm(&[("cache-control", "max-age=0")]),
+        hm(&[("etag", "\"x\"")]),
+    ] {
+        assert_eq!(shield_ttl(&h, &lim, now), Ok(Duration::ZERO), "{h:?}");
+    }
+    assert_eq!(
+        shield_ttl(
+            &hm(&[("cache-control", "no-cache"), ("set-cookie", "a=b")]),
+            &lim,
+            now
+        ),
+        Err(NoStore::SetCookie)
+    );
+    assert_eq!(
+        shield_ttl(
+            &hm(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]),
+            &lim,
+            now
+        ),
+        Err(NoStore::SetCookie)
+    );
+}
+
+const L: Limits = Limits {
+    default_ttl: Duration::from_secs(3600),
+    rule_ttl: None,
+    max_retention: Duration::from_secs(86_400),
+    needs_public: false,
+};
+
+fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut m = HeaderMap::new();
+    for (k, v) in pairs {
+        m.append(*k, HeaderValue::from_static(v));
+    }
+    m
+}
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+#[test]
+fn stale_if_error_window_comes_from_the_origin_then_the_default_and_stays_in_retention() {
+    let d = Duration::from_secs(30);
+    let w = |p: &[(&'static str, &'static str)]| stale_if_error(&h(p), d).as_secs();
+    assert_eq!(
+        w(&[("cache-control", "max-age=60, stale-if-error=600")]),
+        600
+    );
+    assert_eq!(
+        w(&[("cache-control", "max-age=60, Stale-If-Error=\"5\"")]),
+        5
+    );
+    assert_eq!(w(&[("cache-control", "max-age=60")]), 30);
+    assert_eq!(w(&[("cache-control", "stale-if-error=soon")]), 30);
+    assert_eq!(w(&[]), 30);
+    // Freshness plus the window never passes max_retention.
+    let r = Duration::from_secs(100);
+    let fresh = expires_at(t0(), Duration::from_secs(60), r);
+    let keep = expires_at(t0(), Duration::from_secs(60 + 600), r);
+    assert_eq!(fresh, t0() + Duration::from_secs(60));
+    assert_eq!(keep, t0() + r);
+}
+
+#[test]
+fn freshness_sources_in_order() {
+    let now = t0();
+    let s = |p: &[(&'static str, &'static str)]| ttl(&h(p), &L, now).map(|d| d.as_secs());
+    assert_eq!(s(&[("cache-control", "public, max-age=600")]), Ok(600));
+    assert_eq!(
+        s(&[("cache-control", "max-age=600, s-maxage=60")]),
+        Ok(60),
+        "s-maxage wins for a shared cache"
+    );
+    assert_eq!(s(&[]), Ok(3600), "default_ttl when the origin is silent");
+    assert_eq!(
+        s(&[("cache-control", "max-age=600"), ("age", "100")]),
+        Ok(500)
+    );
+    let date = httpdate::fmt_http_date(now);
+    let exp = httpdate::fmt_http_date(now + Duration::from_secs(120));
+    let mut m = HeaderMap::new();
+    m.insert("date", HeaderValue::from_str(&date).unwrap());
+    m.insert("expires", HeaderValue::from_str(&exp).unwrap());
+    assert_eq!(ttl(&m, &L, now), Ok(Duration::from_secs(120)));
+    assert_eq!(s(&[("expires", "garbage")]), Err(NoStore::Stale));
+}
+
+#[test]
+fn never_stored() {
+    let now = t0();
+    let s = |p: &[(&'static str, &'static str)]| ttl(&h(p), &L, now);
+    assert_eq!(
+        s(&[("cache-control", "no-store")]),
+        Err(NoStore::NoStoreDirective)
+    );
+    assert_eq!(
+        s(&[("cache-control", "Private, max-age=60")]),
+        Err(NoStore::Private)
+    );
+    assert_eq!(s(&[("cache-control", "no-cache")]), Err(NoStore::NoCache));
+    assert_eq!(s(&[("set-cookie", "a=b")]), Err(NoStore::SetCookie));
+    assert_eq!(s(&[("vary", "Cookie")]), Err(NoStore::Vary));
+    assert_eq!(s(&[("vary", "*")]), Err(NoStore::Vary));
+    assert!(s(&[("vary", "Accept, accept-encoding")]).is_ok());
+    assert_eq!(s(&[("cache-control", "max-age=0")]), Err(NoStore::Stale));
+    assert_eq!(
+        s(&[("cache-control", "max-age=60"), ("age", "61")]),
+        Err(NoStore::Stale)
+    );
+}
+
+#[test]
+fn cookie_requests_need_an_explicitly_shared_response() {
+    let now = t0();
+    let cookie = Limits {
+        needs_public: true,
+        ..L
+    };
+    assert_eq!(ttl(&h(&[]), &cookie, now), Err(NoStore::Cookie));
+    let plain = h(&[("cache-control", "max-age=60")]);
+    assert_eq!(ttl(&plain, &cookie, now), Err(NoStore::Cookie));
+    assert!(ttl(&plain, &L, now).is_ok(), "no cookie: the usual rules");
+    for cc in ["public, max-age=60", "s-maxage=60", "max-age=60, PUBLIC"] {
+        let shared = h(&[("cache-control", cc)]);
+        assert_eq!(
+            ttl(&shared, &cookie, now),
+            Ok(Duration::from_secs(60)),
+            "{cc}"
+        );
+    }
+}
+
+#[test]
+fn caps_rule_then_retention() {
+    let now = t0();
+    let long = h(&[("cache-control", "max-age=31536000")]);
+    assert_eq!(ttl(&long, &L, now), Ok(Duration::from_secs(86_400)));
+    let ruled = Limits {
+        rule_ttl: Some(Duration::from_secs(300)),
+        ..L
+    };
+    assert_eq!(ttl(&long, &ruled, now), Ok(Duration::from_secs(300)));
+    let two = Limits {
+        max_retention: Duration::from_secs(2),
+        ..L
+    };
+    assert_eq!(ttl(&long, &two, now), Ok(Duration::from_secs(2)));
+}
+
+#[test]
+fn retention_counts_from_fetch_with_an_injected_clock() {
+    let fetched = t0();
+    let exp = expires_at(fetched, Duration::from_secs(3600), Duration::from_secs(2));
+    assert_eq!(exp, fetched + Duration::from_secs(2));
+    let at = |s: u64| fetched + Duration::from_millis(s);
+    assert!(servable(exp, fetched, None, at(1999)));
+    assert!(!servable(exp, fetched, None, at(2000)));
+    // A hit just before the limit does not extend it: retention is from creation.
+    assert!(!servable(exp, at(1999), None, at(2001)));
+}
+
+#[test]
+fn idle_ttl_with_an_injected_clock() {
+    let fetched = t0();
+    let exp = fetched + Duration::from_secs(86_400);
+    let idle = Some(Duration::from_secs(3600));
+    let used = fetched + Duration::from_secs(100);
+    assert!(servable(exp, used, idle, used + Duration::from_secs(3599)));
+    assert!(!servable(exp, used, idle, used + Duration::from_secs(3600)));
+}
+
+proptest::proptest! {
+    /// Whatever the origin says, nothing is kept past max_retention.
+    #[test]
+    fn never_past_retention(cc in "[a-z=0-9, -]{0,40}", age in 0u64..100_000, r in 1u64..100_000) {
+        let mut m = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&cc) { m.insert("cache-control", v); }
+        m.insert("age", HeaderValue::from(age));
+        let l = Limits { max_retention: Duration::from_secs(r), ..L };
+        if let Ok(t) = ttl(&m, &l, t0()) {
+            proptest::prop_assert!(t <= Duration::from_secs(r));
+            proptest::prop_assert!(!t.is_zero());
+        }
+    }
+}
