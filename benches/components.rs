@@ -70,6 +70,7 @@ fn entry(body: &'static [u8], now: SystemTime) -> Entry {
         etag: Some("\"pg-0123456789abcdef\"".into()),
         note: "webp".into(),
         source: Source {
+            tags: Vec::new(),
             host: "www.example.com".into(),
             path: "/images/photo.jpg".into(),
         },

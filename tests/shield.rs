@@ -114,10 +114,10 @@ async fn what_a_shared_cache_must_not_store_always_reaches_the_origin() {
         ),
         ("/no-freshness", Route::ok("text/html", "e")),
         (
-            "/vary-cookie",
+            "/vary-star",
             Route::ok("text/html", "f")
                 .header("cache-control", "max-age=60")
-                .header("vary", "Cookie"),
+                .header("vary", "Cookie, *"),
         ),
         (
             "/not-found",
@@ -486,4 +486,328 @@ async fn a_failing_origin_gets_the_stale_entry_within_stale_if_error() {
     );
     let (s, _, _, _) = get(&p, "/no-sie.txt", &[]).await;
     assert_eq!(s, 504);
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_once_in_the_background() {
+    let origin = TestOrigin::start(vec![
+        (
+            "/swr.js",
+            Route::ok("text/javascript", "v1")
+                .header("cache-control", "max-age=1, stale-while-revalidate=30"),
+        ),
+        (
+            "/swr-must.js",
+            Route::ok("text/javascript", "m1").header(
+                "cache-control",
+                "max-age=1, stale-while-revalidate=30, must-revalidate",
+            ),
+        ),
+    ]);
+    let p = std::sync::Arc::new(Pixgate::start_with(&origin, all));
+    for path in ["/swr.js", "/swr-must.js"] {
+        assert_eq!(get(&p, path, &[]).await.1, "MISS");
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The new version is slow: stale answers must not wait for it.
+    origin.set_route(
+        "/swr.js",
+        Route::ok("text/javascript", "v2")
+            .header("cache-control", "max-age=60")
+            .delayed(Duration::from_secs(2)),
+    );
+    let _busy = common::Busy::all_cores();
+    let started = Instant::now();
+    let reqs: Vec<_> = (0..20)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move { get(&p, "/swr.js", &[]).await })
+        })
+        .collect();
+    for r in reqs {
+        let (s, xc, _, body) = r.await.expect("task");
+        assert_eq!((s, xc.as_str(), body.as_str()), (200, "STALE", "v1"));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "stale answers waited for the origin's 2 s: {:?}",
+        started.elapsed()
+    );
+    // One background refresh for all the stale answers; once it lands, the new version is a
+    // hit.
+    let mut fresh = false;
+    for _ in 0..100 {
+        let (_, xc, _, body) = get(&p, "/swr.js", &[]).await;
+        if (xc.as_str(), body.as_str()) == ("HIT", "v2") {
+            fresh = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fresh, "the background refresh never stored v2");
+    assert_eq!(
+        origin.hits("/swr.js"),
+        2,
+        "one refresh, not one per stale answer"
+    );
+    // must-revalidate: never answered stale; the origin is asked in the foreground.
+    let (_, xc, _, _) = get(&p, "/swr-must.js", &[]).await;
+    assert_eq!(xc, "MISS");
+    let m = p.metrics_settled().await;
+    assert_eq!(
+        metric(
+            &m,
+            "pixgate_shield_refreshes_total",
+            &[("outcome", "replaced")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn vary_keeps_variants_apart_within_a_bound() {
+    let origin = TestOrigin::start(vec![
+        (
+            "/v.html",
+            Route::ok("text/html", "EN")
+                .header("cache-control", "max-age=60")
+                .header("vary", "Accept-Language, X-Theme"),
+        ),
+        (
+            "/star.html",
+            Route::ok("text/html", "S")
+                .header("cache-control", "max-age=60")
+                .header("vary", "*"),
+        ),
+    ]);
+    let p = Pixgate::start_with(&origin, |c| {
+        all(c);
+        c.cache.max_variants = 3;
+    });
+    let settle = || tokio::time::sleep(Duration::from_millis(60));
+    let en = [("accept-language", "en"), ("x-theme", "dark")];
+    let fr = [("accept-language", "fr"), ("x-theme", "dark")];
+    assert_eq!(get(&p, "/v.html", &en).await.1, "MISS");
+    settle().await;
+    origin.set_route(
+        "/v.html",
+        Route::ok("text/html", "FR")
+            .header("cache-control", "max-age=60")
+            .header("vary", "Accept-Language, X-Theme"),
+    );
+    assert_eq!(get(&p, "/v.html", &fr).await.3, "FR");
+    settle().await;
+    // Each language gets its own response; list whitespace does not fragment.
+    let (_, xc, _, body) = get(&p, "/v.html", &en).await;
+    assert_eq!((xc.as_str(), body.as_str()), ("HIT", "EN"));
+    let (_, xc, _, body) = get(&p, "/v.html", &fr).await;
+    assert_eq!((xc.as_str(), body.as_str()), ("HIT", "FR"));
+    let spaced = [("accept-language", "en"), ("x-theme", " dark ")];
+    assert_eq!(get(&p, "/v.html", &spaced).await.1, "HIT");
+    // A field absent is a value of its own.
+    assert_eq!(
+        get(&p, "/v.html", &[("accept-language", "en")]).await.1,
+        "MISS"
+    );
+    assert_eq!(origin.hits("/v.html"), 3);
+    settle().await;
+    // A fourth variant drops the oldest (`en`, dark): at most max_variants per URL.
+    assert_eq!(
+        get(&p, "/v.html", &[("accept-language", "de")]).await.1,
+        "MISS"
+    );
+    settle().await;
+    assert_eq!(get(&p, "/v.html", &fr).await.1, "HIT");
+    assert_eq!(get(&p, "/v.html", &en).await.1, "MISS");
+    // An unsafe request drops every variant of the URL.
+    settle().await;
+    let r = client().post(p.url("/v.html")).send().await.expect("post");
+    assert!(r.status().is_success());
+    assert_eq!(get(&p, "/v.html", &fr).await.1, "MISS");
+    // Vary: * is never stored.
+    for _ in 0..2 {
+        assert_eq!(get(&p, "/star.html", &[]).await.1, "MISS");
+        settle().await;
+    }
+    assert_eq!(origin.hits("/star.html"), 2);
+}
+
+#[tokio::test]
+async fn ranges_are_cut_from_a_stored_body_and_forwarded_on_a_miss() {
+    let body: String = (0..100)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let origin = TestOrigin::start(vec![(
+        "/r.txt",
+        Route::ok("text/plain", body.clone())
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"rt\""),
+    )]);
+    let p = Pixgate::start_with(&origin, all);
+    // A range on a miss goes to the origin as it is (this origin ignores ranges: 200).
+    let r = client()
+        .get(p.url("/r.txt"))
+        .header("range", "bytes=0-4")
+        .send()
+        .await
+        .expect("range miss");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(get(&p, "/r.txt", &[]).await.1, "MISS");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let hits = origin.hits("/r.txt");
+    let range = |spec: &'static str, if_range: Option<&'static str>| {
+        let mut r = client().get(p.url("/r.txt")).header("range", spec);
+        if let Some(v) = if_range {
+            r = r.header("if-range", v);
+        }
+        async move {
+            let r = r.send().await.expect("range");
+            let cr = r
+                .headers()
+                .get("content-range")
+                .map(|v| v.to_str().unwrap_or("").to_string());
+            (r.status().as_u16(), cr, r.text().await.expect("body"))
+        }
+    };
+    assert_eq!(
+        range("bytes=10-14", None).await,
+        (
+            206,
+            Some("bytes 10-14/100".into()),
+            body[10..15].to_string()
+        )
+    );
+    assert_eq!(
+        range("bytes=-3", None).await,
+        (206, Some("bytes 97-99/100".into()), body[97..].to_string())
+    );
+    assert_eq!(
+        range("bytes=95-", Some("\"rt\"")).await,
+        (206, Some("bytes 95-99/100".into()), body[95..].to_string())
+    );
+    assert_eq!(
+        range("bytes=100-", None).await,
+        (416, Some("bytes */100".into()), String::new())
+    );
+    // Another version at the client, or several ranges: the whole body.
+    assert_eq!(range("bytes=0-1", Some("\"old\"")).await.2, body);
+    assert_eq!(range("bytes=0-1,5-6", None).await.0, 200);
+    assert_eq!(origin.hits("/r.txt"), hits, "ranges came from the cache");
+}
+
+#[tokio::test]
+async fn purge_by_tag_removes_tagged_responses_and_variants_and_tags_stay_hidden() {
+    let origin = TestOrigin::start(vec![
+        (
+            "/p1.html",
+            Route::ok("text/html", "P1")
+                .header("cache-control", "max-age=60")
+                .header("surrogate-key", "product-1 catalog"),
+        ),
+        (
+            "/p2.html",
+            Route::ok("text/html", "P2")
+                .header("cache-control", "max-age=60")
+                .header("cache-tag", "product-2,catalog"),
+        ),
+        (
+            "/p1.jpg",
+            Route::ok("image/jpeg", common::photo(64, 48, 3))
+                .header("cache-control", "max-age=60")
+                .header("surrogate-key", "product-1"),
+        ),
+    ]);
+    const TOKEN: &str = "shield-admin-token-0123456789";
+    let p = Pixgate::start_with(&origin, |c| {
+        all(c);
+        c.admin.token = Some(TOKEN.into());
+    });
+    for path in ["/p1.html", "/p2.html"] {
+        let r = client().get(p.url(path)).send().await.expect("get");
+        assert!(!r.headers().contains_key("surrogate-key"), "{path}");
+        assert!(!r.headers().contains_key("cache-tag"), "{path}");
+    }
+    let r = common::get(&p.url("/p1.jpg"), Some("image/webp,*/*")).await;
+    assert!(!r.headers().contains_key("surrogate-key"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(get(&p, "/p1.html", &[]).await.1, "HIT");
+    let (code, body) = p.purge("tag=product-1", Some(TOKEN)).await;
+    assert_eq!((code, body.as_str()), (200, "{\"purged\":2}"));
+    assert_eq!(get(&p, "/p1.html", &[]).await.1, "MISS");
+    assert_eq!(get(&p, "/p2.html", &[]).await.1, "HIT");
+    let r = common::get(&p.url("/p1.jpg"), Some("image/webp,*/*")).await;
+    assert_eq!(r.headers()["x-cache"], "MISS", "the image variant went too");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, body) = p.purge("tag=catalog", Some(TOKEN)).await;
+    assert_eq!(body, "{\"purged\":2}");
+    let (code, _) = p.purge("tag=a%20b", Some(TOKEN)).await;
+    assert_eq!(code, 400);
+}
+
+/// An origin that answers every request with a `103 Early Hints` and then a cacheable 200
+/// (TestOrigin's hyper server cannot send interim responses); counts requests.
+fn early_hints_origin() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let h = h.clone();
+            std::thread::spawn(move || loop {
+                let mut req = Vec::new();
+                let mut b = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&b[..n]),
+                    }
+                }
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n\
+                              HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nCache-Control: max-age=60\r\n\
+                              Content-Length: 5\r\n\r\nhello";
+                if s.write_all(answer.as_bytes()).is_err() {
+                    return;
+                }
+            });
+        }
+    });
+    (addr, hits)
+}
+
+#[tokio::test]
+async fn early_hints_reach_the_client_and_the_final_response_is_stored() {
+    let (addr, hits) = early_hints_origin();
+    let mut cfg = Config::default();
+    cfg.origin.url = format!("http://{addr}");
+    cfg.server.grace_period = Dur::secs(0);
+    all(&mut cfg);
+    let p = Pixgate::start_config(cfg);
+    let px = p.addr;
+    let (status, headers, rest) =
+        tokio::task::spawn_blocking(move || common::raw_get(px, "/page.html", &[]))
+            .await
+            .expect("raw get");
+    assert_eq!(status, 103);
+    assert_eq!(
+        common::header_of(&headers, "link"),
+        Some("</style.css>; rel=preload; as=style")
+    );
+    let rest = String::from_utf8_lossy(&rest).to_string();
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
+    assert!(
+        rest.to_ascii_lowercase().contains("x-cache: miss"),
+        "{rest}"
+    );
+    assert!(rest.ends_with("hello"), "{rest}");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let (_, xc, _, body) = get(&p, "/page.html", &[]).await;
+    assert_eq!((xc.as_str(), body.as_str()), ("HIT", "hello"));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

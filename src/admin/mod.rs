@@ -154,19 +154,32 @@ pub fn selector(query: &str, paths: crate::path::Form) -> Result<Selector, Strin
                 let (host, prefix) = split_url(&v, paths)?;
                 Selector::Prefix { host, prefix }
             }
+            "tag" => Selector::Tag(tag(&v)?),
             "all" if v == "true" || v == "1" => Selector::All,
             "all" => return Err("`all` must be `true`".into()),
             other => {
                 return Err(format!(
-                    "unknown parameter `{other}`: use url, prefix or all"
+                    "unknown parameter `{other}`: use url, prefix, tag or all"
                 ))
             }
         };
         if sel.replace(next).is_some() {
-            return Err("give exactly one of url, prefix, all".into());
+            return Err("give exactly one of url, prefix, tag, all".into());
         }
     }
-    sel.ok_or_else(|| "give one of url=, prefix= or all=true".into())
+    sel.ok_or_else(|| "give one of url=, prefix=, tag= or all=true".into())
+}
+
+/// A tag to purge: one surrogate key as the origin sent it (no spaces or commas, which
+/// separate keys in `Surrogate-Key` / `Cache-Tag`).
+fn tag(v: &str) -> Result<String, String> {
+    let t = v.trim();
+    if t.is_empty() || t.len() > 1024 || t.contains([' ', ',']) || t.chars().any(char::is_control) {
+        return Err(
+            "`tag` must be one surrogate key (no spaces, commas or control characters)".into(),
+        );
+    }
+    Ok(t.to_string())
 }
 
 /// `/path` → (any host, path); `http://host/path` → (host, path). The query is dropped: a
@@ -329,6 +342,12 @@ mod tests {
             })
         );
         assert_eq!(selector("all=true", FORM), Ok(Selector::All));
+        assert_eq!(
+            selector("tag=product-1", FORM),
+            Ok(Selector::Tag("product-1".into()))
+        );
+        assert!(selector("tag=a%20b", FORM).is_err());
+        assert!(selector("tag=", FORM).is_err());
         assert!(selector("", FORM).is_err());
         assert!(selector("all=yes", FORM).is_err());
         assert!(selector("url=/a&all=true", FORM).is_err());

@@ -65,6 +65,16 @@ pub struct CacheConfig {
     /// Concurrent shield misses for one URL wait this long for the first one's response
     /// before going to the origin themselves. Default `5s`.
     pub collapse_wait: Dur,
+    /// How long past its freshness a shield entry may be answered at once while one background
+    /// request refreshes it (RFC 5861 `stale-while-revalidate`), when the origin's
+    /// `Cache-Control` does not say. Never past `max_retention`. Default `0s`.
+    pub stale_while_revalidate: Dur,
+    /// Variants of one URL the shield keeps for a `Vary` on request headers; storing one more
+    /// drops the oldest. Default `32`.
+    pub max_variants: usize,
+    /// Send the origin's `Surrogate-Key` / `Cache-Tag` (what `POST /cache/purge?tag=` selects
+    /// on) to clients too. Default `false`: stored, not forwarded.
+    pub expose_tags: bool,
 }
 
 /// What the cache stores (`cache.scope`).
@@ -107,6 +117,9 @@ impl Default for CacheConfig {
             scope: Scope::Images,
             max_object_bytes: ByteSize::mib(8),
             collapse_wait: Dur::secs(5),
+            stale_while_revalidate: Dur::secs(0),
+            max_variants: 32,
+            expose_tags: false,
         }
     }
 }
@@ -243,6 +256,12 @@ impl CacheConfig {
     /// `(key, problem)` for every invalid value.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
+        if self.max_variants == 0 || self.max_variants > 1024 {
+            p.push((
+                "cache.max_variants".into(),
+                format!("must be 1 to 1024, got {}", self.max_variants),
+            ));
+        }
         if self.max_object_bytes.get() < 1024 {
             p.push((
                 "cache.max_object_bytes".into(),

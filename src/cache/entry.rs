@@ -5,6 +5,9 @@ use super::key::Source;
 use bytes::Bytes;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Most surrogate keys one entry carries (more are dropped when stored).
+pub const MAX_TAGS: usize = 64;
+
 /// One cached response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -42,7 +45,8 @@ impl Entry {
             .iter()
             .map(|(k, v)| k.len() + v.len() + 32)
             .sum();
-        let n = self.body.len() + h + self.note.len() + self.source.path.len() + 256;
+        let tags: usize = self.source.tags.iter().map(|t| t.len() + 24).sum();
+        let n = self.body.len() + h + tags + self.note.len() + self.source.path.len() + 256;
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -78,6 +82,10 @@ impl Entry {
             put_bytes(&mut w, k.as_bytes());
             put_bytes(&mut w, v);
         }
+        put_u64(&mut w, self.source.tags.len() as u64);
+        for t in &self.source.tags {
+            put_bytes(&mut w, t.as_bytes());
+        }
         w
     }
 
@@ -103,6 +111,17 @@ impl Entry {
             let v = get_bytes(&mut r)?.to_vec();
             headers.push((k, v));
         }
+        // Tags come last (files sealed before tags existed end here).
+        let mut tags = Vec::new();
+        if !r.is_empty() {
+            let n = get_u64(&mut r)?;
+            if n > MAX_TAGS as u64 {
+                return None;
+            }
+            for _ in 0..n {
+                tags.push(get_string(&mut r)?);
+            }
+        }
         if !r.is_empty() {
             return None;
         }
@@ -111,7 +130,7 @@ impl Entry {
             body,
             etag: (!etag.is_empty()).then_some(etag),
             note,
-            source: Source { host, path },
+            source: Source { host, path, tags },
             created,
             fresh_until,
             expires,
@@ -179,6 +198,7 @@ pub(crate) mod tests {
             source: Source {
                 host: "example.com".into(),
                 path: path.into(),
+                tags: vec!["product-1".into()],
             },
             created,
             fresh_until: created + ttl,
@@ -195,12 +215,17 @@ pub(crate) mod tests {
         let e = sample("/a/b.jpg", b"body", t, Duration::from_secs(60));
         let m = e.encode_meta();
         assert_eq!(Entry::decode_meta(&m, e.body.clone()), Some(e.clone()));
+        // Meta sealed before tags existed ends right before the tag count.
+        let legacy = m.len() - (8 + 8 + "product-1".len());
         for cut in 0..m.len() {
-            assert_eq!(
-                Entry::decode_meta(&m[..cut], e.body.clone()),
-                None,
-                "cut at {cut}"
-            );
+            let d = Entry::decode_meta(&m[..cut], e.body.clone());
+            if cut == legacy {
+                let mut untagged = e.clone();
+                untagged.source.tags.clear();
+                assert_eq!(d, Some(untagged));
+            } else {
+                assert_eq!(d, None, "cut at {cut}");
+            }
         }
         assert_eq!(e.age(t + Duration::from_secs(10)), 13);
     }

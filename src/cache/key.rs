@@ -45,6 +45,9 @@ pub struct Source {
     pub host: String,
     /// Path without the query.
     pub path: String,
+    /// The origin's surrogate keys (`Surrogate-Key`, `Cache-Tag`): what a purge by tag
+    /// selects. Empty for most entries.
+    pub tags: Vec<String>,
 }
 
 /// The parts of a variant key, before hashing.
@@ -90,6 +93,32 @@ impl KeyParts<'_> {
     }
 }
 
+/// The response headers that carry surrogate keys (purge by tag): `Surrogate-Key` (keys
+/// separated by spaces) and `Cache-Tag` (by commas).
+pub const TAG_HEADERS: [&str; 2] = ["surrogate-key", "cache-tag"];
+
+impl Source {
+    /// `self` tagged with the surrogate keys `h` carries (at most
+    /// [`super::entry::MAX_TAGS`], each at most 1 KiB, duplicates once).
+    pub fn tagged(mut self, h: &http::HeaderMap) -> Source {
+        let keys = TAG_HEADERS
+            .iter()
+            .flat_map(|n| h.get_all(*n).iter())
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split([' ', ',', '\t']))
+            .filter(|t| !t.is_empty() && t.len() <= 1024);
+        for t in keys {
+            if self.tags.len() == super::entry::MAX_TAGS {
+                break;
+            }
+            if !self.tags.iter().any(|x| x == t) {
+                self.tags.push(t.to_string());
+            }
+        }
+        self
+    }
+}
+
 /// The source of a request: its normalised host and its path without the query.
 pub fn source_of(host: &str, path_and_query: &str) -> Source {
     let path = path_and_query
@@ -98,6 +127,7 @@ pub fn source_of(host: &str, path_and_query: &str) -> Source {
     Source {
         host: normalize_host(host),
         path: path.to_string(),
+        tags: Vec::new(),
     }
 }
 
@@ -154,6 +184,24 @@ mod tests {
         assert_ne!(base, p.key());
         // Length prefixes: moving a character between fields changes the key.
         assert_ne!(parts("ab", "/c", "x").key(), parts("a", "b/c", "x").key());
+    }
+
+    #[test]
+    fn surrogate_keys_are_split_and_bounded() {
+        let mut h = http::HeaderMap::new();
+        h.append("surrogate-key", "a b  a".parse().unwrap());
+        h.append("cache-tag", "c,d, e".parse().unwrap());
+        let s = source_of("x", "/p").tagged(&h);
+        assert_eq!(s.tags, ["a", "b", "c", "d", "e"]);
+        let many = (0..200)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        h.insert("surrogate-key", many.parse().unwrap());
+        assert_eq!(
+            source_of("x", "/p").tagged(&h).tags.len(),
+            super::super::entry::MAX_TAGS
+        );
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub enum Selector {
         /// The path prefix.
         prefix: String,
     },
+    /// Every entry the origin tagged with this surrogate key (`Surrogate-Key`, `Cache-Tag`).
+    Tag(String),
     /// Everything.
     All,
 }
@@ -77,6 +79,7 @@ impl Selector {
         match self {
             Selector::Url { host, path } => host_ok(host) && s.path == *path,
             Selector::Prefix { host, prefix } => host_ok(host) && s.path.starts_with(prefix),
+            Selector::Tag(t) => s.tags.iter().any(|x| x == t),
             Selector::All => true,
         }
     }

@@ -151,6 +151,16 @@ pub fn forward_response(resp: &mut ResponseHeader) -> pingora::Result<()> {
     Ok(())
 }
 
+/// Removes the origin's surrogate-key headers (`Surrogate-Key`, `Cache-Tag`: what a purge by
+/// tag selects on) from a client's response unless `cache.expose_tags` says to send them.
+pub fn hide_tags(resp: &mut ResponseHeader, expose: bool) {
+    if !expose {
+        for n in crate::cache::key::TAG_HEADERS {
+            resp.remove_header(n);
+        }
+    }
+}
+
 fn append_via(h: &HeaderMap) -> String {
     let prev: Vec<&str> = h
         .get_all(header::VIA)

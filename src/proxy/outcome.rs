@@ -60,7 +60,13 @@ impl Parts {
             format: src.format,
             fetched_at: src.fetched_at,
             epoch: src.epoch,
-            source: crate::cache::key::source_of(&req.host, &req.path_and_query),
+            // The origin's surrogate keys tag the variant (purge by tag); a remote source's
+            // do not.
+            source: match req.remote {
+                Some(_) => crate::cache::key::source_of(&req.host, &req.path_and_query),
+                None => crate::cache::key::source_of(&req.host, &req.path_and_query)
+                    .tagged(&src.header.headers),
+            },
             ttl,
         }
     }
@@ -129,12 +135,7 @@ impl Parts {
             expires: policy::expires_at(self.fetched_at, ttl.saturating_add(stale), hold),
             source_bytes: n as u64,
             source_format: self.format.name().to_string(),
-            origin_age: self
-                .header
-                .get(header::AGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0),
+            origin_age: policy::age(&self.header),
         };
         (Arc::new(e), deterministic && self.ttl.is_some())
     }

@@ -144,6 +144,7 @@ pub async fn entry(
         resp.insert_header(header::AGE, age.to_string())?;
     }
     headers::forward_response(&mut resp)?;
+    headers::hide_tags(&mut resp, st.cfg.cache.expose_tags);
     // An image answer is an image: no browser may sniff it into HTML (polyglot files), and
     // opened as a document nothing in it runs.
     headers::inert(&mut resp)?;

@@ -166,9 +166,14 @@ impl ProxyHttp for Pixgate {
     async fn upstream_response_filter(
         &self,
         _s: &mut Session,
-        _resp: &mut ResponseHeader,
+        resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if resp.status.is_informational() {
+            // A 103 Early Hints (or 102) goes to the client as it is; the final response
+            // follows and is the one timed, shaped and stored.
+            return Ok(());
+        }
         self.state.telemetry.origin.ok();
         if let Some(t) = ctx.sent {
             let d = t.elapsed();
@@ -218,6 +223,10 @@ impl ProxyHttp for Pixgate {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if resp.status.is_informational() {
+            // Interim responses (103 Early Hints) are forwarded untouched and never stored.
+            return Ok(());
+        }
         if self.state.cfg.images.svg == crate::config::SvgPolicy::Reject && headers::is_svg(resp) {
             // The header is not sent yet: turn it into a 403 whose body replaces the SVG's.
             let mut refused = ResponseHeader::build(403, Some(4))?;
@@ -231,7 +240,7 @@ impl ProxyHttp for Pixgate {
         }
         if let Some(miss) = ctx.shield.take() {
             if !ctx.svg_refused {
-                ctx.pending = miss.on_response(&self.state, resp)?;
+                ctx.pending = miss.on_response(&self.state, session.req_header(), resp)?;
             }
         }
         shield::invalidate(&self.state, session.req_header(), resp).await;

@@ -155,6 +155,7 @@ impl Store {
             etag: None,
             note: k.kind.note().to_string(),
             source: Source {
+                tags: Vec::new(),
                 host: HOST.into(),
                 path: format!("/{}", k.id),
             },

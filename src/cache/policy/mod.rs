@@ -87,7 +87,7 @@ fn refusal(h: &HeaderMap, cc: &[(String, Option<String>)], limits: &Limits) -> O
 }
 
 /// [`ttl`] for a shield response (any GET response, not an image variant): `Vary` may name
-/// only `Accept-Encoding` (the shield key holds the request's encoding class), and a response
+/// any request header but not `*` ([`vary_fields`] gives the secondary key), and a response
 /// without `s-maxage`, `max-age` or `Expires` is fresh only by the heuristic of RFC 9111
 /// §4.2.2: 10 % of the time since its `Last-Modified`, at most `default_ttl`.
 ///
@@ -96,9 +96,7 @@ fn refusal(h: &HeaderMap, cc: &[(String, Option<String>)], limits: &Limits) -> O
 /// response only when it carries a validator. Without freshness, `Last-Modified` or `ETag`:
 /// not stored (`NoFreshness`).
 pub fn shield_ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, NoStore> {
-    if !vary_within(h, &["accept-encoding"]) {
-        return Err(NoStore::Vary);
-    }
+    vary_fields(h)?;
     let cc = directives(h);
     let no_cache = cc.iter().any(|(k, _)| k == "no-cache");
     let others: Vec<(String, Option<String>)> = cc
@@ -125,8 +123,9 @@ pub fn shield_ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Dur
             None => return Err(NoStore::NoFreshness),
         }
     };
-    match ttl(
+    match lifetime(
         h,
+        &cc,
         &Limits {
             default_ttl: heuristic,
             ..*limits
@@ -148,14 +147,32 @@ pub fn ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, 
     if !vary_is_keyed(h) {
         return Err(NoStore::Vary);
     }
+    lifetime(h, &cc, limits, now)
+}
+
+/// The freshness lifetime left (RFC 9111 §4.2.1), capped: the rule's TTL, `max_retention`.
+fn lifetime(
+    h: &HeaderMap,
+    cc: &[(String, Option<String>)],
+    limits: &Limits,
+    now: SystemTime,
+) -> Result<Duration, NoStore> {
+    // `None`: absent; `Some(None)`: present but not a number of seconds (negative, quoted
+    // with single quotes, ...), which makes the response stale (RFC 9111 §4.2.1).
     let secs = |name: &str| {
-        cc.iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.as_deref())
-            .and_then(|v| v.trim_matches('"').parse::<u64>().ok())
+        cc.iter().find(|(k, _)| k == name).map(|(_, v)| {
+            v.as_deref()
+                .map(|v| {
+                    v.strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .unwrap_or(v)
+                })
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .map(|v| v.parse::<u64>().unwrap_or(u64::MAX))
+        })
     };
     let lifetime = if let Some(s) = secs("s-maxage").or_else(|| secs("max-age")) {
-        Duration::from_secs(s)
+        s.map_or(Duration::ZERO, Duration::from_secs)
     } else if let Some(exp) = http_date(h, header::EXPIRES) {
         // A malformed Expires means "already expired" (RFC 9111 §5.3).
         let base = http_date(h, header::DATE).unwrap_or(now);
@@ -165,12 +182,7 @@ pub fn ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, 
     } else {
         limits.default_ttl
     };
-    let age = h
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs);
-    let mut ttl = lifetime.saturating_sub(age);
+    let mut ttl = lifetime.saturating_sub(Duration::from_secs(age(h)));
     if let Some(r) = limits.rule_ttl {
         ttl = ttl.min(r);
     }
@@ -181,9 +193,39 @@ pub fn ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, 
     Ok(ttl)
 }
 
-/// `Cache-Control` directives, lowercased names with their optional values.
+/// The origin's `Age` in seconds: the first value of a list, 0 when absent or malformed.
+pub fn age(h: &HeaderMap) -> u64 {
+    h.get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// RFC 9213's CDN-targeted caching field.
+const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+
+/// Whether a stored response must never be answered stale without the origin's word:
+/// `must-revalidate`, `proxy-revalidate`, `no-cache` (RFC 9111 §5.2.2).
+pub fn never_stale(h: &HeaderMap) -> bool {
+    directives(h).iter().any(|(k, _)| {
+        matches!(
+            k.as_str(),
+            "must-revalidate" | "proxy-revalidate" | "no-cache"
+        )
+    })
+}
+
+/// The caching directives pixgate follows, lowercased names with their optional values:
+/// `CDN-Cache-Control`'s when the origin sends it (RFC 9213: a CDN-targeted field replaces
+/// `Cache-Control` for the caches it targets, and pixgate is one), else `Cache-Control`'s.
 fn directives(h: &HeaderMap) -> Vec<(String, Option<String>)> {
-    h.get_all(header::CACHE_CONTROL)
+    let field = if h.contains_key(CDN_CACHE_CONTROL) {
+        CDN_CACHE_CONTROL
+    } else {
+        "cache-control"
+    };
+    h.get_all(field)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -204,6 +246,31 @@ fn directives(h: &HeaderMap) -> Vec<(String, Option<String>)> {
 /// content-encoded on this path) may appear in the origin's `Vary`.
 fn vary_is_keyed(h: &HeaderMap) -> bool {
     vary_within(h, &["accept", "accept-encoding"])
+}
+
+/// The request headers a shield response varies on, lowercase, sorted, once each, without
+/// `Accept-Encoding` (the shield's primary key already holds the request's encoding class).
+/// `Vary: *` matches no later request (RFC 9111 §4.1): not stored.
+pub fn vary_fields(h: &HeaderMap) -> Result<Vec<String>, NoStore> {
+    let mut out: Vec<String> = Vec::new();
+    let fields = h
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|f| !f.is_empty());
+    for f in fields {
+        if f == "*" {
+            return Err(NoStore::Vary);
+        }
+        let f = f.to_ascii_lowercase();
+        if f != "accept-encoding" && !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// Whether every field `Vary` names is one of `allowed` (lowercase).
@@ -233,9 +300,21 @@ pub fn expires_at(fetched_at: SystemTime, ttl: Duration, max_retention: Duration
 /// `stale-if-error`): the origin's `stale-if-error=N` directive, else `default`. The entry's
 /// removal deadline is `fresh + this`, still capped by `max_retention` (see [`expires_at`]).
 pub fn stale_if_error(h: &HeaderMap, default: Duration) -> Duration {
+    window(h, "stale-if-error", default)
+}
+
+/// How long past its freshness a shield entry may be answered at once while a background
+/// request revalidates it (RFC 5861 `stale-while-revalidate`): the origin's directive, else
+/// `default`. Capped by `max_retention` like every deadline.
+pub fn stale_while_revalidate(h: &HeaderMap, default: Duration) -> Duration {
+    window(h, "stale-while-revalidate", default)
+}
+
+/// A `Cache-Control` directive's seconds (`name=N`), else `default`.
+fn window(h: &HeaderMap, name: &str, default: Duration) -> Duration {
     directives(h)
         .iter()
-        .find(|(k, _)| k == "stale-if-error")
+        .find(|(k, _)| k == name)
         .and_then(|(_, v)| v.as_deref())
         .and_then(|v| v.trim_matches('"').parse::<u64>().ok())
         .map_or(default, Duration::from_secs)

@@ -4,7 +4,7 @@ use super::*;
 use http::HeaderValue;
 
 #[test]
-fn shield_ttl_needs_freshness_or_last_modified_and_keys_only_accept_encoding() {
+fn shield_ttl_needs_freshness_or_last_modified_and_refuses_only_vary_star() {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
     let lim = Limits {
         default_ttl: Duration::from_secs(3600),
@@ -57,7 +57,34 @@ fn shield_ttl_needs_freshness_or_last_modified_and_keys_only_accept_encoding() {
             &lim,
             now
         ),
+        Ok(Duration::from_secs(60))
+    );
+    assert_eq!(
+        shield_ttl(
+            &hm(&[("cache-control", "max-age=60"), ("vary", "Cookie, *")]),
+            &lim,
+            now
+        ),
         Err(NoStore::Vary)
+    );
+    assert_eq!(
+        vary_fields(&hm(&[
+            ("vary", "X-Foo, accept-encoding"),
+            ("vary", "Accept-Language,x-foo")
+        ])),
+        Ok(vec!["accept-language".to_string(), "x-foo".to_string()])
+    );
+    assert_eq!(vary_fields(&hm(&[])), Ok(vec![]));
+    assert_eq!(
+        stale_while_revalidate(
+            &hm(&[("cache-control", "max-age=1, stale-while-revalidate=30")]),
+            Duration::ZERO
+        ),
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        stale_while_revalidate(&hm(&[]), Duration::from_secs(5)),
+        Duration::from_secs(5)
     );
     assert_eq!(
         shield_ttl(&hm(&[("cache-control", "private, max-age=60")]), &lim, now),

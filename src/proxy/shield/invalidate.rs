@@ -1,6 +1,6 @@
 //! Invalidation by unsafe methods (RFC 9111 §4.4).
 
-use super::{key_of, shield_on, CLASSES};
+use super::{key_of, shield_on, vary, CLASSES};
 use crate::proxy::state::State;
 use crate::telemetry::metrics;
 use http::{header, Method};
@@ -34,9 +34,7 @@ pub(crate) async fn invalidate(st: &State, req: &RequestHeader, resp: &ResponseH
     let mut removed = 0u64;
     for t in &targets {
         for c in CLASSES {
-            if st.cache.take(&key_of(st, &host, t, c)).await.is_some() {
-                removed += 1;
-            }
+            removed += vary::forget(st, &key_of(st, &host, t, c, "")).await;
         }
     }
     metrics::SHIELD_INVALIDATED.inc_by(removed);

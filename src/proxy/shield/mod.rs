@@ -16,7 +16,9 @@
 //! what is stored for its URL and its `Location` / `Content-Location` ([`invalidate`]).
 
 mod invalidate;
+mod range;
 mod stale;
+mod vary;
 
 pub(crate) use invalidate::invalidate;
 pub(crate) use stale::stand_in;
@@ -34,8 +36,10 @@ use http::{header, HeaderMap, HeaderValue, Method};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::Result;
+use range::Ranged;
 use std::sync::Arc;
 use std::time::SystemTime;
+use vary::Marker;
 
 /// The `Entry::note` of shield entries (an image variant's note names its format).
 pub(crate) const NOTE: &str = "shield";
@@ -44,10 +48,44 @@ pub(crate) const NOTE: &str = "shield";
 /// gzip answer never reaches a client that did not ask for gzip).
 const CLASSES: [&str; 3] = ["br", "gzip", "identity"];
 
+/// The parts of a request's primary shield key.
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    host: String,
+    path_and_query: String,
+    class: &'static str,
+}
+
+impl Base {
+    fn of(st: &State, req: &RequestHeader) -> Base {
+        Base {
+            host: st.origin.host_for(req).to_string(),
+            path_and_query: req
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string(),
+            class: class(req),
+        }
+    }
+
+    /// The key for `vary` (empty: the primary key; else a [`vary::Marker`]'s secondary).
+    fn key(&self, st: &State, vary: &str) -> Key {
+        key_of(st, &self.host, &self.path_and_query, self.class, vary)
+    }
+
+    fn primary(&self, st: &State) -> Key {
+        self.key(st, "")
+    }
+}
+
 /// A request that missed and may fill the shield with its response.
 #[derive(Debug)]
 pub(crate) struct Miss {
+    base: Base,
+    /// Where its response would go: the primary key, or the secondary key under `marker`.
     key: Key,
+    marker: Option<Marker>,
     source: Source,
     epoch: u64,
     started: SystemTime,
@@ -61,6 +99,8 @@ pub(crate) struct Miss {
 #[derive(Debug)]
 pub(crate) struct Pending {
     key: Key,
+    /// The URL's marker to store at its primary key, and the variants it no longer lists.
+    marker: Option<(Key, Arc<Entry>, Vec<Key>)>,
     leader: Option<Leader>,
     epoch: u64,
     entry: Option<Entry>,
@@ -100,24 +140,59 @@ fn class(req: &RequestHeader) -> &'static str {
     }
 }
 
-/// The shield key of `path_and_query` on `host` in encoding class `class`.
-fn key_of(st: &State, host: &str, path_and_query: &str, class: &str) -> Key {
+/// The shield key of `path_and_query` on `host` in encoding class `class`, for `vary` (empty
+/// for the primary key).
+fn key_of(st: &State, host: &str, path_and_query: &str, class: &str, vary: &str) -> Key {
     KeyParts {
         origin: &st.cfg.origin.url,
         host,
         path_and_query,
         options: NOTE,
         plan: class,
-        settings: "",
+        settings: vary,
     }
     .key()
 }
 
-/// Looks `session`'s request up. `Ok(Some(Ok(status)))`: answered from the shield;
+/// What the shield holds for a request.
+struct Found {
+    /// Where its response is (or would be) stored.
+    key: Key,
+    /// The URL's `Vary` marker, when its responses vary on request headers.
+    marker: Option<Marker>,
+    /// A fresh stored response.
+    fresh: Option<Arc<Entry>>,
+}
+
+/// Looks up `req`: its primary key, and through a marker found there, its secondary key.
+async fn find(st: &State, base: &Base, req: &RequestHeader) -> Found {
+    let primary = base.primary(st);
+    let found = st.cache.get(&primary).await.map(|(e, _)| e);
+    match found.as_deref().and_then(Marker::of) {
+        Some(m) => {
+            let key = m.key(st, base, req);
+            let fresh = st.cache.get(&key).await.map(|(e, _)| e);
+            Found {
+                key,
+                marker: Some(m),
+                fresh: fresh.filter(|e| e.note == NOTE),
+            }
+        }
+        None => Found {
+            key: primary,
+            marker: None,
+            fresh: found.filter(|e| e.note == NOTE),
+        },
+    }
+}
+
+/// Looks `session`'s request up. `Ok(Some(Ok(status)))`: answered from the shield (fresh, or
+/// stale within `stale-while-revalidate` while one background request refreshes it);
 /// `Ok(Some(Err(miss)))`: not there, the response may fill it; `Ok(None)`: the shield does not
-/// apply (off, not GET/HEAD, `Authorization`, `Range`).
+/// apply (off, not GET/HEAD, `Authorization`) or the request goes to the origin as it is
+/// (a HEAD or a `Range` request that missed).
 pub(crate) async fn lookup(
-    st: &State,
+    st: &Arc<State>,
     session: &mut Session,
     rec: &mut Record,
 ) -> Result<Option<std::result::Result<u16, Miss>>> {
@@ -126,76 +201,89 @@ pub(crate) async fn lookup(
     }
     let req = session.req_header();
     let get = req.method == Method::GET;
-    if !(get || req.method == Method::HEAD)
-        || req.headers.contains_key(header::AUTHORIZATION)
-        || req.headers.contains_key(header::RANGE)
-    {
+    if !(get || req.method == Method::HEAD) || req.headers.contains_key(header::AUTHORIZATION) {
         return Ok(None);
     }
-    let host = st.origin.host_for(req).to_string();
-    let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    let key = key_of(st, &host, pq, class(req));
-    let source = source_of(&host, pq);
+    let ranged = req.headers.contains_key(header::RANGE);
+    let base = Base::of(st, req);
+    let source = source_of(&base.host, &base.path_and_query);
     let cookie = req.headers.contains_key(header::COOKIE);
     let started = SystemTime::now();
     let epoch = st.cache.epoch();
-    if let Some((e, _tier)) = st.cache.get(&key).await {
-        if e.note == NOTE {
-            metrics::SHIELD_REQUESTS.with_label_values(&["hit"]).inc();
-            rec.cache = "hit";
-            return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
-        }
+    let found = find(st, &base, req).await;
+    if let Some(e) = found.fresh {
+        metrics::SHIELD_REQUESTS.with_label_values(&["hit"]).inc();
+        rec.cache = "hit";
+        return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
     }
-    metrics::SHIELD_REQUESTS.with_label_values(&["miss"]).inc();
-    rec.cache = "miss";
-    if !get {
-        // A HEAD's answer has no body to store.
-        return Ok(None);
-    }
-    // Collapsing: the first miss leads; the others wait for its entry, up to
-    // `cache.collapse_wait`, then go to the origin themselves.
-    let leader = match st.cache.flights.join(key) {
-        Join::Follower(f) => {
-            if let Waited::Entry(e) = f.wait(st.cfg.cache.collapse_wait.get()).await {
-                if e.note == NOTE {
-                    metrics::CACHE_COALESCED.inc();
-                    rec.cache = "hit";
-                    return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
-                }
-            }
-            None
-        }
-        // A new leader looks once more: the previous flight may have stored it just now.
-        Join::Leader(lead) => match st.cache.get(&key).await {
-            Some((e, _)) if e.note == NOTE => {
-                lead.finish(Some(e.clone()));
-                rec.cache = "hit";
-                return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
-            }
-            _ => Some(lead),
-        },
-    };
+    let stale = st
+        .cache
+        .get_stale(&found.key)
+        .await
+        .filter(|e| e.note == NOTE);
     let mut miss = Miss {
-        key,
+        base,
+        key: found.key,
+        marker: found.marker,
         source,
         epoch,
         started,
         cookie,
-        leader,
+        leader: None,
     };
+    if let Some(e) = stale
+        .as_ref()
+        .filter(|e| stale::may_serve_while_revalidating(st, e))
+    {
+        stale::refresh_in_background(st, session, miss, e.clone());
+        metrics::SHIELD_REQUESTS.with_label_values(&["stale"]).inc();
+        rec.cache = "stale";
+        return answer(st, session, e, "STALE").await.map(|s| Some(Ok(s)));
+    }
+    metrics::SHIELD_REQUESTS.with_label_values(&["miss"]).inc();
+    rec.cache = "miss";
+    if !get || ranged {
+        // A HEAD's answer has no body to store; a range is forwarded as asked.
+        return Ok(None);
+    }
+    // Collapsing: the first miss leads; the others wait for its entry, up to
+    // `cache.collapse_wait`, then look again (its response may vary on what they sent) and
+    // go to the origin themselves.
+    let again = match st.cache.flights.join(miss.key) {
+        Join::Follower(f) => match f.wait(st.cfg.cache.collapse_wait.get()).await {
+            Waited::Entry(_) => Some(find(st, &miss.base, session.req_header()).await),
+            _ => None,
+        },
+        // A new leader looks once more: the previous flight may have stored it just now.
+        Join::Leader(lead) => {
+            let f = find(st, &miss.base, session.req_header()).await;
+            match &f.fresh {
+                Some(e) => lead.finish(Some(e.clone())),
+                None => miss.leader = Some(lead),
+            }
+            Some(f)
+        }
+    };
+    if let Some(f) = again {
+        if let Some(e) = f.fresh {
+            metrics::CACHE_COALESCED.inc();
+            rec.cache = "hit";
+            return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
+        }
+        miss.key = f.key;
+        miss.marker = f.marker;
+    }
     // A stale entry with a validator is revalidated, unless the client sent conditions of its
     // own (then the origin's answer to those goes to the client as it is).
     let req = session.req_header();
     let own_conditions = req.headers.contains_key(header::IF_NONE_MATCH)
         || req.headers.contains_key(header::IF_MODIFIED_SINCE);
     if !own_conditions {
-        if let Some(stale) = st.cache.get_stale(&miss.key).await {
-            if stale.note == NOTE && stale::validators(&stale).next().is_some() {
-                if let Some(status) = miss.revalidate(st, session, stale, rec).await? {
-                    // A flight led by a revalidation ends with the request (its entry, when
-                    // refreshed, is in the cache for anyone who looks again).
-                    return Ok(Some(Ok(status)));
-                }
+        if let Some(stale) = stale.filter(|e| stale::validators(e).next().is_some()) {
+            if let Some(status) = miss.revalidate(st, session, stale, rec).await? {
+                // A flight led by a revalidation ends with the request (its entry, when
+                // refreshed, is in the cache for anyone who looks again).
+                return Ok(Some(Ok(status)));
             }
         }
     }
@@ -203,15 +291,16 @@ pub(crate) async fn lookup(
 }
 
 /// Shapes a response header the way every proxied answer is shaped (hints, SVG containment,
-/// `Via`); the hit path and `response_filter` both call it.
+/// tags hidden, `Via`); the hit path and `response_filter` both call it.
 pub(crate) fn shape(st: &State, resp: &mut ResponseHeader) -> Result<()> {
     st.advertise_hints(resp)?;
     headers::contain_svg(resp)?;
+    headers::hide_tags(resp, st.cfg.cache.expose_tags);
     headers::forward_response(resp)
 }
 
-/// Writes a stored response: 200 (or 304 for a matching `If-None-Match`), its headers, `Age`,
-/// the cache-status header; no body for HEAD.
+/// Writes a stored response: 200 (304 for a matching `If-None-Match`, 206/416 for a
+/// `Range`), its headers, `Age`, the cache-status header; no body for HEAD.
 async fn answer(st: &State, session: &mut Session, e: &Entry, status: &str) -> Result<u16> {
     let req = session.req_header();
     let head = req.method == Method::HEAD;
@@ -219,25 +308,57 @@ async fn answer(st: &State, session: &mut Session, e: &Entry, status: &str) -> R
         .etag
         .as_deref()
         .is_some_and(|tag| headers::if_none_match(req.headers.get(header::IF_NONE_MATCH), tag));
-    let code = if not_modified { 304 } else { 200 };
+    let len = e.body.len();
+    let ranged = if not_modified {
+        Ranged::Full
+    } else {
+        let lm = e
+            .headers
+            .iter()
+            .find(|(k, _)| k == "last-modified")
+            .map(|(_, v)| v.as_slice());
+        range::decide(
+            req.headers.get(header::RANGE),
+            req.headers.get(header::IF_RANGE),
+            e.etag.as_deref(),
+            lm,
+            len,
+        )
+    };
+    let (code, body) = match ranged {
+        _ if not_modified => (304, None),
+        Ranged::Full => (200, Some(e.body.clone())),
+        Ranged::Part { start, end } => (206, Some(e.body.slice(start..=end))),
+        Ranged::Unsatisfiable => (416, Some(Bytes::new())),
+    };
     let mut resp = stored_response(code, e)?;
+    if let Some(b) = &body {
+        resp.insert_header(header::CONTENT_LENGTH, b.len().to_string())?;
+    }
+    match ranged {
+        Ranged::Part { start, end } => {
+            resp.insert_header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))?;
+        }
+        Ranged::Unsatisfiable => {
+            resp.insert_header(header::CONTENT_RANGE, format!("bytes */{len}"))?;
+        }
+        Ranged::Full => {}
+    }
     if !not_modified {
-        resp.insert_header(header::CONTENT_LENGTH, e.body.len().to_string())?;
+        resp.insert_header(header::ACCEPT_RANGES, "bytes")?;
     }
     resp.insert_header(header::AGE, e.age(SystemTime::now()).to_string())?;
     shape(st, &mut resp)?;
     if let Some(name) = &st.cfg.cache.status_header {
         resp.insert_header(name.clone(), status)?;
     }
-    let bodyless = not_modified || head;
+    let body = body.filter(|b| !head && !b.is_empty());
     session
-        .write_response_header(Box::new(resp), bodyless)
+        .write_response_header(Box::new(resp), body.is_none())
         .await?;
-    if !bodyless {
-        metrics::SHIELD_BYTES_SAVED.inc_by(e.body.len() as u64);
-        session
-            .write_response_body(Some(e.body.clone()), true)
-            .await?;
+    if let Some(b) = body {
+        metrics::SHIELD_BYTES_SAVED.inc_by(b.len() as u64);
+        session.write_response_body(Some(b), true).await?;
     }
     Ok(code)
 }
@@ -248,6 +369,7 @@ impl Miss {
     pub(crate) fn on_response(
         self,
         st: &State,
+        req: &RequestHeader,
         resp: &mut ResponseHeader,
     ) -> Result<Option<Pending>> {
         if let Some(name) = &st.cfg.cache.status_header {
@@ -267,8 +389,7 @@ impl Miss {
             Ok(t) => t,
             Err(why) => return not_stored(why.label()),
         };
-        let validated = resp.headers.contains_key(header::ETAG)
-            || resp.headers.contains_key(header::LAST_MODIFIED);
+        let validated = validated(&resp.headers);
         if ttl.is_zero() && !validated {
             return not_stored("stale");
         }
@@ -286,13 +407,28 @@ impl Miss {
             .get(header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let origin_age = age_of(&resp.headers);
+        let origin_age = policy::age(&resp.headers);
+        // A response that varies on request headers goes under its secondary key, listed in
+        // the URL's marker (a new generation when the fields changed).
+        let names = policy::vary_fields(&resp.headers).unwrap_or_default();
+        let (key, marker) = if names.is_empty() {
+            (self.key, None)
+        } else {
+            let mut m = match self.marker {
+                Some(m) if m.names_are(&names) => m,
+                _ => Marker::new(names),
+            };
+            let key = m.key(st, &self.base, req);
+            let dropped = m.add(key, cfg.max_variants);
+            let e = m.entry(self.source.clone(), now, cfg.hold_limit());
+            (key, Some((self.base.primary(st), Arc::new(e), dropped)))
+        };
         let entry = Entry {
             headers: stored_headers(&resp.headers, st.cfg.cache.status_header.as_deref()),
             body: Bytes::new(),
             etag,
             note: NOTE.into(),
-            source: self.source,
+            source: self.source.tagged(&resp.headers),
             // Retention counts from when the origin was asked. With a validator the entry is kept
             // past its freshness (never past the retention cap) to be revalidated.
             created: self.started,
@@ -300,15 +436,17 @@ impl Miss {
             expires: if validated {
                 self.started + cfg.max_retention.get()
             } else {
-                // Kept past freshness only to stand in for a failing origin.
-                self.started + ttl + policy::stale_if_error(&resp.headers, cfg.stale_if_error.get())
+                // Kept past freshness only to be served while refreshed or in place of a
+                // failing origin.
+                self.started + ttl + stale::window(st, &resp.headers)
             },
             origin_age,
             source_bytes: 0,
             source_format: "unknown".into(),
         };
         Ok(Some(Pending {
-            key: self.key,
+            key,
+            marker,
             leader: self.leader,
             epoch: self.epoch,
             entry: Some(entry),
@@ -343,12 +481,10 @@ fn header_map(list: &[(String, Vec<u8>)]) -> HeaderMap {
     m
 }
 
-/// The origin's `Age`, in seconds (0 when absent or malformed).
-fn age_of(h: &HeaderMap) -> u64 {
-    h.get(header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0)
+/// Whether a response carries a validator (`ETag`, `Last-Modified`): then it is kept past its
+/// freshness (never past retention) to be revalidated.
+fn validated(h: &HeaderMap) -> bool {
+    h.contains_key(header::ETAG) || h.contains_key(header::LAST_MODIFIED)
 }
 
 /// A response header with `code` and `e`'s stored headers.
@@ -395,6 +531,15 @@ impl Pending {
                 e.body = std::mem::take(&mut self.body).freeze();
                 e.source_bytes = e.body.len() as u64;
                 metrics::SHIELD_STORED.inc();
+                if let Some((primary, marker, dropped)) = self.marker.take() {
+                    tokio::spawn(st.cache.insert(primary, marker, self.epoch));
+                    let st = st.clone();
+                    tokio::spawn(async move {
+                        for k in dropped {
+                            let _ = st.cache.take(&k).await;
+                        }
+                    });
+                }
                 let e = st.cache.within_retention(Arc::new(e));
                 tokio::spawn(st.cache.insert(self.key, e.clone(), self.epoch));
                 if let Some(lead) = self.leader.take() {

@@ -2,8 +2,9 @@
 
 metrics! {
     /// Shield lookups (`cache.scope: all`) by result (`hit`, `miss`; `revalidated`: a miss
-    /// whose stale entry the origin confirmed with a 304; `stale`: a stale entry answered for
-    /// a failing origin under `stale-if-error`).
+    /// whose stale entry the origin confirmed with a 304; `stale`: a stale entry answered
+    /// while refreshed in the background (`stale-while-revalidate`) or for a failing origin
+    /// (`stale-if-error`)).
     SHIELD_REQUESTS: IntCounterVec = register_int_counter_vec!(
         "pixgate_shield_requests_total",
         "Origin-shield lookups of non-image GET/HEAD requests, by result",
@@ -14,6 +15,14 @@ metrics! {
     SHIELD_STORED: IntCounter = register_int_counter!(
         "pixgate_shield_stored_total",
         "Non-image responses stored by the origin shield"
+    );
+
+    /// Background refreshes of stale shield entries (`stale-while-revalidate`) by outcome
+    /// (`not_modified`, `replaced`, `origin_error`, `dropped`).
+    SHIELD_REFRESHES: IntCounterVec = register_int_counter_vec!(
+        "pixgate_shield_refreshes_total",
+        "Background refreshes of stale shield entries (stale-while-revalidate), by outcome",
+        &["outcome"]
     );
 
     /// Shield entries removed because an unsafe request changed their URL.
