@@ -120,10 +120,10 @@ async fn what_a_shared_cache_must_not_store_always_reaches_the_origin() {
                 .header("vary", "Cookie, *"),
         ),
         (
-            "/not-found",
+            "/server-error",
             Route {
-                status: 404,
-                ..Route::ok("text/html", "g").header("cache-control", "max-age=60")
+                status: 500,
+                ..Route::ok("text/html", "g").header("etag", "\"e\"")
             },
         ),
     ];
@@ -810,4 +810,55 @@ async fn early_hints_reach_the_client_and_the_final_response_is_stored() {
     let (_, xc, _, body) = get(&p, "/page.html", &[]).await;
     assert_eq!((xc.as_str(), body.as_str()), ("HIT", "hello"));
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn other_statuses_are_stored_by_their_rules_and_if_modified_since_gets_a_304() {
+    let lm = httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(3600));
+    let origin = TestOrigin::start(vec![
+        (
+            "/gone",
+            Route {
+                status: 404,
+                ..Route::ok("text/html", "missing").header("cache-control", "max-age=60")
+            },
+        ),
+        (
+            "/moved",
+            Route {
+                status: 302,
+                ..Route::ok("text/html", "elsewhere")
+                    .header("location", "/new")
+                    .header("last-modified", &lm)
+            },
+        ),
+        (
+            "/page",
+            Route::ok("text/html", "page")
+                .header("cache-control", "max-age=60")
+                .header("last-modified", &lm),
+        ),
+    ]);
+    let p = Pixgate::start_with(&origin, all);
+    for path in ["/gone", "/moved", "/page"] {
+        get(&p, path, &[]).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    // A 404 with explicit freshness is stored and answered with its status.
+    let (s, xc, _, body) = get(&p, "/gone", &[]).await;
+    assert_eq!((s, xc.as_str(), body.as_str()), (404, "HIT", "missing"));
+    // A 302 is not heuristically cacheable: Last-Modified alone does not store it.
+    let px = p.addr;
+    let (s, _, _) = tokio::task::spawn_blocking(move || common::raw_get(px, "/moved", &[]))
+        .await
+        .expect("moved");
+    assert_eq!(s, 302);
+    assert_eq!(origin.hits("/moved"), 2);
+    // If-Modified-Since at or after the stored Last-Modified: 304 from the cache.
+    let (s, xc, _, body) = get(&p, "/page", &[("if-modified-since", &lm)]).await;
+    assert_eq!((s, xc.as_str(), body.as_str()), (304, "HIT", ""));
+    let earlier = httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(7200));
+    let (s, _, _, body) = get(&p, "/page", &[("if-modified-since", &earlier)]).await;
+    assert_eq!((s, body.as_str()), (200, "page"));
+    assert_eq!(origin.hits("/page"), 1);
 }

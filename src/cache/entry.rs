@@ -11,6 +11,8 @@ pub const MAX_TAGS: usize = 64;
 /// One cached response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// The response status (200 for variants and uploads; the shield stores others too).
+    pub status: u16,
     /// Response headers to replay, in order (no Content-Length, Age, Via or cache-status
     /// header: those are written per response).
     pub headers: Vec<(String, Vec<u8>)>,
@@ -82,6 +84,7 @@ impl Entry {
             put_bytes(&mut w, k.as_bytes());
             put_bytes(&mut w, v);
         }
+        put_u64(&mut w, u64::from(self.status));
         put_u64(&mut w, self.source.tags.len() as u64);
         for t in &self.source.tags {
             put_bytes(&mut w, t.as_bytes());
@@ -111,21 +114,20 @@ impl Entry {
             let v = get_bytes(&mut r)?.to_vec();
             headers.push((k, v));
         }
-        // Tags come last (files sealed before tags existed end here).
-        let mut tags = Vec::new();
-        if !r.is_empty() {
-            let n = get_u64(&mut r)?;
-            if n > MAX_TAGS as u64 {
-                return None;
-            }
-            for _ in 0..n {
-                tags.push(get_string(&mut r)?);
-            }
+        let status = u16::try_from(get_u64(&mut r)?).ok()?;
+        let n = get_u64(&mut r)?;
+        if n > MAX_TAGS as u64 {
+            return None;
+        }
+        let mut tags = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            tags.push(get_string(&mut r)?);
         }
         if !r.is_empty() {
             return None;
         }
         Some(Entry {
+            status,
             headers,
             body,
             etag: (!etag.is_empty()).then_some(etag),
@@ -188,6 +190,7 @@ pub(crate) mod tests {
     /// An entry for tests: `body` from `path`, fetched at `created`, expiring after `ttl`.
     pub fn sample(path: &str, body: &'static [u8], created: SystemTime, ttl: Duration) -> Entry {
         Entry {
+            status: 200,
             headers: vec![
                 ("content-type".into(), b"image/webp".to_vec()),
                 ("etag".into(), b"\"pg-1\"".to_vec()),
@@ -215,17 +218,12 @@ pub(crate) mod tests {
         let e = sample("/a/b.jpg", b"body", t, Duration::from_secs(60));
         let m = e.encode_meta();
         assert_eq!(Entry::decode_meta(&m, e.body.clone()), Some(e.clone()));
-        // Meta sealed before tags existed ends right before the tag count.
-        let legacy = m.len() - (8 + 8 + "product-1".len());
         for cut in 0..m.len() {
-            let d = Entry::decode_meta(&m[..cut], e.body.clone());
-            if cut == legacy {
-                let mut untagged = e.clone();
-                untagged.source.tags.clear();
-                assert_eq!(d, Some(untagged));
-            } else {
-                assert_eq!(d, None, "cut at {cut}");
-            }
+            assert_eq!(
+                Entry::decode_meta(&m[..cut], e.body.clone()),
+                None,
+                "cut at {cut}"
+            );
         }
         assert_eq!(e.age(t + Duration::from_secs(10)), 13);
     }

@@ -125,6 +125,7 @@ impl Parts {
         let ttl = self.ttl.unwrap_or_default();
         let stale = policy::stale_if_error(&self.header, st.cfg.cache.stale_if_error.get());
         let e = Entry {
+            status: 200,
             headers,
             body,
             etag,

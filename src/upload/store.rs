@@ -144,6 +144,7 @@ impl Store {
         let token = new_token()?;
         let now = SystemTime::now();
         let e = Entry {
+            status: 200,
             headers: vec![
                 ("content-type".into(), k.mime.as_bytes().to_vec()),
                 (

@@ -35,6 +35,9 @@ pub enum NoStore {
     /// A shield response with no freshness information and no `Last-Modified` to base a
     /// heuristic on.
     NoFreshness,
+    /// A status the shield does not store: interim, `206` (pieces are not combined), `304`,
+    /// or one that is not heuristically cacheable and comes without explicit freshness.
+    Status,
 }
 
 impl NoStore {
@@ -48,6 +51,7 @@ impl NoStore {
             NoStore::Cookie => "cookie",
             NoStore::Vary => "vary",
             NoStore::Stale => "stale",
+            NoStore::Status => "status",
             NoStore::NoFreshness => "no_freshness",
         }
     }
@@ -95,9 +99,33 @@ fn refusal(h: &HeaderMap, cc: &[(String, Option<String>)], limits: &Limits) -> O
 /// already stale on arrival, or an `ETag` without any freshness); the caller keeps such a
 /// response only when it carries a validator. Without freshness, `Last-Modified` or `ETag`:
 /// not stored (`NoFreshness`).
-pub fn shield_ttl(h: &HeaderMap, limits: &Limits, now: SystemTime) -> Result<Duration, NoStore> {
+///
+/// Statuses (RFC 9111 §3, RFC 9110 §15.1): the heuristically cacheable ones (200, 203, 204,
+/// 300, 301, 308, 404, 405, 410, 414, 501) are stored like a 200; any other final status
+/// only with explicit freshness (`max-age`, `s-maxage`, `Expires`) or `public`; never 1xx,
+/// `206` or `304`.
+pub fn shield_ttl(
+    h: &HeaderMap,
+    status: u16,
+    limits: &Limits,
+    now: SystemTime,
+) -> Result<Duration, NoStore> {
     vary_fields(h)?;
     let cc = directives(h);
+    let explicit = cc
+        .iter()
+        .any(|(k, _)| k == "s-maxage" || k == "max-age" || k == "public")
+        || h.contains_key(header::EXPIRES);
+    let heuristic_status = matches!(
+        status,
+        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    );
+    if !(200..600).contains(&status)
+        || matches!(status, 206 | 304)
+        || !(explicit || heuristic_status)
+    {
+        return Err(NoStore::Status);
+    }
     let no_cache = cc.iter().any(|(k, _)| k == "no-cache");
     let others: Vec<(String, Option<String>)> = cc
         .iter()
@@ -205,6 +233,42 @@ pub fn age(h: &HeaderMap) -> u64 {
 /// RFC 9213's CDN-targeted caching field.
 const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
 
+/// `CDN-Cache-Control`'s directives; `None` when it is absent, or not a valid Structured Field
+/// dictionary, or a directive with a number of seconds has another type (RFC 9213 §2.1: an
+/// invalid field is ignored, `Cache-Control` applies).
+fn cdn_directives(h: &HeaderMap) -> Option<Vec<(String, Option<String>)>> {
+    let lines = h
+        .get_all(CDN_CACHE_CONTROL)
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect::<Option<Vec<_>>>()?;
+    if lines.is_empty() {
+        return None;
+    }
+    let dict: sfv::Dictionary = sfv::Parser::new(&lines.join(", ")).parse().ok()?;
+    let mut out = Vec::with_capacity(dict.len());
+    for (key, entry) in &dict {
+        let sfv::ListEntry::Item(item) = entry else {
+            return None;
+        };
+        let seconds = matches!(
+            key.as_str(),
+            "max-age" | "s-maxage" | "stale-while-revalidate" | "stale-if-error"
+        );
+        let value = match &item.bare_item {
+            sfv::BareItem::Integer(i) => Some(i.to_string()),
+            _ if seconds => return None,
+            sfv::BareItem::Boolean(true) => None,
+            sfv::BareItem::Boolean(false) => continue,
+            sfv::BareItem::Token(t) => Some(t.as_str().to_string()),
+            sfv::BareItem::String(s) => Some(s.as_str().to_string()),
+            _ => return None,
+        };
+        out.push((key.as_str().to_string(), value));
+    }
+    Some(out)
+}
+
 /// Whether a stored response must never be answered stale without the origin's word:
 /// `must-revalidate`, `proxy-revalidate`, `no-cache` (RFC 9111 §5.2.2).
 pub fn never_stale(h: &HeaderMap) -> bool {
@@ -220,12 +284,10 @@ pub fn never_stale(h: &HeaderMap) -> bool {
 /// `CDN-Cache-Control`'s when the origin sends it (RFC 9213: a CDN-targeted field replaces
 /// `Cache-Control` for the caches it targets, and pixgate is one), else `Cache-Control`'s.
 fn directives(h: &HeaderMap) -> Vec<(String, Option<String>)> {
-    let field = if h.contains_key(CDN_CACHE_CONTROL) {
-        CDN_CACHE_CONTROL
-    } else {
-        "cache-control"
-    };
-    h.get_all(field)
+    if let Some(cdn) = cdn_directives(h) {
+        return cdn;
+    }
+    h.get_all(header::CACHE_CONTROL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

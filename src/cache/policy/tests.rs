@@ -23,26 +23,112 @@ fn shield_ttl_needs_freshness_or_last_modified_and_refuses_only_vary_star() {
         h
     };
     assert_eq!(
-        shield_ttl(&hm(&[("cache-control", "max-age=60")]), &lim, now),
+        shield_ttl(&hm(&[("cache-control", "max-age=60")]), 200, &lim, now),
         Ok(Duration::from_secs(60))
     );
-    assert_eq!(shield_ttl(&hm(&[]), &lim, now), Err(NoStore::NoFreshness));
+    assert_eq!(
+        shield_ttl(&hm(&[]), 200, &lim, now),
+        Err(NoStore::NoFreshness)
+    );
+    // Statuses: heuristic ones like a 200; others only with explicit freshness; never 206/304.
+    let lm_only = hm(&[
+        ("date", &httpdate::fmt_http_date(now)),
+        (
+            "last-modified",
+            &httpdate::fmt_http_date(now - Duration::from_secs(1000)),
+        ),
+    ]);
+    assert_eq!(
+        shield_ttl(&lm_only, 404, &lim, now),
+        Ok(Duration::from_secs(100))
+    );
+    assert_eq!(shield_ttl(&lm_only, 302, &lim, now), Err(NoStore::Status));
+    let explicit = hm(&[("cache-control", "max-age=60")]);
+    assert_eq!(
+        shield_ttl(&explicit, 302, &lim, now),
+        Ok(Duration::from_secs(60))
+    );
+    assert_eq!(
+        shield_ttl(&explicit, 503, &lim, now),
+        Ok(Duration::from_secs(60))
+    );
+    for status in [103, 206, 304, 600] {
+        assert_eq!(
+            shield_ttl(&explicit, status, &lim, now),
+            Err(NoStore::Status),
+            "{status}"
+        );
+    }
+    // An invalid max-age is stale, not absent; Age counts by its first value.
+    for cc in [
+        "max-age=-3600",
+        "max-age='3600'",
+        "max-age=",
+        "s-maxage=x, max-age=60",
+    ] {
+        let h = hm(&[("cache-control", cc), ("etag", "\"v\"")]);
+        assert_eq!(shield_ttl(&h, 200, &lim, now), Ok(Duration::ZERO), "{cc}");
+    }
+    assert_eq!(
+        shield_ttl(&hm(&[("cache-control", "max-age=\"60\"")]), 200, &lim, now),
+        Ok(Duration::from_secs(60))
+    );
+    assert_eq!(age(&hm(&[("age", "7200, 0")])), 7200);
+    // CDN-Cache-Control replaces Cache-Control (RFC 9213).
+    let cdn = hm(&[
+        ("cache-control", "no-store"),
+        ("cdn-cache-control", "max-age=30"),
+    ]);
+    assert_eq!(
+        shield_ttl(&cdn, 200, &lim, now),
+        Ok(Duration::from_secs(30))
+    );
+    let cdn = hm(&[
+        ("cache-control", "max-age=60"),
+        ("cdn-cache-control", "private"),
+    ]);
+    assert_eq!(shield_ttl(&cdn, 200, &lim, now), Err(NoStore::Private));
+    // ... unless it is not a valid Structured Field dictionary, or a number has another type.
+    for bad in [
+        "max-age=10000, &&&&&",
+        "max-age=\"10000\"",
+        "MaX-aGe=3600",
+        "max-age =100",
+    ] {
+        let h = hm(&[("cache-control", "no-store"), ("cdn-cache-control", bad)]);
+        assert_eq!(
+            shield_ttl(&h, 200, &lim, now),
+            Err(NoStore::NoStoreDirective),
+            "{bad}"
+        );
+    }
     // Last-Modified 1000 s before Date: 100 s of heuristic freshness.
     let date = httpdate::fmt_http_date(now);
     let lm = httpdate::fmt_http_date(now - Duration::from_secs(1000));
     assert_eq!(
-        shield_ttl(&hm(&[("date", &date), ("last-modified", &lm)]), &lim, now),
+        shield_ttl(
+            &hm(&[("date", &date), ("last-modified", &lm)]),
+            200,
+            &lim,
+            now
+        ),
         Ok(Duration::from_secs(100))
     );
     // ... capped by default_ttl.
     let old = httpdate::fmt_http_date(now - Duration::from_secs(900_000));
     assert_eq!(
-        shield_ttl(&hm(&[("date", &date), ("last-modified", &old)]), &lim, now),
+        shield_ttl(
+            &hm(&[("date", &date), ("last-modified", &old)]),
+            200,
+            &lim,
+            now
+        ),
         Ok(Duration::from_secs(3600))
     );
     assert_eq!(
         shield_ttl(
             &hm(&[("cache-control", "max-age=60"), ("vary", "Accept-Encoding")]),
+            200,
             &lim,
             now
         ),
@@ -54,6 +140,7 @@ fn shield_ttl_needs_freshness_or_last_modified_and_refuses_only_vary_star() {
                 ("cache-control", "max-age=60"),
                 ("vary", "Accept-Encoding, Cookie")
             ]),
+            200,
             &lim,
             now
         ),
@@ -62,6 +149,7 @@ fn shield_ttl_needs_freshness_or_last_modified_and_refuses_only_vary_star() {
     assert_eq!(
         shield_ttl(
             &hm(&[("cache-control", "max-age=60"), ("vary", "Cookie, *")]),
+            200,
             &lim,
             now
         ),
@@ -87,7 +175,12 @@ fn shield_ttl_needs_freshness_or_last_modified_and_refuses_only_vary_star() {
         Duration::from_secs(5)
     );
     assert_eq!(
-        shield_ttl(&hm(&[("cache-control", "private, max-age=60")]), &lim, now),
+        shield_ttl(
+            &hm(&[("cache-control", "private, max-age=60")]),
+            200,
+            &lim,
+            now
+        ),
         Err(NoStore::Private)
     );
     // Stored only to be revalidated: no-cache, max-age=0, an ETag alone.
@@ -96,11 +189,12 @@ fn shield_ttl_needs_freshness_or_last_modified_and_refuses_only_vary_star() {
         hm(&[("cache-control", "max-age=0")]),
         hm(&[("etag", "\"x\"")]),
     ] {
-        assert_eq!(shield_ttl(&h, &lim, now), Ok(Duration::ZERO), "{h:?}");
+        assert_eq!(shield_ttl(&h, 200, &lim, now), Ok(Duration::ZERO), "{h:?}");
     }
     assert_eq!(
         shield_ttl(
             &hm(&[("cache-control", "no-cache"), ("set-cookie", "a=b")]),
+            200,
             &lim,
             now
         ),
@@ -109,6 +203,7 @@ fn shield_ttl_needs_freshness_or_last_modified_and_refuses_only_vary_star() {
     assert_eq!(
         shield_ttl(
             &hm(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]),
+            200,
             &lim,
             now
         ),

@@ -299,35 +299,36 @@ pub(crate) fn shape(st: &State, resp: &mut ResponseHeader) -> Result<()> {
     headers::forward_response(resp)
 }
 
-/// Writes a stored response: 200 (304 for a matching `If-None-Match`, 206/416 for a
-/// `Range`), its headers, `Age`, the cache-status header; no body for HEAD.
+/// Writes a stored response: its status (a 200 may become a 304 for the client's
+/// `If-None-Match` / `If-Modified-Since`, or a 206/416 for its `Range`), its headers, `Age`,
+/// the cache-status header; no body for HEAD.
 async fn answer(st: &State, session: &mut Session, e: &Entry, status: &str) -> Result<u16> {
     let req = session.req_header();
     let head = req.method == Method::HEAD;
-    let not_modified = e
-        .etag
-        .as_deref()
-        .is_some_and(|tag| headers::if_none_match(req.headers.get(header::IF_NONE_MATCH), tag));
+    let last_modified = e
+        .headers
+        .iter()
+        .find(|(k, _)| k == "last-modified")
+        .map(|(_, v)| v.as_slice());
+    let ok = e.status == 200;
+    let not_modified = ok && not_modified(&req.headers, e.etag.as_deref(), last_modified);
     let len = e.body.len();
-    let ranged = if not_modified {
-        Ranged::Full
-    } else {
-        let lm = e
-            .headers
-            .iter()
-            .find(|(k, _)| k == "last-modified")
-            .map(|(_, v)| v.as_slice());
+    let ranged = if ok && !not_modified {
         range::decide(
             req.headers.get(header::RANGE),
             req.headers.get(header::IF_RANGE),
             e.etag.as_deref(),
-            lm,
+            last_modified,
             len,
         )
+    } else {
+        Ranged::Full
     };
     let (code, body) = match ranged {
         _ if not_modified => (304, None),
-        Ranged::Full => (200, Some(e.body.clone())),
+        // A 204 has no body, nor a Content-Length.
+        Ranged::Full if e.status == 204 => (204, None),
+        Ranged::Full => (e.status, Some(e.body.clone())),
         Ranged::Part { start, end } => (206, Some(e.body.slice(start..=end))),
         Ranged::Unsatisfiable => (416, Some(Bytes::new())),
     };
@@ -344,7 +345,7 @@ async fn answer(st: &State, session: &mut Session, e: &Entry, status: &str) -> R
         }
         Ranged::Full => {}
     }
-    if !not_modified {
+    if ok && !not_modified {
         resp.insert_header(header::ACCEPT_RANGES, "bytes")?;
     }
     resp.insert_header(header::AGE, e.age(SystemTime::now()).to_string())?;
@@ -375,9 +376,6 @@ impl Miss {
         if let Some(name) = &st.cfg.cache.status_header {
             resp.insert_header(name.clone(), "MISS")?;
         }
-        if resp.status.as_u16() != 200 {
-            return Ok(None);
-        }
         let not_stored = |reason: &str| {
             metrics::CACHE_NOT_STORED.with_label_values(&[reason]).inc();
             Ok(None)
@@ -385,7 +383,8 @@ impl Miss {
         let cfg = &st.cfg.cache;
         let limits = self.limits(st);
         let now = SystemTime::now();
-        let ttl = match policy::shield_ttl(&resp.headers, &limits, now) {
+        let status = resp.status.as_u16();
+        let ttl = match policy::shield_ttl(&resp.headers, status, &limits, now) {
             Ok(t) => t,
             Err(why) => return not_stored(why.label()),
         };
@@ -424,6 +423,7 @@ impl Miss {
             (key, Some((self.base.primary(st), Arc::new(e), dropped)))
         };
         let entry = Entry {
+            status,
             headers: stored_headers(&resp.headers, st.cfg.cache.status_header.as_deref()),
             body: Bytes::new(),
             etag,
@@ -479,6 +479,28 @@ fn header_map(list: &[(String, Vec<u8>)]) -> HeaderMap {
         }
     }
     m
+}
+
+/// Whether the client's conditions say it holds this response (RFC 9110 §13.2.2):
+/// `If-None-Match` against the ETag (weak comparison); without it, `If-Modified-Since` at or
+/// after `Last-Modified`.
+fn not_modified(req: &HeaderMap, etag: Option<&str>, last_modified: Option<&[u8]>) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH) {
+        return etag.is_some_and(|tag| headers::if_none_match(Some(inm), tag));
+    }
+    let date = |v: &[u8]| {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+    };
+    match (
+        req.get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| date(v.as_bytes())),
+        last_modified.and_then(date),
+    ) {
+        (Some(since), Some(lm)) => lm <= since,
+        _ => false,
+    }
 }
 
 /// Whether a response carries a validator (`ETag`, `Last-Modified`): then it is kept past its

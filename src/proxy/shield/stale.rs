@@ -81,9 +81,9 @@ pub(super) fn may_serve_while_revalidating(st: &State, e: &Entry) -> bool {
 
 /// Starts the one background refresh of `miss`'s key (RFC 5861 `stale-while-revalidate`): a
 /// request that finds a refresh under way (the key's flight) starts none. The refresh asks
-/// the origin with the stale entry's validators; a 304 refreshes the stored headers, a 200 is
-/// stored like any miss, a 5xx leaves the stale entry (for `stale-if-error`), anything else
-/// drops it.
+/// the origin with the stale entry's validators; a 304 refreshes the stored headers, a 5xx
+/// leaves the stale entry (for `stale-if-error`), any other answer replaces it when it may be
+/// stored and drops it otherwise.
 pub(super) fn refresh_in_background(
     st: &Arc<State>,
     session: &Session,
@@ -133,9 +133,13 @@ impl Miss {
             304 => {
                 self.refreshed(st, &stale, &up.header.headers).await;
             }
-            200 => {
+            s if s >= 500 => return,
+            _ => {
+                let key = self.key;
                 let mut header = up.header.clone();
                 let Ok(Some(mut p)) = self.on_response(st, &req, &mut header) else {
+                    // The origin's new answer may not be stored: the stale one goes too.
+                    let _ = st.cache.take(&key).await;
                     return;
                 };
                 loop {
@@ -152,11 +156,6 @@ impl Miss {
                         Err(_) => return,
                     }
                 }
-            }
-            s if s >= 500 => return,
-            _ => {
-                let _ = st.cache.take(&self.key).await;
-                return;
             }
         }
         st.connector
@@ -189,7 +188,7 @@ impl Miss {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         e.origin_age = policy::age(fresh);
-        match policy::shield_ttl(&merged, &self.limits(st), now) {
+        match policy::shield_ttl(&merged, stale.status, &self.limits(st), now) {
             Ok(ttl) => {
                 // Freshness restarts now; Cache::insert caps it at the original retention.
                 e.fresh_until = now + ttl;
@@ -266,8 +265,7 @@ impl Miss {
 fn refresh_label(status: u16) -> &'static str {
     match status {
         304 => "not_modified",
-        200 => "replaced",
         500.. => "origin_error",
-        _ => "dropped",
+        _ => "replaced",
     }
 }

@@ -126,6 +126,7 @@ impl Marker {
             body.put_slice(&k.0);
         }
         Entry {
+            status: 200,
             headers: vec![("vary".into(), self.names.join(",").into_bytes())],
             body: Bytes::from(body),
             etag: None,

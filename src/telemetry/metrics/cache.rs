@@ -18,7 +18,7 @@ metrics! {
     );
 
     /// Background refreshes of stale shield entries (`stale-while-revalidate`) by outcome
-    /// (`not_modified`, `replaced`, `origin_error`, `dropped`).
+    /// (`not_modified`, `replaced`: a new answer, stored when storable, `origin_error`).
     SHIELD_REFRESHES: IntCounterVec = register_int_counter_vec!(
         "pixgate_shield_refreshes_total",
         "Background refreshes of stale shield entries (stale-while-revalidate), by outcome",
