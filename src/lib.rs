@@ -27,6 +27,7 @@ pub mod screening;
 pub mod security;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod units;
 pub mod upgrade;
 pub mod upload;

@@ -215,15 +215,30 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         .per_ip
         .map(|_| l.max_connections_per_ip);
     let conns = ConnLimits::new(l.max_connections, per_ip, state.limits.trusted.clone());
-    let app = pingora::proxy::http_proxy(&server.configuration, Pixgate::new(state.clone()));
+    let mut app = pingora::proxy::http_proxy(&server.configuration, Pixgate::new(state.clone()));
+    let h2c = state.cfg.server.h2c && state.cfg.tls.is_none();
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.h2c = h2c;
+    app.server_options = Some(options);
     let mut proxy = Service::new(
         "pixgate proxy".to_string(),
-        Guarded::new(app, header_timeout, conns),
+        Guarded::new(app, header_timeout, conns, h2c),
     );
     let write_buffer = usize::try_from(state_write_buffer).unwrap_or(usize::MAX);
-    proxy.add_listener(
-        ListenerConfig::tcp(&listen).l4_buffer(L4BufferSettings::default().write(write_buffer)),
-    );
+    let mut listener =
+        ListenerConfig::tcp(&listen).l4_buffer(L4BufferSettings::default().write(write_buffer));
+    if let Some(t) = &state.cfg.tls {
+        let store = crate::tls::CertStore::open(t).map_err(|e| anyhow!("tls: {e}"))?;
+        listener = listener.tls(store.settings(t.h2).map_err(|e| anyhow!("tls: {e}"))?);
+        server.add_service(background_service(
+            "tls certificate reloader",
+            crate::tls::Reloader {
+                store,
+                cfg: t.clone(),
+            },
+        ));
+    }
+    proxy.add_listener(listener);
     server.add_service(proxy);
     let upload = match state.cfg.upload.listen {
         Some(addr) => {

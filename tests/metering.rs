@@ -194,7 +194,10 @@ async fn counters_bytes_tenants_and_log_match_the_traffic() {
     assert_eq!(origin.hits("/gallery/holiday-photo.jpg"), 2);
 
     // Transforms: one per miss, by format and outcome.
-    let misses = seen.iter().filter(|s| s.cache == "miss").count() as f64;
+    let misses = seen
+        .iter()
+        .filter(|s| s.route == "image" && s.cache == "miss")
+        .count() as f64;
     assert_eq!(metric(&text, "pixgate_image_transforms_total", &[]), misses);
     assert_eq!(
         metric(

@@ -8,11 +8,12 @@ mod common;
 
 use common::{client, metric, Pixgate, Route, TestOrigin};
 use pixgate::config::Scope;
-use pixgate::config::{ByteSize, Config, Dur};
+use pixgate::config::{ByteSize, Config, DiskConfig, DiskSetting, Dur};
 use std::time::{Duration, Instant};
 
 const CSS: &str = "body { color: #123456; }\n/* padding so the body is not tiny */\n";
 
+/// The shield is on by default; tests say so where it matters.
 fn all(c: &mut Config) {
     c.cache.scope = Scope::All;
 }
@@ -219,11 +220,23 @@ async fn unsafe_requests_invalidate_and_purge_and_retention_reach_shield_entries
             "/other",
             Route::ok("text/plain", "o").header("cache-control", "max-age=3600"),
         ),
+        (
+            "/varied",
+            Route::ok("text/plain", "v")
+                .header("cache-control", "max-age=3600")
+                .header("vary", "X-Lang"),
+        ),
     ]);
+    let dir = tempfile::tempdir().expect("tempdir");
     let p = Pixgate::start_with(&origin, |c| {
         all(c);
         c.admin.token = Some(token.into());
         c.cache.max_retention = Dur::secs(3);
+        c.cache.disk = DiskSetting::On(DiskConfig {
+            dir: dir.path().to_path_buf(),
+            max_bytes: ByteSize::mib(64),
+            key_file: None,
+        });
     });
     let warm = |path: &'static str| {
         let p = &p;
@@ -257,7 +270,16 @@ async fn unsafe_requests_invalidate_and_purge_and_retention_reach_shield_entries
     let (s, body) = p.purge("url=/other", Some(token)).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(get(&p, "/other", &[]).await.1, "MISS");
-    // max_retention (3 s) caps max-age=3600: gone from memory by then, unasked.
+    // A Vary'd response: its marker and variants are entries like any other.
+    for lang in ["en", "fr"] {
+        get(&p, "/varied", &[("x-lang", lang)]).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        common::files_under(dir.path()).len() >= 5,
+        "shield entries are on disk too"
+    );
+    // max_retention (3 s) caps max-age=3600: gone from memory and disk by then, unasked.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let filled = Instant::now();
     while t0.elapsed() < Duration::from_secs(3) || filled.elapsed() < Duration::from_millis(3100) {
@@ -272,6 +294,11 @@ async fn unsafe_requests_invalidate_and_purge_and_retention_reach_shield_entries
         ),
         0.0
     );
+    let left: Vec<_> = common::files_under(dir.path())
+        .into_iter()
+        .filter(|f| !f.ends_with(".pixgate-cache"))
+        .collect();
+    assert!(left.is_empty(), "outlived max_retention on disk: {left:?}");
     assert!(metric(&m, "pixgate_shield_invalidated_total", &[]) >= 2.0);
 }
 
@@ -306,8 +333,8 @@ async fn large_bodies_stream_through_and_scope_images_stores_nothing() {
         assert_eq!((xc.as_str(), body.len()), ("MISS", big.len()), "{path}");
     }
     drop(p);
-    // The default scope: images only.
-    let p = Pixgate::start(&origin);
+    // Scope `images`: variants only.
+    let p = Pixgate::start_with(&origin, |c| c.cache.scope = Scope::Images);
     for _ in 0..2 {
         get(&p, "/small.txt", &[]).await;
         tokio::time::sleep(Duration::from_millis(50)).await;

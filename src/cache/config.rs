@@ -55,9 +55,10 @@ pub struct CacheConfig {
     /// AVIF encodes allowed to continue in the background at once; past it, a cold AVIF request
     /// gets WebP and no AVIF encode starts. Default `2`.
     pub max_background: usize,
-    /// What is cached: `images` (transformed variants only) or `all` (also every other GET
-    /// response the origin's headers let a shared cache store: the origin shield, issue 20,
-    /// in progress; docs/caching.md "Shield"). Default `images`.
+    /// What is cached: `all` (image variants and every other response the origin's headers
+    /// let a shared cache store: the origin shield; docs/caching.md "Shield"), `images`
+    /// (transformed variants only) or `off`. A rule's `cache:` overrides it for its hosts and
+    /// paths. Default `all`.
     pub scope: Scope,
     /// Largest response body the shield stores (bigger ones stream through); never more
     /// than `memory.max_bytes`. Default `8MiB`.
@@ -81,11 +82,25 @@ pub struct CacheConfig {
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
+    /// Nothing (per rule: that site section is never stored).
+    Off,
     /// Transformed image variants only.
-    #[default]
     Images,
-    /// Image variants and every other storable GET response.
+    /// Image variants and every other storable response (the origin shield).
+    #[default]
     All,
+}
+
+impl Scope {
+    /// Whether image variants are stored.
+    pub fn images(self) -> bool {
+        self != Scope::Off
+    }
+
+    /// Whether other responses are stored too (the shield).
+    pub fn shield(self) -> bool {
+        self == Scope::All
+    }
 }
 
 /// Whether a response to a request with a `Cookie` may be shared (`cache.cookies`).
@@ -114,7 +129,7 @@ impl Default for CacheConfig {
             avif_budget: Some(Dur::millis(800)),
             fallback_max_age: Dur::secs(30),
             max_background: 2,
-            scope: Scope::Images,
+            scope: Scope::All,
             max_object_bytes: ByteSize::mib(8),
             collapse_wait: Dur::secs(5),
             stale_while_revalidate: Dur::secs(0),

@@ -56,6 +56,12 @@ impl Flights {
         })
     }
 
+    /// Follows the flight for `key` when there is one (never leads).
+    pub fn follow(&self, key: &Key) -> Option<Follower> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).map(|rx| Follower { rx: rx.clone() })
+    }
+
     /// Flights in progress.
     pub fn len(&self) -> usize {
         self.map.lock().map(|m| m.len()).unwrap_or(0)

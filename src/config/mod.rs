@@ -63,6 +63,9 @@ pub struct Config {
     pub rate_limit: crate::ratelimit::RateLimitConfig,
     /// The compression service: uploads, private expiring links, screening (docs/upload.md).
     pub upload: UploadConfig,
+    /// TLS on `listen` (rustls; ALPN h2 and http/1.1; the certificate reloaded on SIGHUP).
+    /// `null`: plain HTTP. Default `null`.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             rate_limit: Default::default(),
             upload: UploadConfig::default(),
+            tls: None,
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct ServerConfig {
     /// segment, for APIs such as `projects/group%2Fname` behind an origin that does not decode
     /// it). Default `refuse`.
     pub encoded_slashes: crate::path::EncodedSlashes,
+    /// Accept HTTP/2 without TLS (prior knowledge, "h2c") on a plain `listen`, beside
+    /// HTTP/1.1 on the same port. Default `false`.
+    pub h2c: bool,
 }
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -40,6 +43,7 @@ impl Default for ServerConfig {
             upgrade_sock: None,
             write_buffer: ByteSize(16 * 1024),
             encoded_slashes: crate::path::EncodedSlashes::Refuse,
+            h2c: false,
         }
     }
 }

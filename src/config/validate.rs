@@ -145,6 +145,9 @@ impl Config {
             ));
         }
         p.extend(self.url_api.validate());
+        if let Some(t) = &self.tls {
+            p.extend(t.validate());
+        }
         p.extend(self.cache.validate());
         p.extend(self.log.validate());
         p.extend(self.metrics.validate());

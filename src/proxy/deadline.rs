@@ -21,6 +21,11 @@
 //! leaves), and failing one of those would cut the response.
 //!
 //! [`Guarded`] also applies the connection caps of [`super::conns`] at accept.
+//!
+//! HTTP/2 connections (ALPN `h2`, or the h2c preface on a plain listener with `server.h2c`)
+//! are not wrapped: their frames are binary, so the blank line the deadline watches for would
+//! never come. HTTP/2 bounds a connection by its own means (pingora's h2 server: stream and
+//! header-list limits, the idle timeout).
 
 use super::conns::ConnLimits;
 use crate::telemetry::metrics;
@@ -268,17 +273,36 @@ pub struct Guarded<A> {
     app: Arc<A>,
     limit: Duration,
     conns: Arc<ConnLimits>,
+    h2c: bool,
 }
 
 impl<A> Guarded<A> {
-    /// Wraps `app` with a header deadline of `limit` and the connection caps `conns`.
-    pub fn new(app: A, limit: Duration, conns: Arc<ConnLimits>) -> Guarded<A> {
+    /// Wraps `app` with a header deadline of `limit` and the connection caps `conns`; `h2c`:
+    /// plain connections may open with the HTTP/2 preface.
+    pub fn new(app: A, limit: Duration, conns: Arc<ConnLimits>, h2c: bool) -> Guarded<A> {
         Guarded {
             app: Arc::new(app),
             limit,
             conns,
+            h2c,
         }
     }
+}
+
+/// The first bytes of an HTTP/2 connection (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether `stream` speaks HTTP/2: ALPN `h2`, or (with h2c allowed, on a plain stream) the
+/// preface in its first bytes, peeked without consuming them.
+async fn speaks_h2(stream: &mut Stream, h2c: bool) -> bool {
+    if stream.selected_alpn_proto() == Some(ALPN::H2) {
+        return true;
+    }
+    if !h2c || stream.get_ssl_digest().is_some() {
+        return false;
+    }
+    let mut buf = [0u8; 24];
+    matches!(stream.try_peek(&mut buf).await, Ok(true)) && &buf == H2_PREFACE
 }
 
 #[async_trait]
@@ -302,6 +326,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 return None;
             }
         };
+        let mut stream = stream;
+        if speaks_h2(&mut stream, self.h2c).await {
+            return self.app.process_new(stream, shutdown).await;
+        }
         let guarded: Stream = Box::new(HeaderDeadline::new(stream, self.limit));
         self.app.process_new(guarded, shutdown).await
     }

@@ -142,7 +142,9 @@ fn origin_request(
         .map_or("/", |p| p.as_str())
         .to_string();
     // A shared cache must not reuse answers to authenticated requests (RFC 9111 §3.5).
-    let cacheable = st.cache.enabled() && !client.headers.contains_key(header::AUTHORIZATION);
+    let cacheable = st.cache.enabled()
+        && applied.scope(st.cfg.cache.scope).images()
+        && !client.headers.contains_key(header::AUTHORIZATION);
     let cookie = req.headers.contains_key(header::COOKIE);
     Ok(Request {
         origin_req: req,
@@ -200,7 +202,7 @@ async fn api(st: &Arc<State>, session: &mut Session, rest: &str, rec: &mut Recor
         origin_req: session.req_header().clone(),
         host: source.host.clone(),
         path_and_query: source.path_and_query.clone(),
-        cacheable: st.cache.enabled(),
+        cacheable: st.cache.enabled() && applied.scope(st.cfg.cache.scope).images(),
         // The source is fetched without the client's headers.
         cookie: false,
         origin_id: format!("remote:{}", source.origin()),

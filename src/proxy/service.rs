@@ -133,8 +133,13 @@ impl ProxyHttp for Pixgate {
             respond::too_many(session, wait, &mut ctx.rec).await?;
             return Ok(true);
         }
-        if !candidate::is_candidate(session.req_header(), self.state.cfg.images.detect) {
-            return match shield::lookup(&self.state, session, &mut ctx.rec).await? {
+        // Not an image, or an image the rule passes through untouched: the shield's.
+        if applied.bypass()
+            || !candidate::is_candidate(session.req_header(), self.state.cfg.images.detect)
+        {
+            let scope = applied.scope(self.state.cfg.cache.scope);
+            let ttl = applied.ttl();
+            return match shield::lookup(&self.state, session, scope, ttl, &mut ctx.rec).await? {
                 Some(Ok(_answered)) => Ok(true),
                 Some(Err(miss)) => {
                     ctx.shield = Some(miss);
@@ -142,10 +147,6 @@ impl ProxyHttp for Pixgate {
                 }
                 None => Ok(false),
             };
-        }
-        if applied.bypass() {
-            // The rule says: untouched. pingora's proxy path streams it.
-            return Ok(false);
         }
         ctx.rec.route = "image";
         image_path::handle(&self.state, session, applied, &mut ctx.rec).await?;

@@ -60,6 +60,11 @@ impl Applied {
         self.rule().is_some_and(Rule::bypass)
     }
 
+    /// What the cache stores for this request: the rule's `cache:`, else `global`.
+    pub fn scope(&self, global: crate::cache::config::Scope) -> crate::cache::config::Scope {
+        self.rule().and_then(Rule::cache).unwrap_or(global)
+    }
+
     /// Whether the rule requires signed URLs.
     pub fn require_signature(&self) -> bool {
         self.rule().is_some_and(Rule::require_signature)

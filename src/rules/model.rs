@@ -40,6 +40,7 @@ pub(crate) struct RuleSpec {
     pub strip_metadata: Option<bool>,
     pub ttl: Option<String>,
     pub bypass: Option<bool>,
+    pub cache: Option<crate::cache::config::Scope>,
     pub require_signature: Option<bool>,
     pub tenant: Option<String>,
     #[serde(default)]
@@ -118,6 +119,7 @@ pub struct Rule {
     pub(crate) strip_metadata: bool,
     pub(crate) ttl: Option<Duration>,
     pub(crate) bypass: bool,
+    pub(crate) cache: Option<crate::cache::config::Scope>,
     pub(crate) require_signature: bool,
     pub(crate) tenant: Option<String>,
     pub(crate) presets: BTreeMap<String, String>,
@@ -176,6 +178,10 @@ impl Rule {
     /// `true` = never transform, pass the original through.
     pub fn bypass(&self) -> bool {
         self.bypass
+    }
+    /// What the cache stores for this rule's requests (`None`: `cache.scope`).
+    pub fn cache(&self) -> Option<crate::cache::config::Scope> {
+        self.cache
     }
     /// `true` = requests must carry a valid signature.
     pub fn require_signature(&self) -> bool {

@@ -180,6 +180,7 @@ pub(crate) fn check_rule(spec: &RuleSpec) -> RuleCheck {
         strip_metadata: spec.strip_metadata.unwrap_or(true),
         ttl,
         bypass: spec.bypass.unwrap_or(false),
+        cache: spec.cache,
         require_signature: spec.require_signature.unwrap_or(false),
         tenant: spec.tenant.clone(),
         presets: Default::default(),

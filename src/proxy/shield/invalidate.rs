@@ -1,6 +1,6 @@
 //! Invalidation by unsafe methods (RFC 9111 §4.4).
 
-use super::{key_of, shield_on, vary, CLASSES};
+use super::{key_of, vary, CLASSES};
 use crate::proxy::state::State;
 use crate::telemetry::metrics;
 use http::{header, Method};
@@ -9,7 +9,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 /// After a successful unsafe request (RFC 9111 §4.4): removes what the shield holds for its
 /// URL and for its `Location` / `Content-Location` on the same host, in every encoding class.
 pub(crate) async fn invalidate(st: &State, req: &RequestHeader, resp: &ResponseHeader) {
-    if !shield_on(st)
+    if !st.cache.enabled()
         || matches!(
             req.method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE

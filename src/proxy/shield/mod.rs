@@ -38,7 +38,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 use range::Ranged;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use vary::Marker;
 
 /// The `Entry::note` of shield entries (an image variant's note names its format).
@@ -90,6 +90,8 @@ pub(crate) struct Miss {
     epoch: u64,
     started: SystemTime,
     cookie: bool,
+    /// The matching rule's `ttl` cap.
+    rule_ttl: Option<Duration>,
     /// This request leads the key's flight: concurrent misses wait for its entry (dropping
     /// it unfinished releases them to the origin).
     leader: Option<Leader>,
@@ -106,10 +108,6 @@ pub(crate) struct Pending {
     entry: Option<Entry>,
     body: BytesMut,
     max: usize,
-}
-
-fn shield_on(st: &State) -> bool {
-    st.cache.enabled() && st.cfg.cache.scope == Scope::All
 }
 
 /// The request's `Accept-Encoding` class.
@@ -194,9 +192,11 @@ async fn find(st: &State, base: &Base, req: &RequestHeader) -> Found {
 pub(crate) async fn lookup(
     st: &Arc<State>,
     session: &mut Session,
+    scope: Scope,
+    rule_ttl: Option<Duration>,
     rec: &mut Record,
 ) -> Result<Option<std::result::Result<u16, Miss>>> {
-    if !shield_on(st) {
+    if !(st.cache.enabled() && scope.shield()) {
         return Ok(None);
     }
     let req = session.req_header();
@@ -212,9 +212,7 @@ pub(crate) async fn lookup(
     let epoch = st.cache.epoch();
     let found = find(st, &base, req).await;
     if let Some(e) = found.fresh {
-        metrics::SHIELD_REQUESTS.with_label_values(&["hit"]).inc();
-        rec.cache = "hit";
-        return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
+        return hit(st, session, &e, false, rec).await;
     }
     let stale = st
         .cache
@@ -229,6 +227,7 @@ pub(crate) async fn lookup(
         epoch,
         started,
         cookie,
+        rule_ttl,
         leader: None,
     };
     if let Some(e) = stale
@@ -236,14 +235,20 @@ pub(crate) async fn lookup(
         .filter(|e| stale::may_serve_while_revalidating(st, e))
     {
         stale::refresh_in_background(st, session, miss, e.clone());
-        metrics::SHIELD_REQUESTS.with_label_values(&["stale"]).inc();
-        rec.cache = "stale";
+        count(rec, "stale");
         return answer(st, session, e, "STALE").await.map(|s| Some(Ok(s)));
     }
-    metrics::SHIELD_REQUESTS.with_label_values(&["miss"]).inc();
-    rec.cache = "miss";
     if !get || ranged {
-        // A HEAD's answer has no body to store; a range is forwarded as asked.
+        // A HEAD's answer has no body to store and a range is forwarded as asked, but a
+        // fetch of the whole response under way may answer them.
+        if let Some(f) = st.cache.flights.follow(&miss.key) {
+            if let Waited::Entry(_) = f.wait(st.cfg.cache.collapse_wait.get()).await {
+                if let Some(e) = find(st, &miss.base, session.req_header()).await.fresh {
+                    return hit(st, session, &e, true, rec).await;
+                }
+            }
+        }
+        count(rec, "miss");
         return Ok(None);
     }
     // Collapsing: the first miss leads; the others wait for its entry, up to
@@ -266,9 +271,7 @@ pub(crate) async fn lookup(
     };
     if let Some(f) = again {
         if let Some(e) = f.fresh {
-            metrics::CACHE_COALESCED.inc();
-            rec.cache = "hit";
-            return answer(st, session, &e, "HIT").await.map(|s| Some(Ok(s)));
+            return hit(st, session, &e, true, rec).await;
         }
         miss.key = f.key;
         miss.marker = f.marker;
@@ -287,7 +290,30 @@ pub(crate) async fn lookup(
             }
         }
     }
+    count(rec, "miss");
     Ok(Some(Err(miss)))
+}
+
+/// Counts one lookup's result (`hit`, `miss`, `revalidated`, `stale`) in the metric and the
+/// access record.
+fn count(rec: &mut Record, status: &'static str) {
+    metrics::SHIELD_REQUESTS.with_label_values(&[status]).inc();
+    rec.cache = status;
+}
+
+/// Answers a fresh entry (`collapsed`: found after waiting for another request's fetch).
+async fn hit(
+    st: &State,
+    session: &mut Session,
+    e: &Entry,
+    collapsed: bool,
+    rec: &mut Record,
+) -> Result<Option<std::result::Result<u16, Miss>>> {
+    if collapsed {
+        metrics::CACHE_COALESCED.inc();
+    }
+    count(rec, "hit");
+    answer(st, session, e, "HIT").await.map(|s| Some(Ok(s)))
 }
 
 /// Shapes a response header the way every proxied answer is shaped (hints, SVG containment,
@@ -460,7 +486,7 @@ impl Miss {
         let cfg = &st.cfg.cache;
         Limits {
             default_ttl: cfg.default_ttl.get(),
-            rule_ttl: None,
+            rule_ttl: self.rule_ttl,
             max_retention: cfg.max_retention.get(),
             needs_public: self.cookie && cfg.cookies == CookiePolicy::RequirePublic,
         }

@@ -1,7 +1,7 @@
 //! Stale shield entries: revalidation with the origin (RFC 9111 §4.3) and standing in for a
 //! failing origin (`stale-if-error`, RFC 5861).
 
-use super::{answer, header_map, stored_headers, validated, Miss, NOTE};
+use super::{answer, count, header_map, stored_headers, validated, Miss, NOTE};
 use crate::cache::flight::Join;
 use crate::cache::policy;
 use crate::cache::Entry;
@@ -35,8 +35,7 @@ pub(crate) async fn stand_in(
     if e.note != NOTE || !may_stand_in(st, &e) {
         return None;
     }
-    metrics::SHIELD_REQUESTS.with_label_values(&["stale"]).inc();
-    rec.cache = "stale";
+    count(rec, "stale");
     answer(st, session, &e, "STALE").await.ok()
 }
 
@@ -238,11 +237,11 @@ impl Miss {
         st.telemetry.origin.ok();
         rec.add_origin_time(sent.elapsed());
         if up.header.status.as_u16() >= 500 && may_stand_in(st, &stale) {
-            metrics::SHIELD_REQUESTS.with_label_values(&["stale"]).inc();
-            rec.cache = "stale";
+            count(rec, "stale");
             return answer(st, session, &stale, "STALE").await.map(Some);
         }
         if up.header.status.as_u16() != 304 {
+            count(rec, "miss");
             let _ = st.cache.take(&self.key).await;
             return crate::proxy::respond::stream_through(st, session, up, Vec::new(), None, rec)
                 .await
@@ -253,10 +252,7 @@ impl Miss {
             .release_http_session(up.session, &peer, Some(st.origin.idle_timeout()))
             .await;
         let e = self.refreshed(st, &stale, &up.header.headers).await;
-        metrics::SHIELD_REQUESTS
-            .with_label_values(&["revalidated"])
-            .inc();
-        rec.cache = "revalidated";
+        count(rec, "revalidated");
         answer(st, session, &e, "REVALIDATED").await.map(Some)
     }
 }

@@ -21,6 +21,7 @@ rules:
     strip_metadata: false
     ttl: 1h
     bypass: true
+    cache: off
     require_signature: true
     presets: { hero: "w=1600&fit=inside", thumb: "w=100" }
   - name: minimal
@@ -60,6 +61,7 @@ fn every_key_is_parsed() {
     assert!(!r.strip_metadata());
     assert_eq!(r.ttl(), Some(Duration::from_secs(3600)));
     assert!(r.bypass());
+    assert_eq!(r.cache(), Some(crate::cache::config::Scope::Off));
     assert!(r.require_signature());
     assert_eq!(r.presets().len(), 2);
     assert_eq!(r.presets()["hero"], "w=1600&fit=inside");
@@ -72,6 +74,7 @@ fn omitted_keys_get_defaults() {
     let set = load_ok(&[("wp.yaml", FULL)]);
     let r = &set.rules()[1];
     assert_eq!(r.id(), "minimal");
+    assert_eq!(r.cache(), None);
     assert!(r.hosts().is_empty());
     assert!(r.paths().is_empty());
     assert_eq!(r.source_formats(), None);

@@ -15,6 +15,14 @@ metrics! {
         &["outcome"]
     );
 
+    /// TLS certificate reloads on SIGHUP, by outcome (`ok`, `error`: the previous certificate
+    /// stays).
+    TLS_RELOADS: IntCounterVec = register_int_counter_vec!(
+        "pixgate_tls_reloads_total",
+        "TLS certificate reloads (SIGHUP), by outcome",
+        &["outcome"]
+    );
+
     /// Rules in the live rule set.
     RULES_LOADED: IntGauge = register_int_gauge!(
         "pixgate_rules_loaded",
