@@ -151,9 +151,9 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
                 cfg.upload.listen = Some(demo_upload_addr(&cfg));
             }
             print_demo_banner(&cfg, addr);
-            Origin::resolve("127.0.0.1", addr.port(), &cfg.origin)
+            Origin::resolve("127.0.0.1", addr.port(), false, &cfg.origin)
         }
-        OriginTarget::Http { host, port } => Origin::resolve(&host, port, &cfg.origin),
+        OriginTarget::Http { host, port, tls } => Origin::resolve(&host, port, tls, &cfg.origin),
     }
     .map_err(|e| anyhow!(e))?;
 

@@ -14,7 +14,10 @@ use pingora::listeners::tls::TlsSettings;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use pingora::tls::sign::CertifiedKey;
-use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
+use pingora::tls::{
+    CertificateDer, ClientHello, CryptoProvider, PrivateKeyDer, ResolvesServerCert,
+};
+use pingora::utils::tls::{parse_x509, CertKey, WrappedX509};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,14 +52,67 @@ impl TlsConfig {
 /// Loads a certificate chain and its private key from PEM files; checks that they belong
 /// together.
 pub fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+    let (certs, k, provider) = read_pair(cert, key)?;
+    CertifiedKey::from_der(certs, k, &provider).map_err(|e| {
+        format!(
+            "{} and {} do not make a usable key pair: {e}",
+            cert.display(),
+            key.display()
+        )
+    })
+}
+
+type Pair = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    Arc<CryptoProvider>,
+);
+
+fn read_pair(cert: &Path, key: &Path) -> Result<Pair, String> {
     pingora::tls::install_default_crypto_provider();
     let (c, k) = (cert.display().to_string(), key.display().to_string());
     let (certs, key) = pingora::tls::load_certs_and_key_files(&c, &k)
         .map_err(|e| format!("cannot read {c} / {k}: {e}"))?
         .ok_or_else(|| format!("{c} has no certificate or {k} no private key (PEM)"))?;
-    let provider = CryptoProvider::get_default().ok_or("no TLS crypto provider")?;
-    CertifiedKey::from_der(certs, key, provider)
-        .map_err(|e| format!("{c} and {k} do not make a usable key pair: {e}"))
+    let provider = CryptoProvider::get_default()
+        .ok_or("no TLS crypto provider")?
+        .clone();
+    Ok((certs, key, provider))
+}
+
+/// A client certificate for an https origin (`origin.client_cert` / `origin.client_key`),
+/// checked as [`load`] checks the listener's (pingora's own parser panics on bad input).
+pub fn client_cert(cert: &Path, key: &Path) -> Result<CertKey, String> {
+    load(cert, key)?;
+    let (certs, key, _) = read_pair(cert, key)?;
+    Ok(CertKey::new(
+        certs.iter().map(|c| c.to_vec()).collect(),
+        key.secret_der().to_vec(),
+    ))
+}
+
+/// The CA certificates of a PEM file (`origin.ca_file`), each checked by rustls' parser.
+pub fn ca_list(path: &Path) -> Result<Arc<[WrappedX509]>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let shown = path.display();
+    let ders = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{shown} is not PEM certificates: {e}"))?;
+    if ders.is_empty() {
+        return Err(format!("{shown} holds no certificate"));
+    }
+    let mut store = pingora::tls::RootCertStore::empty();
+    for d in &ders {
+        store
+            .add(d.clone())
+            .map_err(|e| format!("{shown} has a certificate rustls cannot use: {e}"))?;
+    }
+    Ok(ders
+        .into_iter()
+        .map(|d| WrappedX509::new(d.to_vec(), parse_x509))
+        .collect::<Vec<_>>()
+        .into())
 }
 
 /// The certificate every handshake gets; swapped whole on reload.

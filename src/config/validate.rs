@@ -118,6 +118,7 @@ impl Config {
             }
             seen.push(*f);
         }
+        p.extend(self.origin.validate());
         if let Err(e) = crate::fetch::origin::OriginTarget::parse(&self.origin.url) {
             p.push(("origin.url".into(), e));
         }

@@ -8,6 +8,8 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The upstream website.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -24,6 +26,14 @@ pub struct OriginConfig {
     pub read_timeout: Dur,
     /// How long an idle pooled origin connection is kept. Default `60s`.
     pub idle_timeout: Dur,
+    /// For an `https://` origin: PEM file of the CA certificates its certificate is verified
+    /// against (instead of the system roots). Default `null`: the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// For an `https://` origin: a client certificate chain (PEM) to present, with
+    /// `client_key`. Default `null`.
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert`. Default `null`.
+    pub client_key: Option<PathBuf>,
 }
 
 impl Default for OriginConfig {
@@ -34,6 +44,9 @@ impl Default for OriginConfig {
             connect_timeout: Dur::secs(5),
             read_timeout: Dur::secs(30),
             idle_timeout: Dur::secs(60),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }
@@ -43,24 +56,32 @@ impl Default for OriginConfig {
 pub(crate) enum OriginTarget {
     /// The embedded demo origin.
     Demo,
-    /// A plain-HTTP origin at `host:port`.
+    /// An HTTP or HTTPS origin at `host:port`.
     Http {
         /// Host name or address.
         host: String,
-        /// Port (80 when absent).
+        /// Port (80, or 443 for https, when absent).
         port: u16,
+        /// `https://`: TLS, the certificate verified for `host` (SNI).
+        tls: bool,
     },
 }
 
 impl OriginTarget {
-    /// Parses `builtin:demo` or `http://host[:port][/]`.
+    /// Parses `builtin:demo` or `http[s]://host[:port][/]`.
     pub(crate) fn parse(url: &str) -> Result<OriginTarget, String> {
         if url == "builtin:demo" {
             return Ok(OriginTarget::Demo);
         }
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            format!("`{url}` is not supported: use http://host[:port] or builtin:demo (https origins are not built in yet)")
-        })?;
+        let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(r), _) => (r, false),
+            (_, Some(r)) => (r, true),
+            _ => {
+                return Err(format!(
+                    "`{url}` is not supported: use http://host[:port], https://host[:port] or builtin:demo"
+                ))
+            }
+        };
         let authority = rest.trim_end_matches('/');
         if authority.is_empty() || authority.contains('/') || authority.contains('@') {
             return Err(format!(
@@ -72,7 +93,8 @@ impl OriginTarget {
             .map_err(|e| format!("`{url}` has an invalid host: {e}"))?;
         Ok(OriginTarget::Http {
             host: uri.host().to_string(),
-            port: uri.port_u16().unwrap_or(80),
+            port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            tls,
         })
     }
 }
@@ -87,32 +109,113 @@ pub struct Origin {
     /// Host header override from config.
     pub host_override: Option<String>,
     cfg: OriginConfig,
+    /// For an https origin: the name its certificate must carry, and the trust settings.
+    tls: Option<Arc<OriginTls>>,
+}
+
+/// How pixgate connects to an https origin.
+struct OriginTls {
+    /// SNI and the name verified in the certificate.
+    sni: String,
+    /// CAs to verify against (`origin.ca_file`); `None`: the system roots.
+    ca: Option<Arc<[pingora::utils::tls::WrappedX509]>>,
+    /// A client certificate to present.
+    client: Option<Arc<pingora::utils::tls::CertKey>>,
+}
+
+impl std::fmt::Debug for OriginTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.debug_struct("OriginTls")
+            .field("sni", &self.sni)
+            .field("ca", &self.ca.as_ref().map(|c| c.len()))
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl OriginConfig {
+    /// The TLS settings of an https origin named `host`, with its files loaded and checked.
+    fn tls_for(&self, host: &str) -> Result<OriginTls, String> {
+        let ca = match &self.ca_file {
+            Some(f) => Some(crate::tls::ca_list(f).map_err(|e| format!("origin.ca_file: {e}"))?),
+            None => None,
+        };
+        let client = match (&self.client_cert, &self.client_key) {
+            (Some(c), Some(k)) => Some(Arc::new(
+                crate::tls::client_cert(c, k).map_err(|e| format!("origin.client_cert: {e}"))?,
+            )),
+            (None, None) => None,
+            _ => return Err("origin.client_cert and origin.client_key go together".into()),
+        };
+        Ok(OriginTls {
+            sni: host.to_string(),
+            ca,
+            client,
+        })
+    }
+
+    /// `(key, problem)` for the TLS files of an https origin.
+    pub(crate) fn validate(&self) -> Vec<(String, String)> {
+        match OriginTarget::parse(&self.url) {
+            Ok(OriginTarget::Http {
+                host, tls: true, ..
+            }) => match self.tls_for(&host) {
+                Ok(_) => Vec::new(),
+                Err(e) => vec![("origin".into(), e)],
+            },
+            Ok(_) if self.ca_file.is_some() || self.client_cert.is_some() => vec![(
+                "origin.ca_file".into(),
+                "ca_file and client_cert apply to https:// origins only".into(),
+            )],
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl Origin {
-    /// Resolves `host:port` once, at start-up.
-    pub(crate) fn resolve(host: &str, port: u16, cfg: &OriginConfig) -> Result<Origin, String> {
+    /// Resolves `host:port` once, at start-up (`tls`: an https origin).
+    pub(crate) fn resolve(
+        host: &str,
+        port: u16,
+        tls: bool,
+        cfg: &OriginConfig,
+    ) -> Result<Origin, String> {
         let addr = (host, port)
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve origin {host}:{port}: {e}"))?
             .next()
             .ok_or_else(|| format!("origin {host}:{port} resolves to no address"))?;
-        let authority = if port == 80 {
+        let default_port = if tls { 443 } else { 80 };
+        let authority = if port == default_port {
             host.to_string()
         } else {
             format!("{host}:{port}")
+        };
+        let tls = match tls {
+            true => Some(Arc::new(cfg.tls_for(host)?)),
+            false => None,
         };
         Ok(Origin {
             addr,
             authority,
             host_override: cfg.host.clone(),
             cfg: cfg.clone(),
+            tls,
         })
     }
 
     /// The pingora peer for this origin, with the configured timeouts.
     pub(crate) fn peer(&self) -> HttpPeer {
-        let mut p = HttpPeer::new(self.addr, false, String::new());
+        let mut p = match &self.tls {
+            // The SNI is never empty: pingora skips verification altogether for an empty one.
+            Some(t) => {
+                let mut p = HttpPeer::new(self.addr, true, t.sni.clone());
+                p.options.ca = t.ca.clone();
+                p.client_cert_key = t.client.clone();
+                p
+            }
+            None => HttpPeer::new(self.addr, false, String::new()),
+        };
         p.options.connection_timeout = Some(self.cfg.connect_timeout.get());
         p.options.read_timeout = Some(self.cfg.read_timeout.get());
         p.options.idle_timeout = Some(self.cfg.idle_timeout.get());
@@ -264,17 +367,27 @@ mod tests {
             OriginTarget::parse("http://example.com"),
             Ok(OriginTarget::Http {
                 host: "example.com".into(),
-                port: 80
+                port: 80,
+                tls: false
             })
         );
         assert_eq!(
             OriginTarget::parse("http://127.0.0.1:9000/"),
             Ok(OriginTarget::Http {
                 host: "127.0.0.1".into(),
-                port: 9000
+                port: 9000,
+                tls: false
             })
         );
-        assert!(OriginTarget::parse("https://x").is_err());
+        assert_eq!(
+            OriginTarget::parse("https://example.com/"),
+            Ok(OriginTarget::Http {
+                host: "example.com".into(),
+                port: 443,
+                tls: true
+            })
+        );
+        assert!(OriginTarget::parse("ftp://x").is_err());
         assert!(OriginTarget::parse("http://x/path").is_err());
         assert!(OriginTarget::parse("http://").is_err());
     }

@@ -88,6 +88,17 @@ impl ProxyHttp for Pixgate {
         if session.get_keepalive().is_some() {
             session.set_keepalive(Some(self.state.cfg.limits.keepalive_secs()));
         }
+        // HTTP/2 names the host in `:authority`, usually without a Host header: give it one,
+        // so rules, keys, the origin's Host and the access log see the same host as for
+        // HTTP/1.1.
+        let req = session.req_header();
+        if !req.headers.contains_key(http::header::HOST) {
+            if let Some(a) = req.uri.authority().map(|a| a.as_str().to_string()) {
+                session
+                    .req_header_mut()
+                    .insert_header(http::header::HOST, a)?;
+            }
+        }
         Ok(())
     }
 

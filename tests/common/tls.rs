@@ -7,6 +7,64 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+/// A fresh CA and a certificate for `localhost` and `127.0.0.1` signed by it.
+pub struct TestCert {
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    /// The leaf certificate, PEM and DER.
+    pub cert_pem: String,
+    /// The leaf's DER.
+    pub cert_der: Vec<u8>,
+    /// The leaf's private key, PKCS#8 PEM and DER.
+    pub key_pem: String,
+    /// The leaf's key, PKCS#8 DER.
+    pub key_der: Vec<u8>,
+}
+
+impl TestCert {
+    /// Makes one.
+    pub fn new(ca_name: &str) -> TestCert {
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, ca_name);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("leaf params")
+                .signed_by(&leaf_key, &ca)
+                .expect("leaf");
+        TestCert {
+            ca_pem: ca.pem(),
+            cert_pem: leaf.pem(),
+            cert_der: leaf.der().to_vec(),
+            key_pem: leaf_key.serialize_pem(),
+            key_der: leaf_key.serialize_der(),
+        }
+    }
+
+    /// A rustls client config that trusts only this CA and offers `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = rustls::pki_types::CertificateDer::from_pem_slice(self.ca_pem.as_bytes())
+            .expect("ca pem");
+        roots.add(ca).expect("root");
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(cfg)
+    }
+}
 
 /// The running HTTPS origin.
 pub struct TlsOrigin {
@@ -20,27 +78,15 @@ pub struct TlsOrigin {
 impl TlsOrigin {
     /// Serves `body` as `content_type` to every request.
     pub fn start(body: Vec<u8>, content_type: &'static str) -> TlsOrigin {
-        let ca_key = rcgen::KeyPair::generate().expect("ca key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "pixgate test CA");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
-        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-        let leaf =
-            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .expect("leaf params")
-                .signed_by(&leaf_key, &ca)
-                .expect("leaf");
-        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der());
+        let tc = TestCert::new("pixgate test CA");
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(tc.key_der.clone());
         let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .expect("tls versions")
         .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key.into())
+        .with_single_cert(vec![tc.cert_der.clone().into()], key.into())
         .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -83,7 +129,7 @@ impl TlsOrigin {
         });
         TlsOrigin {
             addr,
-            ca_pem: ca.pem(),
+            ca_pem: tc.ca_pem,
             hits,
         }
     }
