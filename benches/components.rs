@@ -61,6 +61,7 @@ fn request_parts(c: &mut Criterion) {
 
 fn entry(body: &'static [u8], now: SystemTime) -> Entry {
     Entry {
+        status: 200,
         headers: vec![
             ("content-type".into(), b"image/webp".to_vec()),
             ("cache-control".into(), b"public, max-age=3600".to_vec()),
@@ -80,6 +81,7 @@ fn entry(body: &'static [u8], now: SystemTime) -> Entry {
         origin_age: 0,
         source_bytes: 72_326,
         source_format: "jpeg".into(),
+        source_etag: None,
     }
 }
 

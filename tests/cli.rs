@@ -58,7 +58,7 @@ fn bad_config_names_file_line_and_key() {
             "images.webp.quality",
         ),
         ("images:\n  formats: [avif, jxl]\n", 2, "images.formats"),
-        ("origin:\n  url: https://example.com\n", 2, "origin.url"),
+        ("origin:\n  url: ftp://example.com\n", 2, "origin.url"),
         (
             "limits:\n  max_source_bytes: 12 parsecs\n",
             2,

@@ -889,3 +889,45 @@ async fn other_statuses_are_stored_by_their_rules_and_if_modified_since_gets_a_3
     assert_eq!((s, body.as_str()), (200, "page"));
     assert_eq!(origin.hits("/page"), 1);
 }
+
+#[tokio::test]
+async fn a_stale_variant_is_revalidated_with_its_sources_validator_without_a_transform() {
+    let origin = TestOrigin::start(vec![(
+        "/photo.jpg",
+        Route::ok("image/jpeg", common::photo(320, 240, 7))
+            .header("cache-control", "max-age=1")
+            .header("etag", "\"src-1\""),
+    )]);
+    let p = Pixgate::start(&origin);
+    let webp = Some("image/webp,*/*");
+    let first = common::get(&p.url("/photo.jpg"), webp).await;
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    let first = first.bytes().await.expect("body");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Stale: the origin is asked with the source's ETag and answers 304 (no body): the
+    // variant is answered again, not made again.
+    let r = common::get(&p.url("/photo.jpg"), webp).await;
+    assert_eq!(r.headers()["x-cache"], "REVALIDATED");
+    assert_eq!(r.bytes().await.expect("body"), first);
+    assert_eq!(origin.hits("/photo.jpg"), 2);
+    assert_eq!(
+        origin.last_headers("/photo.jpg")["if-none-match"],
+        "\"src-1\""
+    );
+    let r = common::get(&p.url("/photo.jpg"), webp).await;
+    assert_eq!(r.headers()["x-cache"], "HIT", "fresh again");
+    let m = p.metrics_settled().await;
+    assert_eq!(metric(&m, "pixgate_image_transforms_total", &[]), 1.0);
+    // A changed source: made again from the new bytes.
+    origin.set_route(
+        "/photo.jpg",
+        Route::ok("image/jpeg", common::photo(200, 100, 9))
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"src-2\""),
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = common::get(&p.url("/photo.jpg"), webp).await;
+    assert_eq!(r.headers()["x-cache"], "MISS");
+    let img = common::decode(&r.bytes().await.expect("body"));
+    assert_eq!((img.width(), img.height()), (200, 100));
+}

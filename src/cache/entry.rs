@@ -37,6 +37,24 @@ pub struct Entry {
     pub source_bytes: u64,
     /// The source's sniffed format name (`jpeg`, `png`, ...; `unknown`).
     pub source_format: String,
+    /// The source's `ETag` when it differs from the entry's (a transformed variant): what a
+    /// stale variant is revalidated with.
+    pub source_etag: Option<String>,
+}
+
+/// A stored header list as a map (invalid names or values, which stored lists never hold,
+/// skipped).
+pub fn header_map(list: &[(String, Vec<u8>)]) -> http::HeaderMap {
+    let mut m = http::HeaderMap::new();
+    for (k, v) in list {
+        if let (Ok(k), Ok(v)) = (
+            http::header::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_bytes(v),
+        ) {
+            m.append(k, v);
+        }
+    }
+    m
 }
 
 impl Entry {
@@ -50,6 +68,14 @@ impl Entry {
         let tags: usize = self.source.tags.iter().map(|t| t.len() + 24).sum();
         let n = self.body.len() + h + tags + self.note.len() + self.source.path.len() + 256;
         u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The first stored value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
     }
 
     /// Whether it may be served as a hit at `now` (not only as a stale stand-in).
@@ -85,6 +111,7 @@ impl Entry {
             put_bytes(&mut w, v);
         }
         put_u64(&mut w, u64::from(self.status));
+        put_bytes(&mut w, self.source_etag.as_deref().unwrap_or("").as_bytes());
         put_u64(&mut w, self.source.tags.len() as u64);
         for t in &self.source.tags {
             put_bytes(&mut w, t.as_bytes());
@@ -115,6 +142,7 @@ impl Entry {
             headers.push((k, v));
         }
         let status = u16::try_from(get_u64(&mut r)?).ok()?;
+        let source_etag = get_string(&mut r)?;
         let n = get_u64(&mut r)?;
         if n > MAX_TAGS as u64 {
             return None;
@@ -139,6 +167,7 @@ impl Entry {
             origin_age,
             source_bytes,
             source_format,
+            source_etag: (!source_etag.is_empty()).then_some(source_etag),
         })
     }
 }
@@ -209,6 +238,7 @@ pub(crate) mod tests {
             origin_age: 3,
             source_bytes: 12_345,
             source_format: "jpeg".into(),
+            source_etag: Some("\"src-1\"".into()),
         }
     }
 

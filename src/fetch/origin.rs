@@ -135,17 +135,26 @@ impl std::fmt::Debug for OriginTls {
 
 impl OriginConfig {
     /// The TLS settings of an https origin named `host`, with its files loaded and checked.
-    fn tls_for(&self, host: &str) -> Result<OriginTls, String> {
+    /// Errors are `(key, problem)`.
+    fn tls_for(&self, host: &str) -> Result<OriginTls, (String, String)> {
+        let at = |key: &str| {
+            let key = key.to_string();
+            move |e: String| (key, e)
+        };
         let ca = match &self.ca_file {
-            Some(f) => Some(crate::tls::ca_list(f).map_err(|e| format!("origin.ca_file: {e}"))?),
+            Some(f) => Some(crate::tls::ca_list(f).map_err(at("origin.ca_file"))?),
             None => None,
         };
         let client = match (&self.client_cert, &self.client_key) {
             (Some(c), Some(k)) => Some(Arc::new(
-                crate::tls::client_cert(c, k).map_err(|e| format!("origin.client_cert: {e}"))?,
+                crate::tls::client_cert(c, k).map_err(at("origin.client_cert"))?,
             )),
             (None, None) => None,
-            _ => return Err("origin.client_cert and origin.client_key go together".into()),
+            _ => {
+                return Err(at("origin.client_cert")(
+                    "client_cert and client_key go together".into(),
+                ))
+            }
         };
         Ok(OriginTls {
             sni: host.to_string(),
@@ -161,7 +170,7 @@ impl OriginConfig {
                 host, tls: true, ..
             }) => match self.tls_for(&host) {
                 Ok(_) => Vec::new(),
-                Err(e) => vec![("origin".into(), e)],
+                Err(e) => vec![e],
             },
             Ok(_) if self.ca_file.is_some() || self.client_cert.is_some() => vec![(
                 "origin.ca_file".into(),
@@ -192,7 +201,9 @@ impl Origin {
             format!("{host}:{port}")
         };
         let tls = match tls {
-            true => Some(Arc::new(cfg.tls_for(host)?)),
+            true => Some(Arc::new(
+                cfg.tls_for(host).map_err(|(k, e)| format!("{k}: {e}"))?,
+            )),
             false => None,
         };
         Ok(Origin {

@@ -12,6 +12,7 @@ pub(crate) mod image_path;
 mod outcome;
 mod refused;
 pub(crate) mod respond;
+mod revalidate;
 mod serve;
 mod service;
 mod shield;

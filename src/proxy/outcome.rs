@@ -44,6 +44,8 @@ pub(super) struct Parts {
     source: crate::cache::Source,
     /// `None`: the origin forbids storing.
     ttl: Option<Duration>,
+    /// A remote source (the URL API): never revalidated.
+    remote: bool,
 }
 
 impl Parts {
@@ -68,6 +70,7 @@ impl Parts {
                     .tagged(&src.header.headers),
             },
             ttl,
+            remote: req.remote.is_some(),
         }
     }
 
@@ -123,7 +126,22 @@ impl Parts {
         };
         let hold = st.cfg.cache.hold_limit();
         let ttl = self.ttl.unwrap_or_default();
-        let stale = policy::stale_if_error(&self.header, st.cfg.cache.stale_if_error.get());
+        // A source with a validator keeps its variants past freshness (never past retention):
+        // a stale variant is revalidated with the origin instead of fetched and made again.
+        let source_etag = match self.remote {
+            true => None,
+            false => self
+                .header
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        };
+        let validated = !self.remote
+            && (source_etag.is_some() || self.header.contains_key(header::LAST_MODIFIED));
+        let stale = match validated {
+            true => hold,
+            false => policy::stale_if_error(&self.header, st.cfg.cache.stale_if_error.get()),
+        };
         let e = Entry {
             status: 200,
             headers,
@@ -136,6 +154,7 @@ impl Parts {
             expires: policy::expires_at(self.fetched_at, ttl.saturating_add(stale), hold),
             source_bytes: n as u64,
             source_format: self.format.name().to_string(),
+            source_etag,
             origin_age: policy::age(&self.header),
         };
         (Arc::new(e), deterministic && self.ttl.is_some())

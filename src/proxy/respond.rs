@@ -40,6 +40,8 @@ pub enum CacheStatus {
     Bypass,
     /// An expired entry served because the origin failed (`stale-if-error`).
     Stale,
+    /// A stale entry the origin confirmed with a 304 (its source unchanged).
+    Revalidated,
 }
 
 impl CacheStatus {
@@ -50,6 +52,7 @@ impl CacheStatus {
             CacheStatus::Miss => "MISS",
             CacheStatus::Bypass => "BYPASS",
             CacheStatus::Stale => "STALE",
+            CacheStatus::Revalidated => "REVALIDATED",
         }
     }
     fn label(self) -> &'static str {
@@ -58,6 +61,7 @@ impl CacheStatus {
             CacheStatus::Miss => "miss",
             CacheStatus::Bypass => "bypass",
             CacheStatus::Stale => "stale",
+            CacheStatus::Revalidated => "revalidated",
         }
     }
 }
@@ -140,7 +144,11 @@ pub async fn entry(
         resp.insert_header(header::CONTENT_LENGTH, e.body.len().to_string())?;
     }
     let age = e.age(SystemTime::now());
-    if matches!(status, CacheStatus::Hit | CacheStatus::Stale) || e.origin_age > 0 {
+    if matches!(
+        status,
+        CacheStatus::Hit | CacheStatus::Stale | CacheStatus::Revalidated
+    ) || e.origin_age > 0
+    {
         resp.insert_header(header::AGE, age.to_string())?;
     }
     headers::forward_response(&mut resp)?;

@@ -107,6 +107,13 @@ pub(super) async fn serve(
         Found::TimedOut => None,
         Found::Lead(lead) => lead,
     };
+    // A stale variant whose source has a validator: the origin may confirm it with a 304.
+    let mut lead = lead;
+    if let Some(status) =
+        super::revalidate::stale_variant(st, session, req, key, v.rule_ttl, &mut lead, rec).await?
+    {
+        return Ok(status);
+    }
     let f = Fill::new(v).keyed(key, lead).budget(budget);
     done(fill(st, session, req, f, rec).await?, st, session, req, rec).await
 }

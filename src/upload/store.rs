@@ -166,6 +166,7 @@ impl Store {
             origin_age: 0,
             source_bytes: k.source_bytes,
             source_format: k.source_format.to_string(),
+            source_etag: None,
         };
         let e = self.cache.within_retention(Arc::new(e));
         let expires = e.expires;

@@ -331,13 +331,11 @@ pub(crate) fn shape(st: &State, resp: &mut ResponseHeader) -> Result<()> {
 async fn answer(st: &State, session: &mut Session, e: &Entry, status: &str) -> Result<u16> {
     let req = session.req_header();
     let head = req.method == Method::HEAD;
-    let last_modified = e
-        .headers
-        .iter()
-        .find(|(k, _)| k == "last-modified")
-        .map(|(_, v)| v.as_slice());
+    let last_modified = e.header("last-modified");
     let ok = e.status == 200;
-    let not_modified = ok && not_modified(&req.headers, e.etag.as_deref(), last_modified);
+    // Without Last-Modified, the response's Date stands for it (RFC 9110 §13.1.3).
+    let modified = last_modified.or_else(|| e.header("date"));
+    let not_modified = ok && not_modified(&req.headers, e.etag.as_deref(), modified);
     let len = e.body.len();
     let ranged = if ok && !not_modified {
         range::decide(
@@ -395,7 +393,7 @@ impl Miss {
     /// then collected); marks the answer `MISS`.
     pub(crate) fn on_response(
         self,
-        st: &State,
+        st: &Arc<State>,
         req: &RequestHeader,
         resp: &mut ResponseHeader,
     ) -> Result<Option<Pending>> {
@@ -469,8 +467,9 @@ impl Miss {
             origin_age,
             source_bytes: 0,
             source_format: "unknown".into(),
+            source_etag: None,
         };
-        Ok(Some(Pending {
+        let mut pending = Pending {
             key,
             marker,
             leader: self.leader,
@@ -478,7 +477,13 @@ impl Miss {
             entry: Some(entry),
             body: BytesMut::with_capacity(declared.unwrap_or(0).min(max)),
             max,
-        }))
+        };
+        if status == 204 {
+            // No body will come through the body filter: stored now.
+            pending.on_body(st, None, true);
+            return Ok(None);
+        }
+        Ok(Some(pending))
     }
 
     /// The freshness limits for this request's response.
@@ -491,20 +496,6 @@ impl Miss {
             needs_public: self.cookie && cfg.cookies == CookiePolicy::RequirePublic,
         }
     }
-}
-
-/// A header list as a map (invalid names or values, which stored lists never hold, skipped).
-fn header_map(list: &[(String, Vec<u8>)]) -> HeaderMap {
-    let mut m = HeaderMap::new();
-    for (k, v) in list {
-        if let (Ok(k), Ok(v)) = (
-            header::HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_bytes(v),
-        ) {
-            m.append(k, v);
-        }
-    }
-    m
 }
 
 /// Whether the client's conditions say it holds this response (RFC 9110 §13.2.2):

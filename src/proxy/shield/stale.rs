@@ -1,7 +1,8 @@
 //! Stale shield entries: revalidation with the origin (RFC 9111 §4.3) and standing in for a
 //! failing origin (`stale-if-error`, RFC 5861).
 
-use super::{answer, count, header_map, stored_headers, validated, Miss, NOTE};
+use super::{answer, count, stored_headers, validated, Miss, NOTE};
+use crate::cache::entry::header_map;
 use crate::cache::flight::Join;
 use crate::cache::policy;
 use crate::cache::Entry;
@@ -47,10 +48,8 @@ pub(super) fn validators(e: &Entry) -> impl Iterator<Item = (header::HeaderName,
         .as_deref()
         .map(|t| (header::IF_NONE_MATCH, t.as_bytes()));
     let lm = e
-        .headers
-        .iter()
-        .find(|(k, _)| k == "last-modified")
-        .map(|(_, v)| (header::IF_MODIFIED_SINCE, v.as_slice()));
+        .header("last-modified")
+        .map(|v| (header::IF_MODIFIED_SINCE, v));
     etag.into_iter().chain(lm)
 }
 

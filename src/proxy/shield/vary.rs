@@ -51,11 +51,7 @@ impl Marker {
         if e.note != MARKER {
             return None;
         }
-        let names = e
-            .headers
-            .iter()
-            .find(|(k, _)| k == "vary")
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())?;
+        let names = String::from_utf8_lossy(e.header("vary")?).into_owned();
         let (generation, keys) = e.body.split_first_chunk::<8>()?;
         if keys.len() % 32 != 0 {
             return None;
@@ -138,6 +134,7 @@ impl Marker {
             origin_age: 0,
             source_bytes: 0,
             source_format: "unknown".into(),
+            source_etag: None,
         }
     }
 }
