@@ -225,6 +225,40 @@ async fn an_https_origin_is_verified_against_its_ca_file() {
     assert_eq!(o.hits(), 1, "no request reached an unverified origin");
 }
 
+#[tokio::test]
+async fn an_https_origin_that_wants_a_client_certificate_gets_the_configured_one() {
+    let clients = TestCert::new("client CA");
+    let o = TlsOrigin::start_with(PAGE.as_bytes().to_vec(), "text/html", Some(&clients));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("origin-ca.pem");
+    std::fs::write(&ca, &o.ca_pem).expect("ca");
+    let (cert, key) = write_cert(dir.path(), &clients);
+    let through = |client: Option<(std::path::PathBuf, std::path::PathBuf)>| {
+        let ca = ca.clone();
+        async {
+            let mut cfg = Config::default();
+            cfg.origin.url = format!("https://localhost:{}", o.addr.port());
+            cfg.origin.ca_file = Some(ca);
+            if let Some((c, k)) = client {
+                cfg.origin.client_cert = Some(c);
+                cfg.origin.client_key = Some(k);
+            }
+            cfg.server.grace_period = Dur::secs(0);
+            let p = Pixgate::start_config(cfg);
+            let r = common::client()
+                .get(p.url("/any.html"))
+                .send()
+                .await
+                .expect("get");
+            r.status().as_u16()
+        }
+    };
+    assert_eq!(through(None).await, 502, "no client certificate: refused");
+    assert_eq!(o.hits(), 0);
+    assert_eq!(through(Some((cert, key))).await, 200);
+    assert_eq!(o.hits(), 1);
+}
+
 #[test]
 fn bad_tls_files_are_refused_at_start_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -78,16 +78,41 @@ pub struct TlsOrigin {
 impl TlsOrigin {
     /// Serves `body` as `content_type` to every request.
     pub fn start(body: Vec<u8>, content_type: &'static str) -> TlsOrigin {
+        Self::start_with(body, content_type, None)
+    }
+
+    /// Like [`TlsOrigin::start`], and with `clients_from`, only clients presenting a
+    /// certificate signed by that CA complete the handshake (mutual TLS).
+    pub fn start_with(
+        body: Vec<u8>,
+        content_type: &'static str,
+        clients_from: Option<&TestCert>,
+    ) -> TlsOrigin {
         let tc = TestCert::new("pixgate test CA");
         let key = rustls::pki_types::PrivatePkcs8KeyDer::from(tc.key_der.clone());
-        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("tls versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![tc.cert_der.clone().into()], key.into())
-        .expect("server config");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("tls versions");
+        let builder = match clients_from {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                let der = rustls::pki_types::CertificateDer::from_pem_slice(ca.ca_pem.as_bytes())
+                    .expect("client ca");
+                roots.add(der).expect("client root");
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .expect("client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let cfg = builder
+            .with_single_cert(vec![tc.cert_der.clone().into()], key.into())
+            .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
