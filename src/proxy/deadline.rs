@@ -293,8 +293,9 @@ impl<A> Guarded<A> {
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Whether `stream` speaks HTTP/2: ALPN `h2`, or (with h2c allowed, on a plain stream) the
-/// preface in its first bytes, peeked without consuming them.
-async fn speaks_h2(stream: &mut Stream, h2c: bool) -> bool {
+/// preface in its first bytes, peeked without consuming them within `limit` (a client that
+/// sends nothing is then treated as HTTP/1, and the header deadline closes it).
+async fn speaks_h2(stream: &mut Stream, h2c: bool, limit: Duration) -> bool {
     if stream.selected_alpn_proto() == Some(ALPN::H2) {
         return true;
     }
@@ -302,7 +303,8 @@ async fn speaks_h2(stream: &mut Stream, h2c: bool) -> bool {
         return false;
     }
     let mut buf = [0u8; 24];
-    matches!(stream.try_peek(&mut buf).await, Ok(true)) && &buf == H2_PREFACE
+    let peeked = tokio::time::timeout(limit, stream.try_peek(&mut buf)).await;
+    matches!(peeked, Ok(Ok(true))) && &buf == H2_PREFACE
 }
 
 #[async_trait]
@@ -327,7 +329,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             }
         };
         let mut stream = stream;
-        if speaks_h2(&mut stream, self.h2c).await {
+        if speaks_h2(&mut stream, self.h2c, self.limit).await {
             return self.app.process_new(stream, shutdown).await;
         }
         let guarded: Stream = Box::new(HeaderDeadline::new(stream, self.limit));
