@@ -198,30 +198,46 @@ async fn h2c_serves_http2_beside_http1_and_outlives_the_header_deadline() {
     );
 }
 
+/// GET `/any.html` through a pixgate in front of https origin `o`, trusting `ca_file` and
+/// presenting `client` (certificate, key): (status, body).
+async fn through(
+    o: &TlsOrigin,
+    ca_file: Option<std::path::PathBuf>,
+    client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+) -> (u16, String) {
+    let mut cfg = Config::default();
+    cfg.origin.url = format!("https://localhost:{}", o.addr.port());
+    cfg.origin.ca_file = ca_file;
+    if let Some((c, k)) = client {
+        cfg.origin.client_cert = Some(c);
+        cfg.origin.client_key = Some(k);
+    }
+    cfg.server.grace_period = Dur::secs(0);
+    let p = Pixgate::start_config(cfg);
+    let r = common::client()
+        .get(p.url("/any.html"))
+        .send()
+        .await
+        .expect("get");
+    (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+/// Writes `o`'s CA to a file in `dir`.
+fn origin_ca(o: &TlsOrigin, dir: &Path) -> std::path::PathBuf {
+    let ca = dir.join("origin-ca.pem");
+    std::fs::write(&ca, &o.ca_pem).expect("ca");
+    ca
+}
+
 #[tokio::test]
 async fn an_https_origin_is_verified_against_its_ca_file() {
     let o = TlsOrigin::start(PAGE.as_bytes().to_vec(), "text/html");
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = dir.path().join("origin-ca.pem");
-    std::fs::write(&ca, &o.ca_pem).expect("ca");
-    // GET through a pixgate in front of the https origin, trusting `ca_file`: the answer.
-    let through = |ca_file: Option<std::path::PathBuf>| async {
-        let mut cfg = Config::default();
-        cfg.origin.url = format!("https://localhost:{}", o.addr.port());
-        cfg.origin.ca_file = ca_file;
-        cfg.server.grace_period = Dur::secs(0);
-        let p = Pixgate::start_config(cfg);
-        let r = common::client()
-            .get(p.url("/any.html"))
-            .send()
-            .await
-            .expect("get");
-        (r.status().as_u16(), r.text().await.expect("body"))
-    };
-    assert_eq!(through(Some(ca)).await, (200, PAGE.to_string()));
+    let ca = origin_ca(&o, dir.path());
+    assert_eq!(through(&o, Some(ca), None).await, (200, PAGE.to_string()));
     assert_eq!(o.hits(), 1);
     // Without the CA (the system roots do not know it): the handshake fails, 502.
-    assert_eq!(through(None).await.0, 502);
+    assert_eq!(through(&o, None, None).await.0, 502);
     assert_eq!(o.hits(), 1, "no request reached an unverified origin");
 }
 
@@ -230,32 +246,15 @@ async fn an_https_origin_that_wants_a_client_certificate_gets_the_configured_one
     let clients = TestCert::new("client CA");
     let o = TlsOrigin::start_with(PAGE.as_bytes().to_vec(), "text/html", Some(&clients));
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = dir.path().join("origin-ca.pem");
-    std::fs::write(&ca, &o.ca_pem).expect("ca");
-    let (cert, key) = write_cert(dir.path(), &clients);
-    let through = |client: Option<(std::path::PathBuf, std::path::PathBuf)>| {
-        let ca = ca.clone();
-        async {
-            let mut cfg = Config::default();
-            cfg.origin.url = format!("https://localhost:{}", o.addr.port());
-            cfg.origin.ca_file = Some(ca);
-            if let Some((c, k)) = client {
-                cfg.origin.client_cert = Some(c);
-                cfg.origin.client_key = Some(k);
-            }
-            cfg.server.grace_period = Dur::secs(0);
-            let p = Pixgate::start_config(cfg);
-            let r = common::client()
-                .get(p.url("/any.html"))
-                .send()
-                .await
-                .expect("get");
-            r.status().as_u16()
-        }
-    };
-    assert_eq!(through(None).await, 502, "no client certificate: refused");
+    let ca = origin_ca(&o, dir.path());
+    let client = write_cert(dir.path(), &clients);
+    assert_eq!(
+        through(&o, Some(ca.clone()), None).await.0,
+        502,
+        "no client certificate: refused"
+    );
     assert_eq!(o.hits(), 0);
-    assert_eq!(through(Some((cert, key))).await, 200);
+    assert_eq!(through(&o, Some(ca), Some(client)).await.0, 200);
     assert_eq!(o.hits(), 1);
 }
 
