@@ -517,15 +517,16 @@ async fn healthz_is_alive_and_readyz_follows_the_origin() {
     assert_eq!(v["origin"]["ok"], false);
     let r = common::get(&px.url("/private/diary-page.html"), None).await;
     assert_eq!(r.status(), 502);
-    let text = px.metrics_settled().await;
     assert_eq!(
-        metric(
-            &text,
+        px.metric_eventually(
             "pixgate_requests_total",
-            &[("route", "proxy"), ("status", "5xx")]
-        ),
+            &[("route", "proxy"), ("status", "5xx")],
+            1.0
+        )
+        .await,
         1.0
     );
+    let text = px.metrics_settled().await;
     assert!(metric(&text, "pixgate_origin_errors_total", &[]) >= 1.0);
     let line = &px.access_log(1)[0];
     assert_eq!(line["status"], 502);

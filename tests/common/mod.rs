@@ -286,6 +286,20 @@ impl Pixgate {
         }
     }
 
+    /// The value of sample `name{labels}` once it equals `want`, or its last value after 5 s
+    /// (a request is counted just after its response, and one that failed before reaching the
+    /// origin may leave the in-flight gauge before it is counted).
+    pub async fn metric_eventually(&self, name: &str, labels: &[(&str, &str)], want: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = metric(&self.metrics().await, name, labels);
+            if v == want || Instant::now() > deadline {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         self.admin_called();
