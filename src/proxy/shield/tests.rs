@@ -2,6 +2,7 @@
 
 use super::invalidate::same_host_target;
 use super::*;
+use http::{HeaderMap, HeaderValue};
 
 fn req(ae: &str) -> RequestHeader {
     let mut r = RequestHeader::build("GET", b"/", None).expect("request");
