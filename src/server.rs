@@ -159,6 +159,7 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
 
     let conf = ServerConf {
         threads: cfg.server.threads,
+        work_stealing: cfg.server.work_stealing,
         grace_period_seconds: Some(cfg.server.grace_period.get().as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
         upgrade_sock: upgrade_sock.display().to_string(),
@@ -220,13 +221,21 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     let mut options = pingora::apps::HttpServerOptions::default();
     options.h2c = h2c;
     app.server_options = Some(options);
+    let write_buffer = usize::try_from(state_write_buffer).unwrap_or(usize::MAX);
     let mut proxy = Service::new(
         "pixgate proxy".to_string(),
-        Guarded::new(app, header_timeout, conns, h2c),
+        Guarded::new(app, header_timeout, conns, h2c, write_buffer),
     );
-    let write_buffer = usize::try_from(state_write_buffer).unwrap_or(usize::MAX);
+    // HTTP/1 responses gather in the connection's own buffer (`proxy::coalesce`), which sends
+    // a header and an overflowing body in one write; pingora's buffer under it would split
+    // them again. Under TLS it gathers the encrypted records instead, so it stays.
+    let l4_write = if state.cfg.tls.is_some() {
+        write_buffer
+    } else {
+        0
+    };
     let mut listener =
-        ListenerConfig::tcp(&listen).l4_buffer(L4BufferSettings::default().write(write_buffer));
+        ListenerConfig::tcp(&listen).l4_buffer(L4BufferSettings::default().write(l4_write));
     if let Some(t) = &state.cfg.tls {
         let store = crate::tls::CertStore::open(t).map_err(|e| anyhow!("tls: {e}"))?;
         listener = listener.tls(store.settings(t.h2).map_err(|e| anyhow!("tls: {e}"))?);

@@ -66,6 +66,11 @@ pub struct CacheConfig {
     /// Concurrent shield misses for one URL wait this long for the first one's response
     /// before going to the origin themselves. Default `5s`.
     pub collapse_wait: Dur,
+    /// After a shield response that may not be stored, misses for its URL go to the origin
+    /// at once for this long instead of waiting for each other (Varnish's hit-for-miss); their
+    /// responses are still judged, and a storable one ends it. `0s`: always collapse.
+    /// Default `2m`.
+    pub uncacheable_window: Dur,
     /// How long past its freshness a shield entry may be answered at once while one background
     /// request refreshes it (RFC 5861 `stale-while-revalidate`), when the origin's
     /// `Cache-Control` does not say. Never past `max_retention`. Default `0s`.
@@ -132,6 +137,7 @@ impl Default for CacheConfig {
             scope: Scope::All,
             max_object_bytes: ByteSize::mib(8),
             collapse_wait: Dur::secs(5),
+            uncacheable_window: Dur::secs(120),
             stale_while_revalidate: Dur::secs(0),
             max_variants: 32,
             expose_tags: false,

@@ -2,6 +2,12 @@
 //! others wait for its result. A leader that ends without a shareable result (the response was
 //! not cacheable, it failed, or its request was dropped) releases the waiters with `None`,
 //! and each then fetches for itself.
+//!
+//! A key whose response could not be stored is remembered for a while (Varnish's
+//! "hit-for-miss"): waiting for a leader there would only queue every concurrent request
+//! behind one origin round trip and gain nothing, so its misses go to the origin at once
+//! ([`Flights::uncacheable`]). Their responses are still judged, and a storable one ends the
+//! mark ([`Flights::cacheable`]). A mark holds the key only, never a byte of a response.
 
 use super::entry::Entry;
 use super::key::Key;
@@ -12,11 +18,16 @@ use tokio::sync::watch;
 
 type Slot = watch::Receiver<Option<Option<Arc<Entry>>>>;
 
-/// The variants being produced right now.
+/// The variants being produced right now, and the keys not worth collapsing.
 #[derive(Default)]
 pub struct Flights {
     map: Arc<Mutex<HashMap<Key, Slot>>>,
+    /// Keys whose last response could not be stored; `None`: always collapse.
+    uncacheable: Option<moka::sync::Cache<Key, ()>>,
 }
+
+/// At most this many uncacheable keys are remembered (32 bytes each, plus moka's overhead).
+const MAX_UNCACHEABLE: u64 = 100_000;
 
 /// The outcome of [`Flights::join`].
 pub enum Join {
@@ -40,6 +51,42 @@ pub struct Follower {
 }
 
 impl Flights {
+    /// Flights whose uncacheable keys are remembered for `window` (zero: not at all).
+    pub fn new(window: Duration) -> Flights {
+        let uncacheable = (!window.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(MAX_UNCACHEABLE)
+                .time_to_live(window)
+                .build()
+        });
+        Flights {
+            map: Arc::default(),
+            uncacheable,
+        }
+    }
+
+    /// Whether `key`'s last response could not be stored (within the window): its misses go
+    /// to the origin without waiting for each other.
+    pub fn uncacheable(&self, key: &Key) -> bool {
+        self.uncacheable
+            .as_ref()
+            .is_some_and(|c| c.contains_key(key))
+    }
+
+    /// Remembers that `key`'s response could not be stored.
+    pub fn mark_uncacheable(&self, key: Key) {
+        if let Some(c) = &self.uncacheable {
+            c.insert(key, ());
+        }
+    }
+
+    /// `key`'s response can be stored again: its misses collapse again.
+    pub fn cacheable(&self, key: &Key) {
+        if let Some(c) = &self.uncacheable {
+            c.invalidate(key);
+        }
+    }
+
     /// Joins the flight for `key`, leading it when there is none.
     pub fn join(&self, key: Key) -> Join {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
@@ -179,6 +226,23 @@ mod tests {
             matches!(f.join(k), Join::Leader(_)),
             "a new flight can start"
         );
+    }
+
+    #[test]
+    fn uncacheable_keys_are_remembered_for_the_window_only() {
+        let f = Flights::new(Duration::from_millis(300));
+        let (a, b) = (Key([4; 32]), Key([5; 32]));
+        f.mark_uncacheable(a);
+        assert!(f.uncacheable(&a));
+        assert!(!f.uncacheable(&b));
+        f.cacheable(&a);
+        assert!(!f.uncacheable(&a), "a storable response ends the mark");
+        f.mark_uncacheable(b);
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(!f.uncacheable(&b), "the mark expires");
+        let off = Flights::default();
+        off.mark_uncacheable(a);
+        assert!(!off.uncacheable(&a), "a zero window keeps nothing");
     }
 
     #[tokio::test]

@@ -158,7 +158,7 @@ impl Cache {
             memory: MemoryTier::new(cfg.memory.max_bytes.get(), idle),
             disk,
             epoch: AtomicU64::new(0),
-            flights: Flights::default(),
+            flights: Flights::new(cfg.uncacheable_window.get()),
             background: Arc::new(Semaphore::new(cfg.max_background)),
             cfg: cfg.clone(),
         })

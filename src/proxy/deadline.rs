@@ -27,6 +27,7 @@
 //! never come. HTTP/2 bounds a connection by its own means (pingora's h2 server: stream and
 //! header-list limits, the idle timeout).
 
+use super::coalesce::WriteBuf;
 use super::conns::ConnLimits;
 use crate::telemetry::metrics;
 use async_trait::async_trait;
@@ -77,6 +78,8 @@ fn ends_header(window: &mut u32, bytes: &[u8]) -> bool {
 /// pays a clock read and a scan of the bytes, not a timer registration per request.
 pub struct HeaderDeadline {
     inner: Stream,
+    /// The connection's write buffer (pingora's own is zero under it: `crate::server`).
+    out: WriteBuf,
     limit: Duration,
     phase: Phase,
     window: u32,
@@ -85,10 +88,12 @@ pub struct HeaderDeadline {
 }
 
 impl HeaderDeadline {
-    /// Wraps a just-accepted stream: the first header's clock starts now.
-    pub fn new(inner: Stream, limit: Duration) -> HeaderDeadline {
+    /// Wraps a just-accepted stream: the first header's clock starts now. Writes gather in
+    /// a buffer of `write_buffer` bytes ([`WriteBuf`]).
+    pub fn new(inner: Stream, limit: Duration, write_buffer: usize) -> HeaderDeadline {
         HeaderDeadline {
             inner,
+            out: WriteBuf::new(write_buffer),
             limit,
             phase: Phase::Header,
             window: 0,
@@ -175,18 +180,18 @@ impl AsyncWrite for HeaderDeadline {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.wrote(&r);
-        r
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        this.out.poll_flush(Pin::new(&mut this.inner), cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.out.poll_flush(Pin::new(&mut this.inner), cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -195,19 +200,22 @@ impl AsyncWrite for HeaderDeadline {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        let r = this.out.poll_write(Pin::new(&mut this.inner), cx, bufs);
         this.wrote(&r);
         r
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        true
     }
 }
 
 #[async_trait]
 impl Shutdown for HeaderDeadline {
     async fn shutdown(&mut self) {
+        // What is gathered goes out first; a failure here is the peer's, as in pingora.
+        let flushed = std::future::poll_fn(|cx| self.out.poll_flush(Pin::new(&mut self.inner), cx));
+        let _ = flushed.await;
         self.inner.shutdown().await
     }
 }
@@ -274,17 +282,26 @@ pub struct Guarded<A> {
     limit: Duration,
     conns: Arc<ConnLimits>,
     h2c: bool,
+    write_buffer: usize,
 }
 
 impl<A> Guarded<A> {
     /// Wraps `app` with a header deadline of `limit` and the connection caps `conns`; `h2c`:
-    /// plain connections may open with the HTTP/2 preface.
-    pub fn new(app: A, limit: Duration, conns: Arc<ConnLimits>, h2c: bool) -> Guarded<A> {
+    /// plain connections may open with the HTTP/2 preface; HTTP/1 writes gather in a
+    /// [`WriteBuf`] of `write_buffer` bytes.
+    pub fn new(
+        app: A,
+        limit: Duration,
+        conns: Arc<ConnLimits>,
+        h2c: bool,
+        write_buffer: usize,
+    ) -> Guarded<A> {
         Guarded {
             app: Arc::new(app),
             limit,
             conns,
             h2c,
+            write_buffer,
         }
     }
 }
@@ -332,7 +349,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         if speaks_h2(&mut stream, self.h2c, self.limit).await {
             return self.app.process_new(stream, shutdown).await;
         }
-        let guarded: Stream = Box::new(HeaderDeadline::new(stream, self.limit));
+        let guarded: Stream = Box::new(HeaderDeadline::new(stream, self.limit, self.write_buffer));
         self.app.process_new(guarded, shutdown).await
     }
 
@@ -365,7 +382,7 @@ mod tests {
     async fn a_trickled_header_times_out_and_a_whole_one_does_not() {
         let limit = Duration::from_millis(400);
         let (mut client, server) = tokio::io::duplex(1024);
-        let mut s = HeaderDeadline::new(Box::new(server), limit);
+        let mut s = HeaderDeadline::new(Box::new(server), limit, 0);
         let trickle = tokio::spawn(async move {
             for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1234567890" {
                 if client.write_all(&[*b]).await.is_err() {
@@ -391,7 +408,7 @@ mod tests {
         // A complete header disarms it; a response re-arms it for the next request only
         // once that request's first byte arrives.
         let (mut client, server) = tokio::io::duplex(1024);
-        let mut s = HeaderDeadline::new(Box::new(server), limit);
+        let mut s = HeaderDeadline::new(Box::new(server), limit, 0);
         client
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .await

@@ -5,6 +5,7 @@
 mod avif_budget;
 pub(crate) mod budget;
 pub(crate) mod candidate;
+mod coalesce;
 pub(crate) mod conns;
 pub(crate) mod deadline;
 pub(crate) mod headers;

@@ -227,9 +227,14 @@ pub fn install(cfg: &LogConfig) -> std::io::Result<Flush> {
     // pingora's DEBUG and TRACE events print request headers (Authorization, cookies) and the
     // raw bytes of malformed requests: kept out unless the filter names pingora itself.
     let pingora_asked = directives.contains("pingora");
-    let filter = filter.and(FilterFn::new(move |m| {
-        pingora_asked || !is_pingora_verbose(m)
-    }));
+    // The hint lets the combined filter keep the level's hint (a filter without one makes
+    // it "anything"), which `try_init` hands to the `log` crate as its max level: pingora's
+    // `debug!`/`trace!` lines then stop at a level check instead of being built and
+    // dispatched on every request.
+    let filter = filter.and(
+        FilterFn::new(move |m| pingora_asked || !is_pingora_verbose(m))
+            .with_max_level_hint(tracing::level_filters::LevelFilter::TRACE),
+    );
     let diagnostic = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter);

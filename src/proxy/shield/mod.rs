@@ -208,16 +208,19 @@ pub(crate) async fn lookup(
     if !(get || req.method == Method::HEAD) || req.headers.contains_key(header::AUTHORIZATION) {
         return Ok(None);
     }
-    let ranged = req.headers.contains_key(header::RANGE);
     let base = Base::of(st, req);
-    let source = source_of(&base.host, &base.path_and_query);
-    let cookie = req.headers.contains_key(header::COOKIE);
-    let started = SystemTime::now();
-    let epoch = st.cache.epoch();
     let found = find(st, &base, req).await;
     if let Some(e) = found.fresh {
         return hit(st, session, &e, false, rec).await;
     }
+    // A miss: what its response would be stored with. Retention counts from here, before
+    // the origin is asked; a purge from now on makes that response unstorable (epoch).
+    let req = session.req_header();
+    let ranged = req.headers.contains_key(header::RANGE);
+    let source = source_of(&base.host, &base.path_and_query);
+    let cookie = req.headers.contains_key(header::COOKIE);
+    let started = SystemTime::now();
+    let epoch = st.cache.epoch();
     let stale = st
         .cache
         .get_stale(&found.key)
@@ -257,20 +260,24 @@ pub(crate) async fn lookup(
     }
     // Collapsing: the first miss leads; the others wait for its entry, up to
     // `cache.collapse_wait`, then look again (its response may vary on what they sent) and
-    // go to the origin themselves.
-    let again = match st.cache.flights.join(miss.key) {
-        Join::Follower(f) => match f.wait(st.cfg.cache.collapse_wait.get()).await {
-            Waited::Entry(_) => Some(find(st, &miss.base, session.req_header()).await),
-            _ => None,
-        },
-        // A new leader looks once more: the previous flight may have stored it just now.
-        Join::Leader(lead) => {
-            let f = find(st, &miss.base, session.req_header()).await;
-            match &f.fresh {
-                Some(e) => lead.finish(Some(e.clone())),
-                None => miss.leader = Some(lead),
+    // go to the origin themselves. Not for a URL whose last response could not be stored.
+    let again = if st.cache.flights.uncacheable(&miss.key) {
+        None
+    } else {
+        match st.cache.flights.join(miss.key) {
+            Join::Follower(f) => match f.wait(st.cfg.cache.collapse_wait.get()).await {
+                Waited::Entry(_) => Some(find(st, &miss.base, session.req_header()).await),
+                _ => None,
+            },
+            // A new leader looks once more: the previous flight may have stored it just now.
+            Join::Leader(lead) => {
+                let f = find(st, &miss.base, session.req_header()).await;
+                match &f.fresh {
+                    Some(e) => lead.finish(Some(e.clone())),
+                    None => miss.leader = Some(lead),
+                }
+                Some(f)
             }
-            Some(f)
         }
     };
     if let Some(f) = again {

@@ -29,6 +29,7 @@ impl Miss {
         }
         let not_stored = |reason: &str| {
             metrics::CACHE_NOT_STORED.with_label_values(&[reason]).inc();
+            st.cache.flights.mark_uncacheable(self.key);
             Ok(None)
         };
         let cfg = &st.cfg.cache;
@@ -52,6 +53,7 @@ impl Miss {
         if declared.is_some_and(|n| n > max) {
             return not_stored("too_large");
         }
+        st.cache.flights.cacheable(&self.key);
         let etag = resp
             .headers
             .get(header::ETAG)
@@ -149,6 +151,7 @@ impl Pending {
                 metrics::CACHE_NOT_STORED
                     .with_label_values(&["too_large"])
                     .inc();
+                st.cache.flights.mark_uncacheable(self.key);
                 return false;
             }
             self.body.extend_from_slice(b);
