@@ -463,6 +463,61 @@ async fn fifty_concurrent_misses_cost_the_origin_one_request() {
     assert!(metric(&m, "pixgate_cache_coalesced_total", &[]) >= 1.0);
 }
 
+/// Hit-for-miss: once a URL's response could not be stored, its concurrent misses go to the
+/// origin together instead of queueing behind one round trip; a storable response is still
+/// stored. With `cache.uncacheable_window: 0s` the same requests queue (the contrast shows
+/// the test can fail).
+#[tokio::test]
+async fn an_uncacheable_url_is_not_collapsed_and_a_storable_answer_is_still_kept() {
+    const DELAY: Duration = Duration::from_millis(800);
+    let private = || {
+        Route::ok("text/css", CSS)
+            .header("cache-control", "private")
+            .delayed(DELAY)
+    };
+    let _busy = common::Busy::all_cores();
+    for window in [Dur::secs(120), Dur::secs(0)] {
+        let origin = TestOrigin::start(vec![("/hfm.css", private())]);
+        let p = std::sync::Arc::new(Pixgate::start_with(&origin, |c| {
+            all(c);
+            c.cache.uncacheable_window = window;
+        }));
+        assert_eq!(get(&p, "/hfm.css", &[]).await.0, 200);
+        let t0 = Instant::now();
+        let reqs: Vec<_> = (0..20)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move { get(&p, "/hfm.css", &[]).await })
+            })
+            .collect();
+        for r in reqs {
+            let (s, xc, _, body) = r.await.expect("task");
+            assert_eq!((s, xc.as_str(), body.as_str()), (200, "MISS", CSS));
+        }
+        let took = t0.elapsed();
+        assert_eq!(
+            origin.hits("/hfm.css"),
+            21,
+            "every request reached the origin"
+        );
+        if window.get().is_zero() {
+            // The first of the 20 leads, the others wait for it and then go themselves.
+            assert!(took >= DELAY * 2, "collapsed: {took:?}");
+            continue;
+        }
+        assert!(took < DELAY * 2 - DELAY / 4, "went together: {took:?}");
+        // The origin starts allowing storage: the next answer is kept despite the mark.
+        origin.set_route(
+            "/hfm.css",
+            Route::ok("text/css", CSS).header("cache-control", "public, max-age=60"),
+        );
+        assert_eq!(get(&p, "/hfm.css", &[]).await.1, "MISS");
+        let (s, xc, _, _) = get(&p, "/hfm.css", &[]).await;
+        assert_eq!((s, xc.as_str()), (200, "HIT"));
+        assert_eq!(origin.hits("/hfm.css"), 22);
+    }
+}
+
 #[tokio::test]
 async fn a_failing_origin_gets_the_stale_entry_within_stale_if_error() {
     let origin = TestOrigin::start(vec![
