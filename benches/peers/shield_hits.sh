@@ -110,7 +110,7 @@ wait_up "$origin_port"
 for p in "${ports[@]}"; do wait_up "$p"; done
 
 # The processes whose CPU time is counted: nginx's workers, or the pixgate process.
-server_pids() { if [ "$1" = nginx ]; then pgrep -P "$nginx_master" | tr '\n' ' '; else echo "${pids[$2]}"; fi; }
+server_pids() { if [ "$1" = nginx ]; then pgrep -P "$nginx_master" -f 'worker process' | tr '\n' ' '; else echo "${pids[$2]}"; fi; }
 cpu_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
 
 for obj in page.html style.css; do
