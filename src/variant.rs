@@ -14,7 +14,6 @@ use crate::image::plan::Plan;
 use crate::request::accept::Accept;
 use crate::request::config::TransformConfig;
 use crate::request::hints::Hints;
-use crate::request::negotiate::plan_for;
 use crate::request::options::{FormatReq, Options};
 use crate::rules::Applied;
 use std::time::Duration;
@@ -137,12 +136,12 @@ pub fn decide(ask: &Ask, rule: &Applied, s: Settings) -> Result<Variant, Refusal
         return Err(Refusal::Bypassed);
     }
     let o = ask.effective(s.transform);
-    let plan = plan_for(o.format, &ask.accept, &rule.formats(s.formats)).ok_or(
-        Refusal::FormatDisabled {
+    let plan = o
+        .plan(&ask.accept, &rule.formats(s.formats))
+        .ok_or(Refusal::FormatDisabled {
             route: ask.route,
             format: o.format.name(),
-        },
-    )?;
+        })?;
     Ok(Variant {
         plan,
         transform: rule.clamp(o.transform(s.transform.max_output_dimension)),
@@ -192,8 +191,9 @@ impl Ask {
             return AfterFetch::Original;
         }
         let o = self.effective(s.transform);
-        let plan =
-            plan_for(o.format, &self.accept, &rule.formats(s.formats)).unwrap_or(before.plan);
+        let plan = o
+            .plan(&self.accept, &rule.formats(s.formats))
+            .unwrap_or(before.plan);
         AfterFetch::Under(Variant {
             plan,
             transform: rule.clamp(o.transform(s.transform.max_output_dimension)),

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use image::GenericImageView;
+use image::{GenericImageView, ImageEncoder};
 
 const WEBP: &str = "image/webp,*/*";
 
@@ -376,4 +376,75 @@ async fn client_hints_fill_what_the_url_leaves_out() {
         .unwrap()
         .headers()
         .contains_key("accept-ch"));
+}
+
+/// A 600×400 "screenshot" PNG: flat panels and dark strokes, a dozen colours.
+fn screenshot() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(600, 400, |x, y| match (x, y) {
+        (_, 0..=39) => image::Rgb([40, 90, 200]),
+        (0..=119, _) => image::Rgb([235, 235, 240]),
+        _ if (y / 6) % 3 == 0 && (x / 9) % 4 != 3 => image::Rgb([30, 30, 30]),
+        _ if (x + y) % 97 == 0 => image::Rgb([200, 40, 40]),
+        _ => image::Rgb([255, 255, 255]),
+    });
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(&img, 600, 400, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+/// The WebP chunk that holds the image: `VP8L` (lossless) or `VP8 ` (lossy).
+fn webp_kind(b: &[u8]) -> &str {
+    std::str::from_utf8(&b[12..16]).unwrap_or("?")
+}
+
+async fn body(px: &Pixgate, path: &str, accept: &str) -> (u16, String, Vec<u8>) {
+    let r = get(&px.url(path), Some(accept)).await;
+    let status = r.status().as_u16();
+    let ct = r.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
+    (status, ct, r.bytes().await.unwrap().to_vec())
+}
+
+/// Graphics get lossless WebP when it is smaller than lossy (exact pixels, checked with an
+/// independent decoder); `images.webp.try_lossless: false` keeps lossy; `lossless=1` limits
+/// the negotiation to WebP and PNG (Chrome gets lossless WebP, not AVIF; `*/*` gets PNG) and
+/// a format without a lossless encoder is refused.
+#[tokio::test]
+async fn graphics_get_lossless_webp_and_lossless_1_keeps_every_pixel() {
+    let shot = screenshot();
+    let source = decode(&shot).to_rgb8();
+    let origin = TestOrigin::start(vec![
+        ("/shot.png", Route::ok("image/png", shot.clone())),
+        ("/p.jpg", Route::ok("image/jpeg", halves())),
+    ]);
+    let px = Pixgate::start(&origin);
+    let (s, ct, b) = body(&px, "/shot.png", WEBP).await;
+    assert_eq!((s, ct.as_str(), webp_kind(&b)), (200, "image/webp", "VP8L"));
+    assert!(b.len() < shot.len());
+    assert!(decode(&b).to_rgb8() == source, "lossless keeps every pixel");
+
+    let lossy = Pixgate::start_with(&origin, |c| c.images.webp.try_lossless = false);
+    let (_, ct, l) = body(&lossy, "/shot.png", WEBP).await;
+    assert_eq!((ct.as_str(), webp_kind(&l)), ("image/webp", "VP8 "));
+    assert!(
+        b.len() < l.len(),
+        "lossless {} < lossy {}",
+        b.len(),
+        l.len()
+    );
+
+    let (s, ct, b) = body(&px, "/p.jpg?w=200&lossless=1", CHROME).await;
+    assert_eq!((s, ct.as_str(), webp_kind(&b)), (200, "image/webp", "VP8L"));
+    assert_eq!(decode(&b).dimensions(), (200, 150));
+    let (s, ct, b) = body(&px, "/shot.png?w=300&lossless=1", "*/*").await;
+    assert_eq!((s, ct.as_str()), (200, "image/png"));
+    assert_eq!(decode(&b).dimensions(), (300, 200));
+    let (s, _, _) = body(&px, "/p.jpg?fm=avif&lossless=1", CHROME).await;
+    assert_eq!(s, 400);
+    let (s, _, _) = body(&px, "/p.jpg?lossless=maybe", CHROME).await;
+    assert_eq!(s, 400);
 }

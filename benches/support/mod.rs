@@ -38,6 +38,6 @@ pub fn webp_2mp() -> Vec<u8> {
     };
     image::load_from_memory(sample("retina.jpg"))
         .ok()
-        .and_then(|i| pixgate::image::codec::webp::encode(&i, c).ok())
+        .and_then(|i| pixgate::image::codec::webp::encode(&i, c, false).ok())
         .unwrap_or_default()
 }

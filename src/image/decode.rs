@@ -286,7 +286,7 @@ mod tests {
             DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(img.clone()).into_rgb8())
         };
         let c = crate::image::config::WebpConfig::default();
-        let bytes = crate::image::codec::webp::encode(&dynimg, c).expect("webp encode");
+        let bytes = crate::image::codec::webp::encode(&dynimg, c, false).expect("webp encode");
         (bytes, img)
     }
 

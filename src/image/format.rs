@@ -19,6 +19,134 @@ pub enum SourceFormat {
     Avif,
 }
 
+/// What pixgate does with one format: a row of the capability table. Every capability
+/// question in the code is answered from [`CAPABILITIES`] (`SourceFormat::decodable`,
+/// `OutputFormat::supports_alpha`, ...), and docs/url-api.md prints the table
+/// ([`capability_table`]; a test keeps the two equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capability {
+    /// Short lowercase name.
+    pub name: &'static str,
+    /// Decoded as a source.
+    pub decode: bool,
+    /// Encoded as an output.
+    pub encode: bool,
+    /// What happens to an animated source.
+    pub animation: &'static str,
+    /// Carries transparency (an output in it keeps alpha).
+    pub alpha: bool,
+    /// Chosen only when the client's Accept names it (the modern formats); the others are
+    /// the family every client decodes.
+    pub negotiated: bool,
+    /// Encoded without loss (`lossless=1` picks among these).
+    pub lossless: bool,
+}
+
+/// The capability table, one row per format pixgate recognises or is asked about.
+pub const CAPABILITIES: [Capability; 7] = [
+    Capability {
+        name: "jpeg",
+        decode: true,
+        encode: true,
+        animation: "—",
+        alpha: false,
+        negotiated: false,
+        lossless: false,
+    },
+    Capability {
+        name: "png",
+        decode: true,
+        encode: true,
+        animation: "APNG: first frame",
+        alpha: true,
+        negotiated: false,
+        lossless: true,
+    },
+    Capability {
+        name: "gif",
+        decode: true,
+        encode: false,
+        animation: "first frame",
+        alpha: true,
+        negotiated: false,
+        lossless: false,
+    },
+    Capability {
+        name: "webp",
+        decode: true,
+        encode: true,
+        animation: "first frame",
+        alpha: true,
+        negotiated: true,
+        lossless: true,
+    },
+    Capability {
+        name: "avif",
+        decode: false,
+        encode: true,
+        animation: "— (not decoded)",
+        alpha: true,
+        negotiated: true,
+        lossless: false,
+    },
+    Capability {
+        name: "heic",
+        decode: false,
+        encode: false,
+        animation: "—",
+        alpha: false,
+        negotiated: false,
+        lossless: false,
+    },
+    Capability {
+        name: "jxl",
+        decode: false,
+        encode: false,
+        animation: "—",
+        alpha: false,
+        negotiated: false,
+        lossless: false,
+    },
+];
+
+/// The row for `name` (every [`SourceFormat`] and [`OutputFormat`] has one).
+fn capability(name: &str) -> Capability {
+    CAPABILITIES
+        .iter()
+        .find(|c| c.name == name)
+        .copied()
+        .unwrap_or(Capability {
+            name: "unknown",
+            decode: false,
+            encode: false,
+            animation: "—",
+            alpha: false,
+            negotiated: false,
+            lossless: false,
+        })
+}
+
+/// The capability table as Markdown, as docs/url-api.md prints it.
+pub fn capability_table() -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let mut t = String::from(
+        "| format | decoded (source) | encoded (output) | animation | alpha | chosen by Accept | lossless output |\n|---|---|---|---|---|---|---|\n",
+    );
+    for c in CAPABILITIES {
+        t.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            c.name,
+            yes(c.decode),
+            yes(c.encode),
+            c.animation,
+            yes(c.alpha),
+            yes(c.negotiated),
+            yes(c.lossless),
+        ));
+    }
+    t
+}
+
 /// How many bytes [`sniff`] needs to decide.
 pub(crate) const SNIFF_LEN: usize = 32;
 
@@ -77,7 +205,7 @@ impl SourceFormat {
     }
     /// Whether pixgate can decode it (AVIF decoding needs dav1d, which is not built in).
     pub(crate) fn decodable(self) -> bool {
-        !matches!(self, SourceFormat::Avif)
+        capability(self.name()).decode
     }
     /// The legacy family an image falls back to when the client names no modern format:
     /// photos stay JPEG, graphics stay PNG. `has_alpha` forces PNG (JPEG has no alpha).
@@ -142,12 +270,16 @@ impl OutputFormat {
     }
     /// Whether the format carries an alpha channel.
     pub(crate) fn supports_alpha(self) -> bool {
-        !matches!(self, OutputFormat::Jpeg)
+        capability(self.name()).alpha
+    }
+    /// Whether pixgate encodes it without loss (`lossless=1` chooses among these).
+    pub(crate) fn encodes_lossless(self) -> bool {
+        capability(self.name()).lossless
     }
     /// Modern formats are chosen only when a client names them in Accept; the legacy ones are
     /// what every client decodes.
     pub(crate) fn is_modern(self) -> bool {
-        matches!(self, OutputFormat::Avif | OutputFormat::Webp)
+        capability(self.name()).negotiated
     }
 }
 
@@ -187,6 +319,28 @@ mod tests {
         assert_eq!(sniff(b"<svg xmlns="), None);
         assert_eq!(sniff(b""), None);
         assert_eq!(sniff(b"\xFF\xD8"), None);
+    }
+
+    /// The table describes what the code does, and docs/url-api.md prints the same table.
+    #[test]
+    fn the_capability_table_matches_the_code_and_the_docs() {
+        use SourceFormat as S;
+        for s in [S::Jpeg, S::Png, S::Gif, S::Webp, S::Avif] {
+            assert_eq!(capability(s.name()).name, s.name(), "{s} has a row");
+        }
+        for f in OutputFormat::ALL {
+            let c = capability(f.name());
+            assert!(c.encode, "{f} is encoded");
+            assert_eq!(c.alpha, f.supports_alpha());
+        }
+        assert!(!S::Avif.decodable() && S::Gif.decodable());
+        assert!(OutputFormat::Webp.encodes_lossless() && !OutputFormat::Avif.encodes_lossless());
+        let docs = include_str!("../../docs/url-api.md");
+        assert!(
+            docs.contains(&capability_table()),
+            "docs/url-api.md must hold this table:\n{}",
+            capability_table()
+        );
     }
 
     #[test]

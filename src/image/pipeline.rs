@@ -31,6 +31,8 @@ pub struct Transform {
     /// Clockwise quarter turns after the crop and before the resize: 90, 180 or 270 (the
     /// upload service's `rotate`).
     pub rotate: Option<u16>,
+    /// Keep every pixel: WebP is encoded lossless (the plan offers only such formats).
+    pub lossless: bool,
 }
 
 impl Transform {
@@ -148,6 +150,47 @@ pub enum Outcome {
     Original(Reason),
 }
 
+/// At most this many colours make an image a graphic worth a lossless WebP attempt.
+const GRAPHIC_COLOURS: usize = 4096;
+
+/// Whether a lossless WebP attempt is worth its encode: `images.webp.try_lossless`, a PNG or
+/// GIF source, and at most [`GRAPHIC_COLOURS`] colours.
+fn lossless_candidate(job: &Job, image: &image::DynamicImage) -> bool {
+    job.settings.webp.try_lossless
+        && matches!(job.format, SourceFormat::Png | SourceFormat::Gif)
+        && few_colours(image, GRAPHIC_COLOURS)
+}
+
+/// Whether `image` has at most `max` distinct colours (RGBA; Luma and RGB are opaque). Runs of
+/// one colour, the bulk of a screenshot, cost a comparison each.
+pub(crate) fn few_colours(image: &image::DynamicImage, max: usize) -> bool {
+    use image::DynamicImage as D;
+    let pixels: Box<dyn Iterator<Item = u32> + '_> = match image {
+        D::ImageRgba8(p) => Box::new(p.pixels().map(|q| u32::from_le_bytes(q.0))),
+        D::ImageRgb8(p) => Box::new(
+            p.pixels()
+                .map(|q| u32::from_le_bytes([q[0], q[1], q[2], 255])),
+        ),
+        D::ImageLuma8(p) => Box::new(
+            p.pixels()
+                .map(|q| u32::from_le_bytes([q[0], q[0], q[0], 255])),
+        ),
+        _ => return false,
+    };
+    let mut seen = std::collections::HashSet::with_capacity(max + 1);
+    let mut last = None;
+    for c in pixels {
+        if last == Some(c) {
+            continue;
+        }
+        last = Some(c);
+        if seen.insert(c) && seen.len() > max {
+            return false;
+        }
+    }
+    true
+}
+
 /// Runs the pipeline. Never panics on input: every failure is an [`Outcome::Original`].
 pub fn run(job: &Job) -> Outcome {
     match run_steps(job) {
@@ -214,15 +257,30 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     if target == OutputFormat::Jpeg && has_alpha {
         image = resize::flatten(image, t.flatten_onto.unwrap_or([255, 255, 255]));
     }
-    let settings = match t.quality {
+    let mut settings = match t.quality {
         Some(q) => job.settings.with_quality(target, q),
         None => job.settings,
     };
+    settings.lossless = t.lossless;
     let t1 = Instant::now();
-    let out = codec::encode(&image, target, &settings).map_err(|e| {
-        tracing::warn!(format = target.name(), error = %e, "encode failed");
-        Reason::EncodeFailed
-    })?;
+    let encode = |s: &EncodeSettings| {
+        codec::encode(&image, target, s).map_err(|e| {
+            tracing::warn!(format = target.name(), error = %e, "encode failed");
+            Reason::EncodeFailed
+        })
+    };
+    let mut out = encode(&settings)?;
+    if target == OutputFormat::Webp && !settings.lossless && lossless_candidate(job, &image) {
+        // Graphics: lossless WebP is often smaller than lossy, and exact.
+        check()?;
+        let exact = encode(&EncodeSettings {
+            lossless: true,
+            ..settings
+        })?;
+        if exact.len() < out.len() {
+            out = exact;
+        }
+    }
     let encode_time = t1.elapsed();
     check()?;
     // Never larger, when the original is a valid answer: same pixels, only another encoding.
@@ -239,4 +297,22 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
             encode: encode_time,
         },
     })
+}
+
+#[cfg(test)]
+mod colour_tests {
+    use super::few_colours;
+
+    #[test]
+    fn colours_are_counted_up_to_the_bound() {
+        let flat = image::RgbImage::from_fn(300, 200, |x, _| image::Rgb([(x % 10) as u8, 0, 0]));
+        let img = image::DynamicImage::ImageRgb8(flat);
+        assert!(few_colours(&img, 10));
+        assert!(!few_colours(&img, 9));
+        let noisy =
+            image::RgbaImage::from_fn(100, 100, |x, y| image::Rgba([x as u8, y as u8, 7, 255]));
+        assert!(!few_colours(&image::DynamicImage::ImageRgba8(noisy), 4096));
+        let grey = image::GrayImage::from_fn(50, 50, |x, _| image::Luma([(x % 3) as u8]));
+        assert!(few_colours(&image::DynamicImage::ImageLuma8(grey), 3));
+    }
 }

@@ -1,10 +1,13 @@
 //! Transform options from the query string of a proxied image URL, with the names people know
 //! from imgix, Cloudflare and sharp: `w`, `h`, `fit`, `g` (gravity), `q`, `fm`, `dpr`, `blur`,
-//! `sharpen`, `enlarge`, `bg` (and the long forms `width`, `height`, `gravity`, `quality`,
+//! `sharpen`, `enlarge`, `bg`, `lossless` (and the long forms `width`, `height`, `gravity`, `quality`,
 //! `format`). Recognised parameters are removed from the origin request and become part of the
 //! variant key through [`Options::canonical`]; unknown parameters are the origin's and stay.
 //! A bad value is an error that names the parameter (answered 400).
 
+use super::accept::Accept;
+use super::negotiate::{plan_for, Plan};
+use crate::image::format::OutputFormat;
 use crate::image::pipeline::Transform;
 use crate::image::resize::ResizeSpec;
 pub use crate::image::resize::{Fit, Gravity};
@@ -55,6 +58,8 @@ pub struct Options {
     pub enlarge: bool,
     /// Padding colour for `fit=contain` as RGBA (default opaque white).
     pub background: Option<[u8; 4]>,
+    /// Keep every pixel: only formats encoded without loss (WebP, PNG) are negotiated.
+    pub lossless: bool,
 }
 
 /// A bad parameter: its name and what is wrong.
@@ -99,6 +104,15 @@ fn float(param: &str, v: &str, lo: f32, hi: f32) -> Result<f32, OptionError> {
             param,
             format!("`{v}` must be a number from {lo} to {hi}"),
         )),
+    }
+}
+
+/// Parses `1`/`true`/`t` or `0`/`false`/`f`.
+fn flag(param: &str, v: &str) -> Result<bool, OptionError> {
+    match v {
+        "1" | "true" | "t" => Ok(true),
+        "0" | "false" | "f" => Ok(false),
+        _ => Err(err(param, format!("`{v}` must be 1/0 or true/false"))),
     }
 }
 
@@ -147,6 +161,7 @@ pub fn is_option(name: &str) -> bool {
             | "sharpen"
             | "enlarge"
             | "bg"
+            | "lossless"
     )
 }
 
@@ -196,13 +211,8 @@ impl Options {
             "dpr" => self.dpr = Some(float(name, v, 0.1, 10.0)?),
             "blur" => self.blur = Some(float(name, v, 0.3, 100.0)?),
             "sharpen" => self.sharpen = Some(float(name, v, 0.3, 10.0)?),
-            "enlarge" => {
-                self.enlarge = match v {
-                    "1" | "true" | "t" => true,
-                    "0" | "false" | "f" => false,
-                    _ => return Err(err(name, format!("`{v}` must be 1/0 or true/false"))),
-                }
-            }
+            "enlarge" => self.enlarge = flag(name, v)?,
+            "lossless" => self.lossless = flag(name, v)?,
             "bg" => self.background = Some(color(name, v)?),
             _ => return Err(err(name, "is not a pixgate parameter")),
         }
@@ -264,6 +274,9 @@ impl Options {
         if let Some([r, g, b, a]) = self.background {
             p.push(format!("bg={r:02x}{g:02x}{b:02x}{a:02x}"));
         }
+        if self.lossless {
+            p.push("lossless=1".into());
+        }
         p.join("&")
     }
 }
@@ -274,6 +287,21 @@ impl Options {
     pub fn capped(mut self, max_dpr: f32) -> Options {
         self.dpr = self.dpr.map(|d| d.min(max_dpr));
         self
+    }
+
+    /// The output plan for a client's Accept and the `enabled` formats: [`plan_for`], among
+    /// the formats encoded without loss when `lossless` is asked for. `None`: the format the
+    /// URL names is not enabled (or, with `lossless`, has no lossless encoder).
+    pub fn plan(&self, accept: &Accept, enabled: &[OutputFormat]) -> Option<Plan> {
+        if !self.lossless {
+            return plan_for(self.format, accept, enabled);
+        }
+        let lossless: Vec<OutputFormat> = enabled
+            .iter()
+            .copied()
+            .filter(|f| f.encodes_lossless())
+            .collect();
+        plan_for(self.format, accept, &lossless)
     }
 
     /// The pixel operations these options ask for, in device pixels: the box times the DPR,
@@ -303,6 +331,7 @@ impl Options {
             sharpen: self.sharpen,
             quality: self.quality,
             flatten_onto: self.background.map(|[r, g, b, _]| [r, g, b]),
+            lossless: self.lossless,
             ..Transform::default()
         }
     }

@@ -21,6 +21,8 @@ pub struct EncodeSettings {
     pub jpeg: crate::image::config::JpegConfig,
     /// oxipng level.
     pub png: crate::image::config::PngConfig,
+    /// Keep every pixel (a URL's `lossless=1`): WebP is encoded lossless; PNG always is.
+    pub lossless: bool,
 }
 
 impl EncodeSettings {
@@ -45,6 +47,7 @@ impl From<&ImagesConfig> for EncodeSettings {
             webp: c.webp,
             jpeg: c.jpeg,
             png: c.png,
+            lossless: false,
         }
     }
 }
@@ -58,7 +61,7 @@ pub fn encode(
     let run = || match format {
         OutputFormat::Jpeg => jpeg::encode(img, s.jpeg),
         OutputFormat::Png => png::encode(img, s.png),
-        OutputFormat::Webp => webp::encode(img, s.webp),
+        OutputFormat::Webp => webp::encode(img, s.webp, s.lossless),
         OutputFormat::Avif => avif::encode(img, s.avif),
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {

@@ -106,6 +106,7 @@ fn arb_options() -> impl proptest::strategy::Strategy<Value = Options> {
                 sharpen: sharpen.map(|s| s as f32 / 10.0),
                 enlarge,
                 background: bg,
+                lossless: enlarge && q.is_some_and(|q| q % 2 == 0),
             },
         )
 }
