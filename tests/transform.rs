@@ -409,8 +409,9 @@ async fn body(px: &Pixgate, path: &str, accept: &str) -> (u16, String, Vec<u8>) 
     (status, ct, r.bytes().await.unwrap().to_vec())
 }
 
-/// Graphics get lossless WebP when it is smaller than lossy (exact pixels, checked with an
-/// independent decoder); `images.webp.try_lossless: false` keeps lossy; `lossless=1` limits
+/// Graphics get lossless WebP when it is smaller than lossy WebP or (for clients that take
+/// both) AVIF, with exact pixels checked by an independent decoder; `images.webp.try_lossless:
+/// false` keeps lossy; `lossless=1` limits
 /// the negotiation to WebP and PNG (Chrome gets lossless WebP, not AVIF; `*/*` gets PNG) and
 /// a format without a lossless encoder is refused.
 #[tokio::test]
@@ -436,6 +437,20 @@ async fn graphics_get_lossless_webp_and_lossless_1_keeps_every_pixel() {
         b.len(),
         l.len()
     );
+
+    // A browser that takes AVIF and WebP gets the smaller: here the lossless WebP; a client
+    // that names AVIF only gets AVIF.
+    let (s, ct, b) = body(&px, "/shot.png", CHROME).await;
+    assert_eq!((s, ct.as_str(), webp_kind(&b)), (200, "image/webp", "VP8L"));
+    let (s, ct, avif) = body(&px, "/shot.png", "image/avif,*/*").await;
+    assert_eq!((s, ct.as_str()), (200, "image/avif"));
+    assert!(
+        b.len() < avif.len(),
+        "webp {} < avif {}",
+        b.len(),
+        avif.len()
+    );
+    assert!(decode(&avif).to_rgb8().dimensions() == source.dimensions());
 
     let (s, ct, b) = body(&px, "/p.jpg?w=200&lossless=1", CHROME).await;
     assert_eq!((s, ct.as_str(), webp_kind(&b)), (200, "image/webp", "VP8L"));

@@ -106,7 +106,8 @@ pub struct WebpConfig {
     /// libwebp method 0 (fastest) – 6 (smallest). Default `4`.
     pub method: u8,
     /// For graphics (a PNG or GIF source of at most 4096 colours: screenshots, logos,
-    /// diagrams) also encode lossless WebP and send the smaller of the two. On the rustc
+    /// diagrams) headed for WebP, or for AVIF when the client takes WebP too, also encode
+    /// lossless WebP and send the smaller. On the rustc
     /// book's screenshots lossless was 8–46 % smaller than lossy q78 and no slower
     /// (docs/benchmarks.md). Default `true`.
     pub try_lossless: bool,

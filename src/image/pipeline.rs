@@ -250,7 +250,7 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     check()?;
     // Padding with a transparent background can add alpha to an opaque source.
     let has_alpha = matches!(image, image::DynamicImage::ImageRgba8(_));
-    let target = match job.plan.for_source(job.format, has_alpha) {
+    let mut target = match job.plan.for_source(job.format, has_alpha) {
         Choice::Encode(f) => f,
         Choice::Keep => return Err(Reason::FormatDisabled),
     };
@@ -263,22 +263,27 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     };
     settings.lossless = t.lossless;
     let t1 = Instant::now();
-    let encode = |s: &EncodeSettings| {
-        codec::encode(&image, target, s).map_err(|e| {
-            tracing::warn!(format = target.name(), error = %e, "encode failed");
+    let encode = |f: OutputFormat, s: &EncodeSettings| {
+        codec::encode(&image, f, s).map_err(|e| {
+            tracing::warn!(format = f.name(), error = %e, "encode failed");
             Reason::EncodeFailed
         })
     };
-    let mut out = encode(&settings)?;
-    if target == OutputFormat::Webp && !settings.lossless && lossless_candidate(job, &image) {
-        // Graphics: lossless WebP is often smaller than lossy, and exact.
+    let mut out = encode(target, &settings)?;
+    // Graphics: lossless WebP is often smaller than lossy WebP, and than AVIF when the client
+    // takes both, and exact (docs/benchmarks.md).
+    let webp_allowed =
+        target == OutputFormat::Webp || (target == OutputFormat::Avif && job.plan.webp_too);
+    if webp_allowed && !settings.lossless && lossless_candidate(job, &image) {
         check()?;
-        let exact = encode(&EncodeSettings {
+        let exact_settings = EncodeSettings {
             lossless: true,
             ..settings
-        })?;
+        };
+        let exact = encode(OutputFormat::Webp, &exact_settings)?;
         if exact.len() < out.len() {
             out = exact;
+            target = OutputFormat::Webp;
         }
     }
     let encode_time = t1.elapsed();

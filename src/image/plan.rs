@@ -24,6 +24,9 @@ pub struct Plan {
     pub jpeg: Choice,
     /// What a PNG-family source (PNG, GIF, anything with transparency) becomes.
     pub png: Choice,
+    /// PNG-family sources go to AVIF and the client takes WebP too: a graphic may then go as
+    /// lossless WebP when that is smaller (`images.webp.try_lossless`).
+    pub webp_too: bool,
 }
 
 impl Plan {
@@ -32,6 +35,7 @@ impl Plan {
         Plan {
             jpeg: Choice::Encode(f),
             png: Choice::Encode(f),
+            webp_too: false,
         }
     }
 
@@ -59,20 +63,27 @@ impl Plan {
         Plan {
             jpeg: swap(self.jpeg),
             png: swap(self.png),
+            webp_too: false,
         }
     }
 
     /// A short stable label for cache keys: `avif` when both families agree, else
-    /// `jpeg=webp,png=png`; `keep` means the original bytes.
+    /// `jpeg=webp,png=png`; `keep` means the original bytes; `+webp` when graphics may go as
+    /// WebP ([`Plan::webp_too`]).
     pub(crate) fn label(&self) -> String {
         let name = |c: Choice| match c {
             Choice::Encode(f) => f.name(),
             Choice::Keep => "keep",
         };
-        if self.jpeg == self.png {
+        let base = if self.jpeg == self.png {
             name(self.jpeg).to_string()
         } else {
             format!("jpeg={},png={}", name(self.jpeg), name(self.png))
+        };
+        if self.webp_too {
+            format!("{base}+webp")
+        } else {
+            base
         }
     }
 }

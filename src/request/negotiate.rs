@@ -54,9 +54,15 @@ pub fn plan_for(req: FormatReq, accept: &Accept, enabled: &[OutputFormat]) -> Op
 impl Plan {
     /// The plan for a client's Accept header and the enabled formats.
     pub fn new(accept: &Accept, enabled: &[OutputFormat]) -> Plan {
+        let png = choose(accept, enabled, SourceFormat::Png, false);
+        let webp = accept.verdict(OutputFormat::Webp.mime());
         Plan {
             jpeg: choose(accept, enabled, SourceFormat::Jpeg, false),
-            png: choose(accept, enabled, SourceFormat::Png, false),
+            png,
+            webp_too: png == Choice::Encode(OutputFormat::Avif)
+                && enabled.contains(&OutputFormat::Webp)
+                && webp.explicit
+                && webp.q > 0.0,
         }
     }
 }
@@ -178,7 +184,12 @@ mod tests {
     #[test]
     fn plan_labels_and_fallback() {
         let p = Plan::new(&Accept::parse(Some(CHROME)), &ALL);
-        assert_eq!(p.label(), "avif");
+        assert_eq!(p.label(), "avif+webp");
+        assert!(p.webp_too);
+        let only_avif = Plan::new(&Accept::parse(Some("image/avif,*/*")), &ALL);
+        assert_eq!(only_avif.label(), "avif");
+        let no_webp = Plan::new(&Accept::parse(Some(CHROME)), &[Avif, Jpeg, Png]);
+        assert_eq!(no_webp.label(), "avif");
         assert!(p.wants_avif());
         assert_eq!(p.avif_as_webp().label(), "webp");
         let p = Plan::new(&Accept::parse(Some("*/*")), &ALL);
