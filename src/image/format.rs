@@ -42,6 +42,21 @@ pub struct Capability {
     pub lossless: bool,
 }
 
+impl Capability {
+    /// A format pixgate does nothing with (yet).
+    const fn none(name: &'static str) -> Capability {
+        Capability {
+            name,
+            decode: false,
+            encode: false,
+            animation: "—",
+            alpha: false,
+            negotiated: false,
+            lossless: false,
+        }
+    }
+}
+
 /// The capability table, one row per format pixgate recognises or is asked about.
 pub const CAPABILITIES: [Capability; 7] = [
     Capability {
@@ -89,24 +104,8 @@ pub const CAPABILITIES: [Capability; 7] = [
         negotiated: true,
         lossless: false,
     },
-    Capability {
-        name: "heic",
-        decode: false,
-        encode: false,
-        animation: "—",
-        alpha: false,
-        negotiated: false,
-        lossless: false,
-    },
-    Capability {
-        name: "jxl",
-        decode: false,
-        encode: false,
-        animation: "—",
-        alpha: false,
-        negotiated: false,
-        lossless: false,
-    },
+    Capability::none("heic"),
+    Capability::none("jxl"),
 ];
 
 /// The row for `name` (every [`SourceFormat`] and [`OutputFormat`] has one).
@@ -115,15 +114,7 @@ fn capability(name: &str) -> Capability {
         .iter()
         .find(|c| c.name == name)
         .copied()
-        .unwrap_or(Capability {
-            name: "unknown",
-            decode: false,
-            encode: false,
-            animation: "—",
-            alpha: false,
-            negotiated: false,
-            lossless: false,
-        })
+        .unwrap_or(Capability::none("unknown"))
 }
 
 /// The capability table as Markdown, as docs/url-api.md prints it.
