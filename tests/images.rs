@@ -335,6 +335,13 @@ async fn broken_and_hostile_images_fail_open_with_reason_counted() {
     ];
     for (name, reason, original) in &cases {
         for accept in [Some(CHROME), Some("*/*")] {
+            if *name == "animated.gif" && accept == Some(CHROME) {
+                // Chrome takes WebP: the animation becomes an animated WebP
+                // (animated_gifs_become_animated_webp_with_their_timing).
+                let (h, _) = fetch(&px, name, accept).await;
+                assert_eq!(h["content-type"], "image/webp");
+                continue;
+            }
             if *name == "tiny.png" && accept == Some(CHROME) {
                 // Lossless WebP beats even this PNG (images.webp.try_lossless): smaller, so sent.
                 let (h, body) = fetch(&px, name, accept).await;
@@ -359,9 +366,9 @@ async fn broken_and_hostile_images_fail_open_with_reason_counted() {
             "pixgate_image_transforms_total",
             &[("output", "original"), ("outcome", reason)],
         );
-        // Two requests a case, one for tiny.png (Chrome's got a WebP).
+        // Two requests a case, one for tiny.png and animated.gif (Chrome's got a WebP).
         let requests = 2 * cases.iter().filter(|c| c.1 == *reason).count()
-            - usize::from(*reason == "not_smaller");
+            - usize::from(*reason == "not_smaller" || *reason == "animated");
         assert_eq!(
             n, requests as f64,
             "reason {reason} counted once per request\n{m}"
@@ -447,4 +454,123 @@ async fn queue_wait_past_bound_gets_the_original() {
         "{outcomes:?}"
     );
     assert!(outcomes.iter().any(|o| o == "avif"), "{outcomes:?}");
+}
+
+/// An animated GIF of `frames` frames of `w`×`h` with the given delays (cycled, in ms) and
+/// loop count (`None`: for ever); each frame a different colour, a transparent border.
+fn animated_gif(w: u32, h: u32, frames: usize, delays: &[u32], repeat: Option<u16>) -> Vec<u8> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let mut out = Vec::new();
+    {
+        let mut enc = GifEncoder::new_with_speed(&mut out, 30);
+        enc.set_repeat(repeat.map_or(Repeat::Infinite, Repeat::Finite))
+            .expect("repeat");
+        let list = (0..frames).map(|i| {
+            let c = [(i * 80 % 256) as u8, (i * 40 % 256) as u8, 200, 255];
+            let buf = image::RgbaImage::from_fn(w, h, |x, y| {
+                if x < 2 || y < 2 {
+                    image::Rgba([0, 0, 0, 0])
+                } else {
+                    image::Rgba(c)
+                }
+            });
+            let d = delays[i % delays.len()];
+            image::Frame::from_parts(buf, 0, 0, image::Delay::from_numer_denom_ms(d, 1))
+        });
+        enc.encode_frames(list).expect("gif frames");
+    }
+    out
+}
+
+/// `webpinfo` (libwebp's inspector, an independent reading of the container): frame
+/// durations and the loop count.
+fn webpinfo(bytes: &[u8]) -> (Vec<u32>, u32) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("a.webp");
+    std::fs::write(&p, bytes).expect("write");
+    let out = std::process::Command::new("webpinfo")
+        .arg(&p)
+        .output()
+        .expect("webpinfo (apt-get install webp)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |l: &str, k: &str| {
+        l.trim()
+            .strip_prefix(k)
+            .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse::<u32>().ok())
+    };
+    let durations = text.lines().filter_map(|l| field(l, "Duration")).collect();
+    let loops = text
+        .lines()
+        .find_map(|l| field(l, "Loop count"))
+        .unwrap_or(u32::MAX);
+    (durations, loops)
+}
+
+/// Issue 21 item 1: an animated GIF resized for a WebP client keeps its frames, per-frame
+/// delays (the last included) and loop count, read back by libwebp's `webpinfo` and decoded
+/// by the image crate's own WebP decoder; a client without WebP gets the GIF; a frame bomb
+/// gets the original at once, counted.
+#[tokio::test]
+async fn animated_gifs_become_animated_webp_with_their_timing() {
+    use image::AnimationDecoder;
+    let gif = animated_gif(120, 80, 4, &[50, 120, 300, 70], Some(3));
+    let bomb = animated_gif(2, 2, 10_000, &[10], None);
+    let origin = TestOrigin::start(vec![
+        ("/a.gif", Route::ok("image/gif", gif.clone())),
+        ("/bomb.gif", Route::ok("image/gif", bomb.clone())),
+    ]);
+    let px = Pixgate::start(&origin);
+    let r = get(&px.url("/a.gif?w=60"), Some(SAFARI)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/webp");
+    let body = r.bytes().await.expect("body").to_vec();
+    let (durations, loops) = webpinfo(&body);
+    assert_eq!(
+        durations,
+        vec![50, 120, 300, 70],
+        "every delay, the last too"
+    );
+    assert_eq!(loops, 3);
+    let frames = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&body))
+        .expect("webp")
+        .into_frames()
+        .collect_frames()
+        .expect("frames");
+    assert_eq!(frames.len(), 4);
+    for f in &frames {
+        assert_eq!(f.buffer().dimensions(), (60, 40));
+    }
+    // Frame 2 is its own colour, and the border stays transparent.
+    let px2 = frames[2].buffer().get_pixel(30, 20).0;
+    assert!(
+        px2[0].abs_diff(160) < 24 && px2[2].abs_diff(200) < 24,
+        "{px2:?}"
+    );
+    assert!(
+        frames[0].buffer().get_pixel(0, 0).0[3] < 32,
+        "transparent corner"
+    );
+
+    let r = get(&px.url("/a.gif?w=60"), Some("image/png,*/*")).await;
+    assert_eq!(r.headers()["content-type"], "image/gif");
+    assert_eq!(r.bytes().await.expect("body").to_vec(), gif);
+
+    let t0 = std::time::Instant::now();
+    let r = get(&px.url("/bomb.gif"), Some(CHROME)).await;
+    assert_eq!(r.headers()["x-pixgate"], "original; reason=too_many_frames");
+    assert_eq!(r.bytes().await.expect("body").len(), bomb.len());
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t0.elapsed()
+    );
+    let m = px.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "pixgate_image_transforms_total",
+            &[("output", "original"), ("outcome", "too_many_frames")]
+        ),
+        1.0
+    );
 }

@@ -41,6 +41,8 @@ pub struct ImagesConfig {
     /// untouched with a sandboxing `Content-Security-Policy` and `nosniff`; `reject` answers
     /// `403` instead, on both paths. Default `sandbox`.
     pub svg: SvgPolicy,
+    /// Animated GIFs: transformed into animated WebP within these bounds.
+    pub animation: crate::image::animation::AnimationConfig,
 }
 
 /// What happens to SVG responses.
@@ -68,6 +70,7 @@ impl Default for ImagesConfig {
             webp: WebpConfig::default(),
             jpeg: JpegConfig::default(),
             png: PngConfig::default(),
+            animation: crate::image::animation::AnimationConfig::default(),
             debug_header: true,
             svg: SvgPolicy::Sandbox,
         }

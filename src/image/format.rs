@@ -81,7 +81,7 @@ pub const CAPABILITIES: [Capability; 7] = [
         name: "gif",
         decode: true,
         encode: false,
-        animation: "sent as it is",
+        animation: "animated WebP for WebP clients, else sent as it is",
         alpha: true,
         negotiated: false,
         lossless: false,

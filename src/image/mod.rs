@@ -2,6 +2,7 @@
 //! decoding (orientation, colour), encoders (one file each), the pipeline that chains them, and
 //! the bounded pool that runs it off the network threads.
 
+pub mod animation;
 pub mod codec;
 pub mod config;
 pub mod decode;
@@ -54,11 +55,13 @@ pub enum Reason {
     TooManyScans,
     /// A crop's origin lies outside the image (the upload service's `crop`).
     CropOutside,
+    /// An animation with more frames than `images.animation.max_frames`.
+    TooManyFrames,
 }
 
 impl Reason {
     /// Every reason, for metric pre-registration and docs.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::NotSmaller,
         Reason::Truncated,
         Reason::Undecodable,
@@ -77,6 +80,7 @@ impl Reason {
         Reason::BufferBudget,
         Reason::TooManyScans,
         Reason::CropOutside,
+        Reason::TooManyFrames,
     ];
     /// The label used in metrics and headers.
     pub fn label(self) -> &'static str {
@@ -99,6 +103,7 @@ impl Reason {
             Reason::BufferBudget => "buffer_budget",
             Reason::TooManyScans => "too_many_scans",
             Reason::CropOutside => "crop_outside",
+            Reason::TooManyFrames => "too_many_frames",
         }
     }
 }

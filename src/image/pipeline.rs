@@ -73,6 +73,8 @@ pub struct Job {
     pub transform: Transform,
     /// Give up (and send the original) after this instant.
     pub deadline: Instant,
+    /// Whether and how far animated GIFs are transformed.
+    pub animation: super::animation::AnimationConfig,
 }
 
 impl Job {
@@ -94,6 +96,7 @@ impl Job {
             limits,
             transform: Transform::default(),
             deadline: Instant::now() + Duration::from_secs(3600),
+            animation: images.animation,
         }
     }
 
@@ -148,6 +151,50 @@ pub enum Outcome {
     },
     /// Send the source unchanged, for this reason.
     Original(Reason),
+}
+
+/// An animated source: an animated WebP for a GIF when the client takes WebP, only a resize
+/// asked for, and `images.animation.enabled`; else the original (`animated`).
+fn animated(job: &Job) -> Result<Outcome, Reason> {
+    let t = &job.transform;
+    let webp = match job.plan.for_source(job.format, true) {
+        Choice::Encode(OutputFormat::Webp) => true,
+        Choice::Encode(OutputFormat::Avif) => job.plan.webp_too,
+        _ => false,
+    };
+    let only_resize =
+        t.blur.is_none() && t.sharpen.is_none() && t.crop.is_none() && t.rotate.is_none();
+    if !(job.animation.enabled && job.format == SourceFormat::Gif && webp && only_resize) {
+        return Err(Reason::Animated);
+    }
+    let t0 = Instant::now();
+    let canvas = probe::dimensions(&job.source, job.format, job.limits)?;
+    let mut settings = match t.quality {
+        Some(q) => job.settings.with_quality(OutputFormat::Webp, q),
+        None => job.settings,
+    };
+    settings.lossless = t.lossless;
+    let a = super::animation::gif_to_webp(
+        &job.source,
+        (canvas.width, canvas.height),
+        t.resize.as_ref(),
+        &settings,
+        job.animation,
+        job.deadline,
+    )?;
+    if a.bytes.len() >= job.source.len() && !t.changes_pixels() {
+        return Err(Reason::NotSmaller);
+    }
+    Ok(Outcome::Transformed {
+        format: OutputFormat::Webp,
+        bytes: a.bytes.into(),
+        width: a.width,
+        height: a.height,
+        timings: Timings {
+            decode: Duration::ZERO,
+            encode: t0.elapsed(),
+        },
+    })
 }
 
 /// At most this many colours make an image a graphic worth a lossless WebP attempt.
@@ -209,7 +256,10 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     };
     let t0 = Instant::now();
     let t = &job.transform;
-    let probe = probe::probe(&job.source, job.format, job.limits)?;
+    let probe = match probe::probe(&job.source, job.format, job.limits) {
+        Err(Reason::Animated) => return animated(job),
+        p => p?,
+    };
     let decoded = decode::decode_for(&job.source, &probe, t.shrink_target())?;
     check()?;
     let mut image = decoded.image;

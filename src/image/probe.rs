@@ -35,7 +35,7 @@ pub fn probe(data: &[u8], format: SourceFormat, limits: HeaderLimits) -> Result<
         }
         SourceFormat::Png if png_animated(data) => return Err(Reason::Animated),
         SourceFormat::Webp if webp_animated(data) => return Err(Reason::Animated),
-        SourceFormat::Gif if gif_frames(data) > 1 => return Err(Reason::Animated),
+        SourceFormat::Gif if gif_frames(data, 2) > 1 => return Err(Reason::Animated),
         _ => {}
     }
     Ok(p)
@@ -180,8 +180,8 @@ fn webp_animated(d: &[u8]) -> bool {
     d.len() > 20 && &d[12..16] == b"VP8X" && d[20] & 0x02 != 0
 }
 
-/// Counts image descriptors up to 2 by walking GIF blocks (no LZW decoding).
-fn gif_frames(d: &[u8]) -> usize {
+/// Counts image descriptors up to `stop` by walking GIF blocks (no LZW decoding).
+pub(crate) fn gif_frames(d: &[u8], stop: usize) -> usize {
     if d.len() < 13 {
         return 0;
     }
@@ -205,7 +205,7 @@ fn gif_frames(d: &[u8]) -> usize {
         match b {
             0x2C => {
                 frames += 1;
-                if frames > 1 {
+                if frames >= stop {
                     return frames;
                 }
                 let Some(&lflags) = d.get(i + 9) else {
@@ -279,13 +279,13 @@ mod tests {
 
     #[test]
     fn gif_frame_walk_survives_garbage() {
-        assert_eq!(gif_frames(b"GIF89a"), 0);
+        assert_eq!(gif_frames(b"GIF89a", 2), 0);
         let mut g = b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec();
         for _ in 0..2 {
             g.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x4C, 0x01, 0]);
         }
-        assert_eq!(gif_frames(&g), 2);
+        assert_eq!(gif_frames(&g, 2), 2);
         g.truncate(20);
-        assert!(gif_frames(&g) <= 1);
+        assert!(gif_frames(&g, 2) <= 1);
     }
 }

@@ -245,6 +245,7 @@ impl Upload {
                 match reason {
                     Reason::NotSmaller
                     | Reason::Animated
+                    | Reason::TooManyFrames
                     | Reason::FormatDisabled
                     | Reason::NoTransform
                     | Reason::RuleBypass
