@@ -95,7 +95,7 @@ pub fn gif_to_webp(
         }
         let frame = frame.map_err(|_| Reason::Undecodable)?;
         let (num, den) = frame.delay().numer_denom_ms();
-        let delay = if den == 0 { 0 } else { i64::from(num / den) };
+        let delay = i64::from(num.checked_div(den).unwrap_or(0));
         let mut img = image::DynamicImage::ImageRgba8(frame.into_buffer());
         if let Some(spec) = resize_spec {
             img = resize::apply(img, spec)?;
