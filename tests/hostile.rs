@@ -276,9 +276,10 @@ async fn hostile_images_get_the_original_or_a_clean_transform_and_memory_stays_b
         note("/gif-bomb.gif").await,
         "original; reason=too_many_pixels"
     );
+    // Past images.animation.max_frames (500): counted from the blocks, never decoded.
     assert_eq!(
         note("/gif-2000-frames.gif").await,
-        "original; reason=animated"
+        "original; reason=too_many_frames"
     );
     assert!(note("/polyglot.jpg").await.starts_with("original"));
     assert_eq!(
