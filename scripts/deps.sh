@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
 # Installs the system packages pixgate's build and tests need, when missing (Debian/Ubuntu):
 #   cmake, nasm   - build rav1e's assembly and libwebp/mozjpeg (see ../shared/FACTS.md)
-#   libavif-bin   - avifdec, the independent AVIF decoder the tests check outputs with
+#   pkg-config, libheif-dev - the `heif` feature (on by default): AVIF and HEIC sources are
+#                   decoded by Debian's libheif (found through pkg-config)
+#   libavif-bin   - avifdec, the independent AVIF decoder the tests check outputs with, and
+#                   avifenc, which makes AVIF sources for tests/heif.rs
+#   libheif-examples - heif-enc, which makes HEIC sources for tests/heif.rs
+#   webp          - webpinfo and img2webp: libwebp's tools, which read animated outputs and
+#                   make animated WebP fixtures in tests/animation.rs
 #   prometheus    - promtool, which checks deploy/'s alert rules and dashboard queries
 #   python3       - scripts/module-deps.py, the check that module dependencies point one way
 #   chromium, chromium-driver - headless Chromium and chromedriver (WebDriver), which
 #                   tests/browser.rs drives to test the upload page in a real browser
 # Usage: scripts/deps.sh [build|test]
 set -euo pipefail
-want=(cmake nasm python3)
-[ "${1:-build}" = test ] && want+=(avifdec promtool chromium chromedriver)
+want=(cmake nasm python3 pkg-config)
+[ "${1:-build}" = test ] && want+=(avifdec avifenc heif-enc webpinfo img2webp promtool chromium chromedriver)
 missing=()
 for bin in "${want[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
 done
+# A library, not a program: asked of pkg-config (when that is missing, libheif is too).
+pkg-config --exists libheif 2>/dev/null || missing+=(libheif)
 [ ${#missing[@]} -eq 0 ] && exit 0
 pkgs=()
 for bin in "${missing[@]}"; do
   case "$bin" in
-    avifdec) pkgs+=(libavif-bin) ;;
+    avifdec | avifenc) pkgs+=(libavif-bin) ;;
+    libheif) pkgs+=(libheif-dev) ;;
+    heif-enc) pkgs+=(libheif-examples) ;;
+    webpinfo | img2webp) pkgs+=(webp) ;;
     promtool) pkgs+=(prometheus) ;;
     chromedriver) pkgs+=(chromium-driver) ;;
     *) pkgs+=("$bin") ;;

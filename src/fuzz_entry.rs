@@ -212,13 +212,7 @@ pub fn accept(data: &[u8]) -> Accept {
         assert!(!r.kind.is_empty() && !r.subtype.is_empty());
         assert_eq!(r.kind, r.kind.to_ascii_lowercase());
     }
-    let sources = [
-        SourceFormat::Jpeg,
-        SourceFormat::Png,
-        SourceFormat::Gif,
-        SourceFormat::Webp,
-        SourceFormat::Avif,
-    ];
+    let sources = SourceFormat::ALL;
     for enabled in format_subsets() {
         let plan = Plan::new(&a, &enabled);
         for source in sources {

@@ -29,15 +29,25 @@ pub fn decode(data: &[u8], probe: &Probe) -> Result<Decoded, Reason> {
 /// Decodes `data` for a resize to `target`. JPEGs are decoded by mozjpeg; one that will be
 /// shrunk a lot is decoded at a reduced DCT scale (n/8), chosen so the decoded image stays at
 /// least twice the size the resize needs, and the Lanczos resize does the rest. WebP is
-/// decoded whole by libwebp. Anything else, and anything those two refuse (CMYK JPEG,
-/// animation, any libjpeg/libwebp error), is decoded whole by the image crate.
+/// decoded whole by libwebp. AVIF and HEIC by libheif ([`super::heif`]). Anything else, and
+/// anything those refuse (CMYK JPEG, animation, any libjpeg/libwebp error), is decoded whole
+/// by the image crate.
 pub fn decode_for(
     data: &[u8],
     probe: &Probe,
     target: Option<&ResizeSpec>,
 ) -> Result<Decoded, Reason> {
-    let mut reader =
-        image::ImageReader::with_format(Cursor::new(data), to_image_format(probe.format));
+    let Some(format) = to_image_format(probe.format) else {
+        // libheif applies the container's rotation itself; EXIF orientation does not apply.
+        let h = super::heif::decode(data)?;
+        return Ok(upright_srgb(
+            h.image,
+            Orientation::NoTransforms,
+            h.icc,
+            probe.format,
+        ));
+    };
+    let mut reader = image::ImageReader::with_format(Cursor::new(data), format);
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(probe.width);
     limits.max_image_height = Some(probe.height);
@@ -59,25 +69,35 @@ pub fn decode_for(
         (SourceFormat::Webp, _) => webp_whole(data),
         _ => None,
     };
-    let mut img = match scaled {
+    let img = match scaled {
         Some(img) => img,
         None => DynamicImage::from_decoder(decoder).map_err(|e| match e {
             image::ImageError::Limits(_) => Reason::TooManyPixels,
             _ => Reason::Undecodable,
         })?,
     };
+    Ok(upright_srgb(img, orientation, icc, probe.format))
+}
+
+/// The last decoding steps for every decoder: orientation, 8-bit channels, sRGB.
+fn upright_srgb(
+    mut img: DynamicImage,
+    orientation: Orientation,
+    icc: Option<Vec<u8>>,
+    format: SourceFormat,
+) -> Decoded {
     img.apply_orientation(orientation);
     let img = normalise(img);
     let (image, color_converted) = match icc {
-        Some(icc) if probe.format != SourceFormat::Gif => to_srgb(img, &icc),
+        Some(icc) if format != SourceFormat::Gif => to_srgb(img, &icc),
         _ => (img, false),
     };
     let has_alpha = image.as_rgba8().is_some();
-    Ok(Decoded {
+    Decoded {
         image,
         has_alpha,
         color_converted,
-    })
+    }
 }
 
 /// Decodes a still WebP whole with libwebp. `None` (decode with the image crate instead) for

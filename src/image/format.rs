@@ -17,6 +17,8 @@ pub enum SourceFormat {
     Webp,
     /// AVIF (ISO-BMFF `ftyp` with an avif/avis brand).
     Avif,
+    /// HEIC/HEIF (ISO-BMFF `ftyp` with a heic/heix/hevc/mif1... brand): iPhone photos.
+    Heic,
 }
 
 /// What pixgate does with one format: a row of the capability table. Every capability
@@ -72,7 +74,7 @@ pub const CAPABILITIES: [Capability; 7] = [
         name: "png",
         decode: true,
         encode: true,
-        animation: "APNG sent as it is",
+        animation: "APNG: animated WebP for WebP clients, else sent as it is",
         alpha: true,
         negotiated: false,
         lossless: true,
@@ -80,8 +82,8 @@ pub const CAPABILITIES: [Capability; 7] = [
     Capability {
         name: "gif",
         decode: true,
-        encode: false,
-        animation: "animated WebP for WebP clients, else sent as it is",
+        encode: true,
+        animation: "animated WebP for WebP clients; resized: a GIF for the others, else sent as it is (GIF output is for animations only)",
         alpha: true,
         negotiated: false,
         lossless: false,
@@ -90,21 +92,29 @@ pub const CAPABILITIES: [Capability; 7] = [
         name: "webp",
         decode: true,
         encode: true,
-        animation: "sent as it is",
+        animation: "animated WebP (resized; else re-encoded only when smaller); sent as it is to clients without WebP",
         alpha: true,
         negotiated: true,
         lossless: true,
     },
     Capability {
         name: "avif",
-        decode: false,
+        decode: super::heif::DECODES,
         encode: true,
-        animation: "— (not decoded)",
+        animation: "the primary image (a still)",
         alpha: true,
         negotiated: true,
         lossless: false,
     },
-    Capability::none("heic"),
+    Capability {
+        name: "heic",
+        decode: super::heif::DECODES,
+        encode: false,
+        animation: "the primary image (a still)",
+        alpha: true,
+        negotiated: false,
+        lossless: false,
+    },
     Capability::none("jxl"),
 ];
 
@@ -169,11 +179,26 @@ pub fn sniff(b: &[u8]) -> Option<SourceFormat> {
         if brands.iter().any(|br| *br == b"avif" || *br == b"avis") {
             return Some(SourceFormat::Avif);
         }
+        const HEIF: [&[u8; 4]; 9] = [
+            b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1",
+        ];
+        if brands.iter().any(|br| HEIF.iter().any(|h| h == br)) {
+            return Some(SourceFormat::Heic);
+        }
     }
     None
 }
 
 impl SourceFormat {
+    /// Every source format pixgate recognises.
+    pub(crate) const ALL: [SourceFormat; 6] = [
+        SourceFormat::Jpeg,
+        SourceFormat::Png,
+        SourceFormat::Gif,
+        SourceFormat::Webp,
+        SourceFormat::Avif,
+        SourceFormat::Heic,
+    ];
     /// The canonical media type.
     pub(crate) fn mime(self) -> &'static str {
         match self {
@@ -182,6 +207,7 @@ impl SourceFormat {
             SourceFormat::Gif => "image/gif",
             SourceFormat::Webp => "image/webp",
             SourceFormat::Avif => "image/avif",
+            SourceFormat::Heic => "image/heic",
         }
     }
     /// Short lowercase name, used as a metric label.
@@ -192,9 +218,10 @@ impl SourceFormat {
             SourceFormat::Gif => "gif",
             SourceFormat::Webp => "webp",
             SourceFormat::Avif => "avif",
+            SourceFormat::Heic => "heic",
         }
     }
-    /// Whether pixgate can decode it (AVIF decoding needs dav1d, which is not built in).
+    /// Whether pixgate can decode it (AVIF and HEIC need the `heif` feature: libheif).
     pub(crate) fn decodable(self) -> bool {
         capability(self.name()).decode
     }
@@ -203,7 +230,9 @@ impl SourceFormat {
     pub(crate) fn family(self, has_alpha: bool) -> OutputFormat {
         match self {
             _ if has_alpha => OutputFormat::Png,
-            SourceFormat::Jpeg | SourceFormat::Webp | SourceFormat::Avif => OutputFormat::Jpeg,
+            SourceFormat::Jpeg | SourceFormat::Webp | SourceFormat::Avif | SourceFormat::Heic => {
+                OutputFormat::Jpeg
+            }
             SourceFormat::Png | SourceFormat::Gif => OutputFormat::Png,
         }
     }
@@ -214,7 +243,19 @@ impl SourceFormat {
             SourceFormat::Png => Some(OutputFormat::Png),
             SourceFormat::Webp => Some(OutputFormat::Webp),
             SourceFormat::Avif => Some(OutputFormat::Avif),
-            SourceFormat::Gif => None,
+            SourceFormat::Gif | SourceFormat::Heic => None,
+        }
+    }
+    /// Whether the original bytes are an answer a client can use in place of an output in
+    /// `target` (the never-larger rule sends the original when the output is not smaller).
+    /// A HEIC is not (pixgate transforms it so that browsers can show it); an AVIF only to a
+    /// client getting AVIF (it named AVIF); the rest are what every client decodes, or the
+    /// format the client asked for.
+    pub(crate) fn original_serves(self, target: OutputFormat) -> bool {
+        match self {
+            SourceFormat::Heic => false,
+            SourceFormat::Avif => target == OutputFormat::Avif,
+            _ => true,
         }
     }
 }
@@ -231,15 +272,29 @@ pub enum OutputFormat {
     Jpeg,
     /// PNG via oxipng.
     Png,
+    /// GIF, for animations only (a resized animated GIF for clients without WebP): never
+    /// negotiated, named in a URL or configured.
+    #[serde(skip)]
+    Gif,
 }
 
 impl OutputFormat {
-    /// All output formats.
+    /// The output formats a still can be encoded in (negotiated, configured, named in URLs).
+    #[cfg(feature = "fuzzing")]
     pub(crate) const ALL: [OutputFormat; 4] = [
         OutputFormat::Avif,
         OutputFormat::Webp,
         OutputFormat::Jpeg,
         OutputFormat::Png,
+    ];
+    /// Every format a transform can produce: [`OutputFormat::ALL`] and GIF for animations
+    /// (metric labels).
+    pub(crate) const PRODUCED: [OutputFormat; 5] = [
+        OutputFormat::Avif,
+        OutputFormat::Webp,
+        OutputFormat::Jpeg,
+        OutputFormat::Png,
+        OutputFormat::Gif,
     ];
     /// The media type written in Content-Type.
     pub(crate) fn mime(self) -> &'static str {
@@ -248,6 +303,7 @@ impl OutputFormat {
             OutputFormat::Webp => "image/webp",
             OutputFormat::Jpeg => "image/jpeg",
             OutputFormat::Png => "image/png",
+            OutputFormat::Gif => "image/gif",
         }
     }
     /// Short lowercase name, used in config, headers and metric labels.
@@ -257,6 +313,7 @@ impl OutputFormat {
             OutputFormat::Webp => "webp",
             OutputFormat::Jpeg => "jpeg",
             OutputFormat::Png => "png",
+            OutputFormat::Gif => "gif",
         }
     }
     /// Whether the format carries an alpha channel.
@@ -305,7 +362,8 @@ mod tests {
         let avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf";
         assert_eq!(sniff(avif), Some(SourceFormat::Avif));
         let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
-        assert_eq!(sniff(heic), None);
+        assert_eq!(sniff(heic), Some(SourceFormat::Heic));
+        assert_eq!(sniff(b"\0\0\0\x10ftypmp42\0\0\0\0"), None, "an MP4 video");
         assert_eq!(sniff(b"<!doctype html>"), None);
         assert_eq!(sniff(b"<svg xmlns="), None);
         assert_eq!(sniff(b""), None);
@@ -316,15 +374,17 @@ mod tests {
     #[test]
     fn the_capability_table_matches_the_code_and_the_docs() {
         use SourceFormat as S;
-        for s in [S::Jpeg, S::Png, S::Gif, S::Webp, S::Avif] {
+        for s in S::ALL {
             assert_eq!(capability(s.name()).name, s.name(), "{s} has a row");
         }
-        for f in OutputFormat::ALL {
+        for f in OutputFormat::PRODUCED {
             let c = capability(f.name());
             assert!(c.encode, "{f} is encoded");
             assert_eq!(c.alpha, f.supports_alpha());
         }
-        assert!(!S::Avif.decodable() && S::Gif.decodable());
+        assert_eq!(S::Avif.decodable(), cfg!(feature = "heif"));
+        assert_eq!(S::Heic.decodable(), cfg!(feature = "heif"));
+        assert!(S::Gif.decodable());
         assert!(OutputFormat::Webp.encodes_lossless() && !OutputFormat::Avif.encodes_lossless());
         let docs = include_str!("../../docs/url-api.md");
         assert!(

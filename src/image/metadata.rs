@@ -8,8 +8,8 @@
 //! - WebP: `EXIF` and `XMP ` chunks are dropped and their `VP8X` flags cleared.
 //! - GIF is returned unchanged (its comment and application extensions are not walked yet;
 //!   GIF carries no EXIF).
-//! - AVIF is refused (`Err`): its `Exif`/XMP items are not walked yet, and a file that may hold
-//!   a GPS position is not sent back as if it had been cleaned.
+//! - AVIF and HEIC are refused (`Err`): their `Exif`/XMP items are not walked yet, and a file
+//!   that may hold a GPS position is not sent back as if it had been cleaned.
 //!
 //! Every parser checks lengths against the input and gives up (`Err`) on anything malformed,
 //! so a caller that promised stripped metadata can refuse the file rather than send it as is.
@@ -27,7 +27,9 @@ pub fn strip(bytes: &[u8], format: SourceFormat) -> Result<Vec<u8>, Malformed> {
         SourceFormat::Png => png(bytes),
         SourceFormat::Webp => webp(bytes),
         SourceFormat::Gif => Ok(bytes.to_vec()),
-        SourceFormat::Avif => Err(Malformed("AVIF metadata items are not removed yet")),
+        SourceFormat::Avif | SourceFormat::Heic => {
+            Err(Malformed("AVIF/HEIC metadata items are not removed yet"))
+        }
     }
 }
 

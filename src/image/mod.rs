@@ -8,6 +8,7 @@ pub mod config;
 pub mod decode;
 pub mod fit;
 pub mod format;
+pub(crate) mod heif;
 pub mod metadata;
 pub mod pipeline;
 pub mod plan;

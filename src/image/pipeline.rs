@@ -1,6 +1,7 @@
 //! The transform pipeline as data: probe → decode → choose → encode → never-larger, with the
 //! deadline checked between steps. Runs on a blocking thread (see [`super::pool`]).
 
+use super::animation::{AnimatedOutput, AnimationJob};
 use super::codec::{self, EncodeSettings};
 use super::decode;
 use super::format::{OutputFormat, SourceFormat};
@@ -33,6 +34,8 @@ pub struct Transform {
     pub rotate: Option<u16>,
     /// Keep every pixel: WebP is encoded lossless (the plan offers only such formats).
     pub lossless: bool,
+    /// An animated source becomes a still of its first frame (`anim=false`).
+    pub first_frame: bool,
 }
 
 impl Transform {
@@ -153,20 +156,34 @@ pub enum Outcome {
     Original(Reason),
 }
 
-/// An animated source: an animated WebP for a GIF when the client takes WebP, only a resize
-/// asked for, and `images.animation.enabled`; else the original (`animated`).
-fn animated(job: &Job) -> Result<Outcome, Reason> {
+/// What an animated source becomes when only a resize (or nothing) is asked and
+/// `images.animation.enabled`: an animated WebP when the client takes WebP, a GIF for a GIF
+/// source that is resized; `None`, the original (`animated`).
+fn animated_output(job: &Job) -> Option<AnimatedOutput> {
     let t = &job.transform;
+    let only_resize =
+        t.blur.is_none() && t.sharpen.is_none() && t.crop.is_none() && t.rotate.is_none();
+    if !job.animation.enabled || !only_resize {
+        return None;
+    }
     let webp = match job.plan.for_source(job.format, true) {
         Choice::Encode(OutputFormat::Webp) => true,
         Choice::Encode(OutputFormat::Avif) => job.plan.webp_too,
         _ => false,
     };
-    let only_resize =
-        t.blur.is_none() && t.sharpen.is_none() && t.crop.is_none() && t.rotate.is_none();
-    if !(job.animation.enabled && job.format == SourceFormat::Gif && webp && only_resize) {
-        return Err(Reason::Animated);
+    // Without a resize a GIF re-encoded frame by frame is larger than its source (whole-canvas
+    // frames against the source's changed rectangles): only a resize is worth it.
+    match (webp, job.format) {
+        (true, _) => Some(AnimatedOutput::Webp),
+        (false, SourceFormat::Gif) if t.resize.is_some() => Some(AnimatedOutput::Gif),
+        _ => None,
     }
+}
+
+/// An animated source transformed as an animation ([`animated_output`]), else the original.
+fn animated(job: &Job) -> Result<Outcome, Reason> {
+    let t = &job.transform;
+    let output = animated_output(job).ok_or(Reason::Animated)?;
     let t0 = Instant::now();
     let canvas = probe::dimensions(&job.source, job.format, job.limits)?;
     let mut settings = match t.quality {
@@ -174,19 +191,23 @@ fn animated(job: &Job) -> Result<Outcome, Reason> {
         None => job.settings,
     };
     settings.lossless = t.lossless;
-    let a = super::animation::gif_to_webp(
+    let a = super::animation::transform(
         &job.source,
+        job.format,
         (canvas.width, canvas.height),
-        t.resize.as_ref(),
-        &settings,
-        job.animation,
-        job.deadline,
+        AnimationJob {
+            resize: t.resize.as_ref(),
+            settings: &settings,
+            cfg: job.animation,
+            output,
+            deadline: job.deadline,
+        },
     )?;
     if a.bytes.len() >= job.source.len() && !t.changes_pixels() {
         return Err(Reason::NotSmaller);
     }
     Ok(Outcome::Transformed {
-        format: OutputFormat::Webp,
+        format: output.format(),
         bytes: a.bytes.into(),
         width: a.width,
         height: a.height,
@@ -256,7 +277,13 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     };
     let t0 = Instant::now();
     let t = &job.transform;
+    // `anim=false` makes an animation a still of its first frame: not the original's pixels.
+    let mut still_of_animation = false;
     let probe = match probe::probe(&job.source, job.format, job.limits) {
+        Err(Reason::Animated) if t.first_frame => {
+            still_of_animation = true;
+            probe::dimensions(&job.source, job.format, job.limits)?
+        }
         Err(Reason::Animated) => return animated(job),
         p => p?,
     };
@@ -338,8 +365,13 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     }
     let encode_time = t1.elapsed();
     check()?;
-    // Never larger, when the original is a valid answer: same pixels, only another encoding.
-    if out.len() >= job.source.len() && !t.changes_pixels() {
+    // Never larger, when the original is a valid answer: same pixels, only another encoding,
+    // in a format the client takes.
+    if out.len() >= job.source.len()
+        && !t.changes_pixels()
+        && !still_of_animation
+        && job.format.original_serves(target)
+    {
         return Err(Reason::NotSmaller);
     }
     Ok(Outcome::Transformed {

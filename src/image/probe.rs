@@ -54,10 +54,12 @@ pub(crate) fn dimensions(
     if !format.decodable() {
         return Err(Reason::UnsupportedSource);
     }
-    let (width, height) =
-        image::ImageReader::with_format(Cursor::new(data), to_image_format(format))
+    let (width, height) = match to_image_format(format) {
+        Some(f) => image::ImageReader::with_format(Cursor::new(data), f)
             .into_dimensions()
-            .map_err(|_| Reason::Undecodable)?;
+            .map_err(|_| Reason::Undecodable)?,
+        None => super::heif::dimensions(data)?,
+    };
     if width == 0 || height == 0 {
         return Err(Reason::Undecodable);
     }
@@ -74,14 +76,15 @@ pub(crate) fn dimensions(
     })
 }
 
-/// The image crate's name for a source format.
-pub(crate) fn to_image_format(f: SourceFormat) -> image::ImageFormat {
+/// The image crate's name for a source format it reads; `None` for the HEIF family (AVIF,
+/// HEIC), which libheif reads ([`super::heif`]).
+pub(crate) fn to_image_format(f: SourceFormat) -> Option<image::ImageFormat> {
     match f {
-        SourceFormat::Jpeg => image::ImageFormat::Jpeg,
-        SourceFormat::Png => image::ImageFormat::Png,
-        SourceFormat::Gif => image::ImageFormat::Gif,
-        SourceFormat::Webp => image::ImageFormat::WebP,
-        SourceFormat::Avif => image::ImageFormat::Avif,
+        SourceFormat::Jpeg => Some(image::ImageFormat::Jpeg),
+        SourceFormat::Png => Some(image::ImageFormat::Png),
+        SourceFormat::Gif => Some(image::ImageFormat::Gif),
+        SourceFormat::Webp => Some(image::ImageFormat::WebP),
+        SourceFormat::Avif | SourceFormat::Heic => None,
     }
 }
 
@@ -173,6 +176,55 @@ fn png_animated(d: &[u8]) -> bool {
         i = i.saturating_add(12).saturating_add(len);
     }
     false
+}
+
+/// The frames an animation declares, counted up to `stop` without decoding a pixel: GIF
+/// image descriptors, WebP `ANMF` chunks, APNG's `acTL` frame count (0 for anything else).
+pub(crate) fn animation_frames(d: &[u8], format: SourceFormat, stop: usize) -> usize {
+    match format {
+        SourceFormat::Gif => gif_frames(d, stop),
+        SourceFormat::Webp => webp_frames(d, stop),
+        SourceFormat::Png => apng_frames(d).min(stop),
+        _ => 0,
+    }
+}
+
+/// Counts `ANMF` chunks up to `stop` by walking the RIFF chunks after the header.
+fn webp_frames(d: &[u8], stop: usize) -> usize {
+    let mut i = 12;
+    let mut frames = 0;
+    while let Some(h) = d.get(i..i + 8) {
+        if &h[..4] == b"ANMF" {
+            frames += 1;
+            if frames >= stop {
+                break;
+            }
+        }
+        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        i = i
+            .saturating_add(8)
+            .saturating_add(len)
+            .saturating_add(len & 1);
+    }
+    frames
+}
+
+/// The `num_frames` of an APNG's `acTL` chunk (0 without one).
+fn apng_frames(d: &[u8]) -> usize {
+    let mut i = 8;
+    while let Some(h) = d.get(i..i + 8) {
+        let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        match &h[4..8] {
+            b"acTL" => {
+                return d
+                    .get(i + 8..i + 12)
+                    .map_or(0, |n| u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize)
+            }
+            b"IDAT" => return 0,
+            _ => i = i.saturating_add(12).saturating_add(len),
+        }
+    }
+    0
 }
 
 /// Extended WebP (`VP8X`) sets bit 1 of its flags byte for animation.

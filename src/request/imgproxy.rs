@@ -163,6 +163,7 @@ fn apply(
         "strip_metadata" | "sm" | "strip_color_profile" | "scp" => {
             truthy(name, arg(0))?;
         }
+        "disable_animation" | "da" => o.first_frame = truthy(name, arg(0))?,
         "cachebuster" | "cb" => {}
         "expires" | "exp" => {
             *expires = Some(

@@ -1,6 +1,6 @@
 //! Transform options from the query string of a proxied image URL, with the names people know
 //! from imgix, Cloudflare and sharp: `w`, `h`, `fit`, `g` (gravity), `q`, `fm`, `dpr`, `blur`,
-//! `sharpen`, `enlarge`, `bg`, `lossless` (and the long forms `width`, `height`, `gravity`, `quality`,
+//! `sharpen`, `enlarge`, `bg`, `lossless`, `anim` (and the long forms `width`, `height`, `gravity`, `quality`,
 //! `format`). Recognised parameters are removed from the origin request and become part of the
 //! variant key through [`Options::canonical`]; unknown parameters are the origin's and stay.
 //! A bad value is an error that names the parameter (answered 400).
@@ -60,6 +60,8 @@ pub struct Options {
     pub background: Option<[u8; 4]>,
     /// Keep every pixel: only formats encoded without loss (WebP, PNG) are negotiated.
     pub lossless: bool,
+    /// `anim=false`: an animated source becomes a still of its first frame.
+    pub first_frame: bool,
 }
 
 /// A bad parameter: its name and what is wrong.
@@ -162,6 +164,7 @@ pub fn is_option(name: &str) -> bool {
             | "enlarge"
             | "bg"
             | "lossless"
+            | "anim"
     )
 }
 
@@ -213,6 +216,7 @@ impl Options {
             "sharpen" => self.sharpen = Some(float(name, v, 0.3, 10.0)?),
             "enlarge" => self.enlarge = flag(name, v)?,
             "lossless" => self.lossless = flag(name, v)?,
+            "anim" => self.first_frame = !flag(name, v)?,
             "bg" => self.background = Some(color(name, v)?),
             _ => return Err(err(name, "is not a pixgate parameter")),
         }
@@ -277,6 +281,9 @@ impl Options {
         if self.lossless {
             p.push("lossless=1".into());
         }
+        if self.first_frame {
+            p.push("anim=0".into());
+        }
         p.join("&")
     }
 }
@@ -332,6 +339,7 @@ impl Options {
             quality: self.quality,
             flatten_onto: self.background.map(|[r, g, b, _]| [r, g, b]),
             lossless: self.lossless,
+            first_frame: self.first_frame,
             ..Transform::default()
         }
     }

@@ -37,16 +37,17 @@ impl Telemetry {
 /// The closed-set label for a source format name (`unknown` otherwise).
 pub(crate) fn source_label(name: &str) -> &'static str {
     use crate::image::format::SourceFormat as S;
-    [S::Jpeg, S::Png, S::Gif, S::Webp, S::Avif]
+    S::ALL
         .into_iter()
         .map(S::name)
         .find(|n| *n == name)
         .unwrap_or("unknown")
 }
 
-/// The closed-set label for an entry's note (`avif`, `webp`, `jpeg`, `png`, else `original`).
+/// The closed-set label for an entry's note (`avif`, `webp`, `jpeg`, `png`, `gif`, else
+/// `original`).
 pub(crate) fn output_label(note: &str) -> &'static str {
-    crate::image::format::OutputFormat::ALL
+    crate::image::format::OutputFormat::PRODUCED
         .into_iter()
         .map(crate::image::format::OutputFormat::name)
         .find(|n| *n == note)

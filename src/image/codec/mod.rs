@@ -34,7 +34,7 @@ impl EncodeSettings {
             OutputFormat::Avif => self.avif.quality = q,
             OutputFormat::Webp => self.webp.quality = q,
             OutputFormat::Jpeg => self.jpeg.quality = q,
-            OutputFormat::Png => {} // lossless: no quality
+            OutputFormat::Png | OutputFormat::Gif => {} // no quality setting
         }
         self
     }
@@ -63,6 +63,7 @@ pub fn encode(
         OutputFormat::Png => png::encode(img, s.png),
         OutputFormat::Webp => webp::encode(img, s.webp, s.lossless),
         OutputFormat::Avif => avif::encode(img, s.avif),
+        OutputFormat::Gif => Err("GIF is encoded for animations only".to_string()),
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(r) => r,

@@ -53,6 +53,10 @@ fn plain_and_encoded_sources() {
     assert_eq!(u.options.background, Some([255, 0, 0, 255]));
     assert_eq!(u.options.fit, Fit::Contain);
     assert_eq!(u.expires, Some(99));
+    assert!(!u.options.first_frame);
+    let u = parse("/s/da:1/w:10/plain/http://x/a.gif").unwrap();
+    assert!(u.options.first_frame, "disable_animation");
+    assert_eq!(u.options.canonical(), "w=10&anim=0");
 }
 
 #[test]

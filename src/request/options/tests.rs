@@ -107,6 +107,7 @@ fn arb_options() -> impl proptest::strategy::Strategy<Value = Options> {
                 enlarge,
                 background: bg,
                 lossless: enlarge && q.is_some_and(|q| q % 2 == 0),
+                first_frame: q.is_some_and(|q| q % 3 == 0),
             },
         )
 }

@@ -152,12 +152,12 @@ pub(crate) fn init() {
             }
         }
     }
-    for out in crate::image::format::OutputFormat::ALL {
+    for out in crate::image::format::OutputFormat::PRODUCED {
         SAVINGS.with_label_values(&[out.name()]);
         TRANSFORM_SECONDS.with_label_values(&[out.name()]);
         BYTES_IN.with_label_values(&[out.name()]);
         BYTES_OUT.with_label_values(&[out.name()]);
-        for src in ["jpeg", "png", "gif", "webp"] {
+        for src in crate::image::format::SourceFormat::ALL.map(|s| s.name()) {
             TRANSFORMS.with_label_values(&[src, out.name(), "ok"]);
         }
     }
