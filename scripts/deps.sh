@@ -6,6 +6,8 @@
 #   libavif-bin   - avifdec, the independent AVIF decoder the tests check outputs with, and
 #                   avifenc, which makes AVIF sources for tests/heif.rs
 #   libheif-examples - heif-enc, which makes HEIC sources for tests/heif.rs
+#   libjxl-dev    - the `jxl` feature (JPEG XL output through libjxl 0.7), which the test
+#                   command builds and tests
 #   webp          - webpinfo and img2webp: libwebp's tools, which read animated outputs and
 #                   make animated WebP fixtures in tests/animation.rs
 #   prometheus    - promtool, which checks deploy/'s alert rules and dashboard queries
@@ -20,14 +22,16 @@ missing=()
 for bin in "${want[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
 done
-# A library, not a program: asked of pkg-config (when that is missing, libheif is too).
+# Libraries, not programs: asked of pkg-config (when that is missing, they are too).
 pkg-config --exists libheif 2>/dev/null || missing+=(libheif)
+[ "${1:-build}" = test ] && { pkg-config --exists libjxl 2>/dev/null || missing+=(libjxl); }
 [ ${#missing[@]} -eq 0 ] && exit 0
 pkgs=()
 for bin in "${missing[@]}"; do
   case "$bin" in
     avifdec | avifenc) pkgs+=(libavif-bin) ;;
     libheif) pkgs+=(libheif-dev) ;;
+    libjxl) pkgs+=(libjxl-dev) ;;
     heif-enc) pkgs+=(libheif-examples) ;;
     webpinfo | img2webp) pkgs+=(webp) ;;
     promtool) pkgs+=(prometheus) ;;

@@ -11,6 +11,7 @@ python3 scripts/module-deps.py
 # --features fuzzing: the fuzz targets' entry points (src/fuzz_entry.rs) and
 # tests/fuzz_regressions.rs, which replays their corpus and findings, are built and run too.
 # --release: shares build-script outputs (the C codecs) with the test build below.
-cargo clippy --release --locked --all-targets --features fuzzing -- -D warnings
+# --features jxl: JPEG XL output (off by default) is built and tested too.
+cargo clippy --release --locked --all-targets --features fuzzing,jxl -- -D warnings
 # Release profile: the codecs run as in production and CI builds the dependencies once.
-cargo test --release --locked --all-targets --features fuzzing
+cargo test --release --locked --all-targets --features fuzzing,jxl

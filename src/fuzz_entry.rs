@@ -192,7 +192,7 @@ pub fn imgproxy_path(data: &[u8]) -> Result<ApiUrl, OptionError> {
 
 /// The output formats the `accept` target tries, as enabled-format subsets.
 fn format_subsets() -> impl Iterator<Item = Vec<OutputFormat>> {
-    (1u8..16).map(|mask| {
+    (1u8..32).map(|mask| {
         OutputFormat::ALL
             .iter()
             .enumerate()

@@ -288,11 +288,9 @@ async fn edge_images_transform_correctly() {
 
 #[tokio::test]
 async fn broken_and_hostile_images_fail_open_with_reason_counted() {
-    let tiny_avif = pixgate::image::codec::avif::encode(
-        &image::DynamicImage::new_rgb8(16, 16),
-        pixgate::config::AvifConfig::default(),
-    )
-    .unwrap();
+    // A HEIF container that libheif cannot read.
+    let mut junk_heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+    junk_heic.extend_from_slice(&[0xFF; 64]);
     let mut routes: Vec<(&str, Route)> = [
         "animated.gif",
         "truncated.jpg",
@@ -308,7 +306,7 @@ async fn broken_and_hostile_images_fail_open_with_reason_counted() {
         )
     })
     .collect();
-    routes.push(("/f/tiny.avif", Route::ok("image/avif", tiny_avif.clone())));
+    routes.push(("/f/junk.heic", Route::ok("image/heic", junk_heic.clone())));
     // Already as small as oxipng's top level makes it: no PNG re-encoding can be smaller.
     let tiny_png = pixgate::image::codec::png::encode(
         &image::DynamicImage::new_rgb8(1, 1),
@@ -330,7 +328,7 @@ async fn broken_and_hostile_images_fail_open_with_reason_counted() {
         ("empty.jpg", "empty", Vec::new()),
         ("bomb.png", "too_many_pixels", fixture("bomb.png")),
         ("bomb.jpg", "too_many_pixels", fixture("bomb.jpg")),
-        ("tiny.avif", "unsupported_source", tiny_avif),
+        ("junk.heic", "undecodable", junk_heic),
         ("tiny.png", "not_smaller", tiny_png),
     ];
     for (name, reason, original) in &cases {

@@ -24,6 +24,21 @@ impl Config {
         range("images.webp.method", i.webp.method.into(), 0, 6);
         range("images.jpeg.quality", i.jpeg.quality.into(), 1, 100);
         range("images.png.level", i.png.level.into(), 0, 6);
+        range("images.jxl.quality", i.jxl.quality.into(), 1, 100);
+        range("images.jxl.effort", i.jxl.effort.into(), 1, 9);
+        range(
+            "images.auto_quality.max_encodes",
+            i.auto_quality.max_encodes.into(),
+            1,
+            10,
+        );
+        let target = i.auto_quality.target;
+        range(
+            "images.auto_quality.target",
+            if target.is_finite() { target as u64 } else { 0 },
+            1,
+            99,
+        );
         let l = &self.limits;
         range(
             "limits.max_concurrent_transforms",
@@ -117,6 +132,12 @@ impl Config {
                 ));
             }
             seen.push(*f);
+        }
+        if i.formats.contains(&crate::image::format::OutputFormat::Jxl) && !cfg!(feature = "jxl") {
+            p.push((
+                "images.formats".into(),
+                "`jxl` needs a pixgate built with the `jxl` cargo feature".into(),
+            ));
         }
         p.extend(self.origin.validate());
         if let Err(e) = crate::fetch::origin::OriginTarget::parse(&self.origin.url) {

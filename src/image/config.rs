@@ -34,6 +34,8 @@ pub struct ImagesConfig {
     pub jpeg: JpegConfig,
     /// PNG (oxipng) settings.
     pub png: PngConfig,
+    /// JPEG XL (libjxl) settings; `jxl` in `formats` needs a build with the `jxl` feature.
+    pub jxl: JxlConfig,
     /// Add an `X-Pixgate` response header naming the outcome (format or fallback reason).
     /// Default `true`.
     pub debug_header: bool,
@@ -41,8 +43,10 @@ pub struct ImagesConfig {
     /// untouched with a sandboxing `Content-Security-Policy` and `nosniff`; `reject` answers
     /// `403` instead, on both paths. Default `sandbox`.
     pub svg: SvgPolicy,
-    /// Animated GIFs: transformed into animated WebP within these bounds.
+    /// Animations: transformed within these bounds.
     pub animation: crate::image::animation::AnimationConfig,
+    /// Quality by perceptual target (`q=auto`, and always for the formats listed here).
+    pub auto_quality: crate::image::auto_quality::AutoQualityConfig,
 }
 
 /// What happens to SVG responses.
@@ -70,7 +74,9 @@ impl Default for ImagesConfig {
             webp: WebpConfig::default(),
             jpeg: JpegConfig::default(),
             png: PngConfig::default(),
+            jxl: JxlConfig::default(),
             animation: crate::image::animation::AnimationConfig::default(),
+            auto_quality: crate::image::auto_quality::AutoQualityConfig::default(),
             debug_header: true,
             svg: SvgPolicy::Sandbox,
         }
@@ -149,6 +155,24 @@ impl Default for JpegConfig {
             progressive: true,
             optimize_scans: false,
             trellis: false,
+        }
+    }
+}
+
+/// JPEG XL encoder settings.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JxlConfig {
+    /// Quality 1–100, mapped to a Butteraugli distance as `cjxl` does. Default `70`.
+    pub quality: u8,
+    /// libjxl effort 1 (fastest) – 9 (smallest). Default `5` (docs/benchmarks.md).
+    pub effort: u8,
+}
+impl Default for JxlConfig {
+    fn default() -> Self {
+        JxlConfig {
+            quality: 70,
+            effort: 5,
         }
     }
 }

@@ -100,6 +100,46 @@ fn upright_srgb(
     }
 }
 
+/// Decodes one of pixgate's own outputs (to score it, [`super::auto_quality`]): JPEG with
+/// mozjpeg, WebP with libwebp, AVIF with libheif, PNG with the image crate.
+pub(crate) fn decode_output(
+    data: &[u8],
+    format: super::format::OutputFormat,
+) -> Option<DynamicImage> {
+    use super::format::OutputFormat as F;
+    match format {
+        F::Jpeg => jpeg_at_scale(data, 8),
+        F::Webp => webp_whole(data),
+        F::Avif => super::heif::decode(data).ok().map(|h| h.image),
+        F::Png | F::Gif => image::load_from_memory(data).ok(),
+        F::Jxl => jxl(data),
+    }
+}
+
+/// Decodes a JPEG XL (pixgate's own output, to score it) with jxl-oxide.
+#[cfg(feature = "jxl")]
+fn jxl(data: &[u8]) -> Option<DynamicImage> {
+    let img = jxl_oxide::JxlImage::builder().read(data).ok()?;
+    let render = img.render_frame(0).ok()?;
+    let fb = render.image_all_channels();
+    let (w, h, c) = (fb.width(), fb.height(), fb.channels());
+    let px: Vec<u8> = fb
+        .buf()
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    match c {
+        3 => image::RgbImage::from_raw(w as u32, h as u32, px).map(DynamicImage::ImageRgb8),
+        4 => image::RgbaImage::from_raw(w as u32, h as u32, px).map(DynamicImage::ImageRgba8),
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "jxl"))]
+fn jxl(_: &[u8]) -> Option<DynamicImage> {
+    None
+}
+
 /// Decodes a still WebP whole with libwebp. `None` (decode with the image crate instead) for
 /// an animation or any libwebp error.
 fn webp_whole(data: &[u8]) -> Option<DynamicImage> {

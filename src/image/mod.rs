@@ -3,6 +3,7 @@
 //! the bounded pool that runs it off the network threads.
 
 pub mod animation;
+pub mod auto_quality;
 pub mod codec;
 pub mod config;
 pub mod decode;

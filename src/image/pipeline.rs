@@ -36,6 +36,8 @@ pub struct Transform {
     pub lossless: bool,
     /// An animated source becomes a still of its first frame (`anim=false`).
     pub first_frame: bool,
+    /// Choose the quality by perceptual target (`q=auto`, [`super::auto_quality`]).
+    pub auto_quality: bool,
 }
 
 impl Transform {
@@ -76,8 +78,10 @@ pub struct Job {
     pub transform: Transform,
     /// Give up (and send the original) after this instant.
     pub deadline: Instant,
-    /// Whether and how far animated GIFs are transformed.
+    /// Whether and how far animations are transformed.
     pub animation: super::animation::AnimationConfig,
+    /// The perceptual target and bounds of `q=auto`.
+    pub auto_quality: std::sync::Arc<super::auto_quality::AutoQualityConfig>,
 }
 
 impl Job {
@@ -100,6 +104,7 @@ impl Job {
             transform: Transform::default(),
             deadline: Instant::now() + Duration::from_secs(3600),
             animation: images.animation,
+            auto_quality: std::sync::Arc::new(images.auto_quality.clone()),
         }
     }
 
@@ -346,7 +351,26 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
             Reason::EncodeFailed
         })
     };
-    let mut out = encode(target, &settings)?;
+    // q=auto (or a format configured to it), unless the URL named a quality.
+    let auto = t.quality.is_none()
+        && !settings.lossless
+        && (t.auto_quality || job.auto_quality.formats.contains(&target));
+    let chosen = auto
+        .then(|| super::auto_quality::encode(&image, target, &settings, &job.auto_quality))
+        .flatten();
+    let mut out = match chosen {
+        Some(c) => {
+            tracing::debug!(
+                format = target.name(),
+                quality = c.quality,
+                score = c.score,
+                encodes = c.encodes,
+                "auto quality"
+            );
+            c.bytes
+        }
+        None => encode(target, &settings)?,
+    };
     // Graphics: lossless WebP is often smaller than lossy WebP, and than AVIF when the client
     // takes both, and exact (docs/benchmarks.md).
     let webp_allowed =

@@ -10,7 +10,7 @@ use pingora::http::RequestHeader;
 /// Path extensions that hint at an image.
 const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "jpe", "jfif", "pjpeg", "pjp", "png", "apng", "gif", "webp", "avif", "heic",
-    "heif",
+    "heif", "jxl",
 ];
 
 /// True when the request should take the image path.

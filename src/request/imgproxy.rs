@@ -40,7 +40,7 @@ fn format_of(ext: &str) -> Result<FormatReq, OptionError> {
     o.set("fm", ext).map_err(|_| {
         err(
             "format",
-            format!("`{ext}` is not one of avif, webp, jpeg, jpg, png"),
+            format!("`{ext}` is not one of avif, webp, jpeg, jpg, png, jxl"),
         )
     })?;
     Ok(o.format)

@@ -62,6 +62,8 @@ pub struct Options {
     pub lossless: bool,
     /// `anim=false`: an animated source becomes a still of its first frame.
     pub first_frame: bool,
+    /// `q=auto`: the quality is chosen per image for a perceptual target.
+    pub auto_quality: bool,
 }
 
 /// A bad parameter: its name and what is wrong.
@@ -194,7 +196,19 @@ impl Options {
                     err(name, format!("`{v}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe, sm, or fp:X:Y with X and Y from 0 to 1"))
                 })?
             }
-            "q" | "quality" => self.quality = Some(int(name, v, 1, 100)? as u8),
+            "q" | "quality" if v == "auto" => {
+                self.quality = None;
+                self.auto_quality = true;
+            }
+            "q" | "quality" => {
+                self.quality = Some(int(name, v, 1, 100).map_err(|_| {
+                    err(
+                        name,
+                        format!("`{v}` must be auto or a whole number from 1 to 100"),
+                    )
+                })? as u8);
+                self.auto_quality = false;
+            }
             "fm" | "format" => {
                 use crate::image::format::OutputFormat as F;
                 self.format = match v {
@@ -203,10 +217,11 @@ impl Options {
                     "webp" => FormatReq::Force(F::Webp),
                     "jpeg" | "jpg" | "pjpg" => FormatReq::Force(F::Jpeg),
                     "png" => FormatReq::Force(F::Png),
+                    "jxl" => FormatReq::Force(F::Jxl),
                     _ => {
                         return Err(err(
                             name,
-                            format!("`{v}` is not one of auto, avif, webp, jpeg, png"),
+                            format!("`{v}` is not one of auto, avif, webp, jpeg, png, jxl"),
                         ))
                     }
                 }
@@ -259,6 +274,9 @@ impl Options {
         }
         if let Some(q) = self.quality {
             p.push(format!("q={q}"));
+        }
+        if self.auto_quality {
+            p.push("q=auto".into());
         }
         if let FormatReq::Force(f) = self.format {
             p.push(format!("fm={}", f.name()));
@@ -340,6 +358,7 @@ impl Options {
             flatten_onto: self.background.map(|[r, g, b, _]| [r, g, b]),
             lossless: self.lossless,
             first_frame: self.first_frame,
+            auto_quality: self.auto_quality,
             ..Transform::default()
         }
     }

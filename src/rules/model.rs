@@ -99,7 +99,7 @@ impl Quality {
             OutputFormat::Avif => self.avif,
             OutputFormat::Webp => self.webp,
             OutputFormat::Jpeg => self.jpeg,
-            OutputFormat::Png | OutputFormat::Gif => None,
+            OutputFormat::Png | OutputFormat::Gif | OutputFormat::Jxl => None,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod avif;
 pub mod jpeg;
+#[cfg(feature = "jxl")]
+pub mod jxl;
 pub mod png;
 pub mod webp;
 
@@ -21,11 +23,24 @@ pub struct EncodeSettings {
     pub jpeg: crate::image::config::JpegConfig,
     /// oxipng level.
     pub png: crate::image::config::PngConfig,
+    /// JPEG XL distance (from a quality) and effort.
+    pub jxl: crate::image::config::JxlConfig,
     /// Keep every pixel (a URL's `lossless=1`): WebP is encoded lossless; PNG always is.
     pub lossless: bool,
 }
 
 impl EncodeSettings {
+    /// The quality `format` is encoded at (100 for the lossless formats).
+    pub fn quality(&self, format: OutputFormat) -> u8 {
+        match format {
+            OutputFormat::Avif => self.avif.quality,
+            OutputFormat::Webp => self.webp.quality,
+            OutputFormat::Jpeg => self.jpeg.quality,
+            OutputFormat::Jxl => self.jxl.quality,
+            OutputFormat::Png | OutputFormat::Gif => 100,
+        }
+    }
+
     /// The same settings with `format`'s quality set to `q` (1–100).
     #[must_use]
     pub fn with_quality(mut self, format: OutputFormat, q: u8) -> EncodeSettings {
@@ -34,6 +49,7 @@ impl EncodeSettings {
             OutputFormat::Avif => self.avif.quality = q,
             OutputFormat::Webp => self.webp.quality = q,
             OutputFormat::Jpeg => self.jpeg.quality = q,
+            OutputFormat::Jxl => self.jxl.quality = q,
             OutputFormat::Png | OutputFormat::Gif => {} // no quality setting
         }
         self
@@ -47,6 +63,7 @@ impl From<&ImagesConfig> for EncodeSettings {
             webp: c.webp,
             jpeg: c.jpeg,
             png: c.png,
+            jxl: c.jxl,
             lossless: false,
         }
     }
@@ -64,6 +81,10 @@ pub fn encode(
         OutputFormat::Webp => webp::encode(img, s.webp, s.lossless),
         OutputFormat::Avif => avif::encode(img, s.avif),
         OutputFormat::Gif => Err("GIF is encoded for animations only".to_string()),
+        #[cfg(feature = "jxl")]
+        OutputFormat::Jxl => jxl::encode(img, s.jxl, s.lossless),
+        #[cfg(not(feature = "jxl"))]
+        OutputFormat::Jxl => Err("this build has no JPEG XL encoder (feature jxl)".to_string()),
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(r) => r,

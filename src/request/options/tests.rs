@@ -108,6 +108,7 @@ fn arb_options() -> impl proptest::strategy::Strategy<Value = Options> {
                 background: bg,
                 lossless: enlarge && q.is_some_and(|q| q % 2 == 0),
                 first_frame: q.is_some_and(|q| q % 3 == 0),
+                auto_quality: q.is_none() && enlarge,
             },
         )
 }
