@@ -96,3 +96,64 @@ async fn q_auto_reaches_its_target_with_fewer_bytes() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap_or_default().contains("`q`"));
 }
+
+/// A rule's `auto_quality: { target }` makes every lossy output under it `q=auto` at that
+/// target (a URL's number still wins); a target out of range is refused naming the file,
+/// line and key.
+#[tokio::test]
+async fn a_rule_sets_its_own_target() {
+    let coffee = pixgate::demo::SAMPLES
+        .iter()
+        .find(|s| s.name == "coffee.jpg")
+        .expect("coffee");
+    let origin = TestOrigin::start(vec![
+        ("/hq/c.jpg", Route::ok("image/jpeg", coffee.bytes.to_vec())),
+        ("/c.jpg", Route::ok("image/jpeg", coffee.bytes.to_vec())),
+    ]);
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join("q.yaml"),
+        "rules:\n  - name: hq\n    paths: [\"/hq/**\"]\n    auto_quality: { target: 85 }\n",
+    )
+    .expect("rules");
+    let rules = dir.path().to_path_buf();
+    let px = Pixgate::start_with(&origin, |c| {
+        c.rules.dir = Some(rules);
+        c.images.auto_quality.budget = pixgate::config::Dur::secs(10);
+    });
+    let webp = "image/webp,*/*";
+    let (_, exact) = body(&px, "/c.jpg?w=480&lossless=1", webp).await;
+    let reference = decode(&exact);
+    let (_, plain) = body(&px, "/c.jpg?w=480", webp).await;
+    let (_, hq) = body(&px, "/hq/c.jpg?w=480", webp).await;
+    let (_, fixed) = body(&px, "/hq/c.jpg?w=480&q=78", webp).await;
+    let s_hq = ssimulacra2(&reference, &decode(&hq));
+    eprintln!(
+        "plain {} B, hq {} B score {s_hq:.1}, hq&q=78 {} B",
+        plain.len(),
+        hq.len(),
+        fixed.len()
+    );
+    assert!(s_hq >= 84.0, "{s_hq:.1}");
+    assert!(hq.len() > plain.len(), "a higher target costs bytes");
+    assert_eq!(fixed, plain, "q=78 in the URL wins over the rule");
+
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "rules:\n  - name: bad\n    auto_quality: { target: 140 }\n",
+    )
+    .expect("bad rules");
+    let cfg = dir.path().join("pixgate.yaml");
+    std::fs::write(&cfg, format!("rules:\n  dir: {}\n", dir.path().display())).expect("cfg");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pixgate"))
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .expect("check-config");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.yaml:3") && err.contains("auto_quality.target"),
+        "{err}"
+    );
+}

@@ -38,6 +38,8 @@ pub struct Transform {
     pub first_frame: bool,
     /// Choose the quality by perceptual target (`q=auto`, [`super::auto_quality`]).
     pub auto_quality: bool,
+    /// The target for it when a rule sets one (else `images.auto_quality.target`).
+    pub auto_target: Option<f32>,
 }
 
 impl Transform {
@@ -356,7 +358,16 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         && !settings.lossless
         && (t.auto_quality || job.auto_quality.formats.contains(&target));
     let chosen = auto
-        .then(|| super::auto_quality::encode(&image, target, &settings, &job.auto_quality))
+        .then(|| {
+            let cfg = match t.auto_target {
+                Some(goal) => std::borrow::Cow::Owned(super::auto_quality::AutoQualityConfig {
+                    target: f64::from(goal),
+                    ..(*job.auto_quality).clone()
+                }),
+                None => std::borrow::Cow::Borrowed(&*job.auto_quality),
+            };
+            super::auto_quality::encode(&image, target, &settings, &cfg)
+        })
         .flatten();
     let mut out = match chosen {
         Some(c) => {

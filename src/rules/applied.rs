@@ -103,11 +103,16 @@ impl Applied {
         self.rule().and_then(Rule::ttl)
     }
 
-    /// The transform with the rule's size cap applied.
-    pub fn clamp(&self, t: Transform) -> Transform {
+    /// The transform under the rule: its size cap applied, and `q=auto` at its target when it
+    /// sets `auto_quality`.
+    pub fn clamp(&self, mut t: Transform) -> Transform {
         let Some(rule) = self.rule() else {
             return t;
         };
+        if let Some(target) = rule.auto_target() {
+            t.auto_quality = true;
+            t.auto_target = Some(target);
+        }
         clamp(t, rule.max_width(), rule.max_height())
     }
 

@@ -35,6 +35,7 @@ pub(crate) struct RuleSpec {
     pub source_formats: Option<Vec<SourceFormat>>,
     pub formats: Option<Vec<OutputFormat>>,
     pub quality: Option<QualitySpec>,
+    pub auto_quality: Option<AutoQualitySpec>,
     pub max_width: Option<u32>,
     pub max_height: Option<u32>,
     pub strip_metadata: Option<bool>,
@@ -54,6 +55,13 @@ pub(crate) struct QualitySpec {
     pub avif: Option<u32>,
     pub webp: Option<u32>,
     pub jpeg: Option<u32>,
+}
+
+/// `auto_quality:` as written: the rule's SSIMULACRA2 target (range-checked later).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AutoQualitySpec {
+    pub target: f64,
 }
 
 /// A `name: "options"` mapping that keeps file order and duplicates (a plain
@@ -114,6 +122,7 @@ pub struct Rule {
     pub(crate) source_formats: Option<Vec<SourceFormat>>,
     pub(crate) formats: Option<Vec<OutputFormat>>,
     pub(crate) quality: Quality,
+    pub(crate) auto_target: Option<f32>,
     pub(crate) max_width: Option<u32>,
     pub(crate) max_height: Option<u32>,
     pub(crate) strip_metadata: bool,
@@ -158,6 +167,11 @@ impl Rule {
     /// Per-format quality settings.
     pub fn quality(&self) -> Quality {
         self.quality
+    }
+    /// The SSIMULACRA2 target the rule chooses qualities for (`auto_quality.target`): every
+    /// lossy output under it is `q=auto` unless the URL names a quality.
+    pub fn auto_target(&self) -> Option<f32> {
+        self.auto_target
     }
     /// Maximum output width in pixels.
     pub fn max_width(&self) -> Option<u32> {

@@ -150,6 +150,17 @@ pub(crate) fn check_rule(spec: &RuleSpec) -> RuleCheck {
             Err(e) => note(root.key("quality").key(name), Err(e)),
         }
     }
+    let auto_target = match spec.auto_quality.as_ref().map(|a| a.target) {
+        Some(t) if t.is_finite() && (1.0..=99.0).contains(&t) => Some(t as f32),
+        Some(t) => {
+            note(
+                root.key("auto_quality").key("target"),
+                Err(format!("must be between 1 and 99, got {t}")),
+            );
+            None
+        }
+        None => None,
+    };
     let max_width = check_dimension(spec.max_width)
         .map_err(|e| note(root.key("max_width"), Err(e)))
         .ok()
@@ -175,6 +186,7 @@ pub(crate) fn check_rule(spec: &RuleSpec) -> RuleCheck {
         source_formats: spec.source_formats.clone().filter(|f| !f.is_empty()),
         formats: spec.formats.clone(),
         quality,
+        auto_target,
         max_width,
         max_height,
         strip_metadata: spec.strip_metadata.unwrap_or(true),
