@@ -387,10 +387,24 @@ pub fn image_entry(data: &[u8]) -> Option<Outcome> {
     .with_transform(transform);
     let outcome = pipeline::run(&job);
     match (&outcome, &probed) {
+        // An animation goes on to the animation path, which has reasons of its own.
+        (Outcome::Original(_), Err(crate::image::Reason::Animated)) => {}
         (Outcome::Original(reason), Err(first)) => {
             assert_eq!(reason, first, "the pipeline probes first");
         }
         (Outcome::Original(_), Ok(_)) => {}
+        (
+            Outcome::Transformed {
+                format,
+                width,
+                height,
+                ..
+            },
+            Err(crate::image::Reason::Animated),
+        ) => {
+            assert!(matches!(format, OutputFormat::Webp | OutputFormat::Gif));
+            assert!(*width <= IMAGE_LIMITS.max_dimension && *height <= IMAGE_LIMITS.max_dimension);
+        }
         (Outcome::Transformed { .. }, Err(r)) => {
             panic!("transformed an image the probe refused ({r:?})")
         }

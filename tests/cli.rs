@@ -57,7 +57,7 @@ fn bad_config_names_file_line_and_key() {
             3,
             "images.webp.quality",
         ),
-        ("images:\n  formats: [avif, jxl]\n", 2, "images.formats"),
+        ("images:\n  formats: [avif, bmp]\n", 2, "images.formats"),
         ("origin:\n  url: ftp://example.com\n", 2, "origin.url"),
         (
             "limits:\n  max_source_bytes: 12 parsecs\n",
