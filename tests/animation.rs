@@ -215,6 +215,60 @@ fn disposal_gif() -> Vec<u8> {
     out
 }
 
+/// A 400×400 screen-recording-like GIF: one full frame, then 60 frames that each change a
+/// 4×4 square (the rest of the canvas kept): a few KB that whole-canvas frames would multiply.
+fn small_changes_gif() -> Vec<u8> {
+    use gif::{DisposalMethod, Encoder, Frame, Repeat};
+    let palette = [255, 255, 255, 0, 0, 0, 200, 30, 30];
+    let mut out = Vec::new();
+    {
+        let mut enc = Encoder::new(&mut out, 400, 400, &palette).expect("gif");
+        enc.set_repeat(Repeat::Infinite).expect("repeat");
+        let first: Vec<u8> = (0..160_000).map(|i| u8::from(i % 400 < 8)).collect();
+        let mut frames = vec![Frame {
+            width: 400,
+            height: 400,
+            delay: 4,
+            buffer: first.into(),
+            ..Frame::default()
+        }];
+        for i in 0..60u16 {
+            frames.push(Frame {
+                left: 20 + i * 6,
+                top: 200,
+                width: 4,
+                height: 4,
+                delay: 4,
+                dispose: DisposalMethod::Keep,
+                buffer: vec![2u8; 16].into(),
+                ..Frame::default()
+            });
+        }
+        for f in &frames {
+            enc.write_frame(f).expect("frame");
+        }
+    }
+    out
+}
+
+/// A resized GIF for a client without WebP that would come out larger than its source (whole
+/// frames against changed rectangles) is not sent: the original goes, reason `not_smaller`.
+#[tokio::test]
+async fn a_resized_gif_larger_than_its_source_gives_the_original() {
+    let gif = small_changes_gif();
+    let origin = TestOrigin::start(vec![("/rec.gif", Route::ok("image/gif", gif.clone()))]);
+    let px = Pixgate::start(&origin);
+    let r = get(&px.url("/rec.gif?w=300"), Some("image/png,*/*")).await;
+    assert_eq!(r.headers()["x-pixgate"], "original; reason=not_smaller");
+    assert_eq!(r.bytes().await.expect("body").to_vec(), gif);
+    // A WebP client gets the animation resized (libwebp's encoder writes changed rectangles;
+    // resized pixels are the client's ask, as for stills).
+    let r = get(&px.url("/rec.gif?w=300"), Some(CHROME)).await;
+    assert_eq!(r.headers()["content-type"], "image/webp");
+    let body = r.bytes().await.expect("body");
+    assert_eq!(webpinfo(&body).0.len(), 61);
+}
+
 /// Which of transparent, red, blue, green, yellow a pixel is closest to.
 fn colour_name(p: [u8; 4]) -> &'static str {
     if p[3] < 64 {
