@@ -133,7 +133,8 @@ fn decode_of(
     target: Option<&ResizeSpec>,
 ) -> Option<decode::Decoded> {
     let p = probe::probe(src, format, LIMITS).ok()?;
-    decode::decode_for(src, &p, target).ok()
+    let to = target.map(|spec| decode::ShrinkTo { spec, margin: 2.0 });
+    decode::decode_for(src, &p, to).ok()
 }
 
 fn decode_and_resize(c: &mut Criterion) {

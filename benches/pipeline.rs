@@ -94,13 +94,20 @@ fn resize_12mp(c: &mut Criterion) {
             assert_eq!((out.width(), out.height()), (512, 384));
         })
     });
-    g.bench_function("dct_scaled_decode_then_lanczos3", |b| {
-        b.iter(|| {
-            let d = decode::decode_for(black_box(&src), &p, Some(&spec)).expect("decodes");
-            let out = resize::apply(d.image, &spec).expect("resizes");
-            assert_eq!((out.width(), out.height()), (512, 384));
-        })
-    });
+    // images.shrink_on_load: 2 (default) decodes at 2/8 here, 1 (libvips' rule) at 1/8.
+    for margin in [2.0, 1.0] {
+        let to = decode::ShrinkTo {
+            spec: &spec,
+            margin,
+        };
+        g.bench_function(format!("dct_scaled_decode_margin_{margin}_then_lanczos3"), |b| {
+            b.iter(|| {
+                let d = decode::decode_for(black_box(&src), &p, Some(to)).expect("decodes");
+                let out = resize::apply(d.image, &spec).expect("resizes");
+                assert_eq!((out.width(), out.height()), (512, 384));
+            })
+        });
+    }
     g.finish();
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The real-photo set for the peer benchmarks (issue 22 item 1; not yet wired into run.sh):
-# photographs and graphics of 1.8-18 MP taken from Debian packages (downloaded with apt-get download, unpacked with dpkg-deb;
-# nothing is installed from them and nothing large is committed), in classes:
+# The real-photo set for the peer benchmarks (issue 22 item 1): photographs, screenshots and
+# graphics of 1.2-20 MP from three sources: the Debian packages mate-backgrounds,
+# plasma-workspace-wallpapers and lomiri-wallpapers-20.04 (downloaded with apt-get download,
+# unpacked with dpkg-deb; nothing is installed from them and nothing large is committed), and
+# the Rust toolchain's own documentation (screenshots), in classes:
 #
 #   jpeg-420       camera photos, 4:2:0 baseline, 4.1 MP (mate-backgrounds nature/)
 #   jpeg-422       4:2:2 baseline: photos of 1.8-4.9 MP (mate-backgrounds) and a 14.7 MP
@@ -11,11 +13,14 @@
 #   jpeg-big-prog  progressive 4:2:2, 17.9 MP: digital art with a photographic texture
 #                  (mate-backgrounds Elephants 5640x3172); no camera photo over 5 MP is in
 #                  these packages
+#   jpeg-20mp      a 20.4 MP camera photo, 4:2:2 baseline (lomiri Kleiber 6028x3391)
 #   jpeg-exif      the 4:2:0 photos turned on their side with EXIF orientation 6/8 (jpegtran
 #                  -rotate, exiftool -Orientation): upright they are the originals
 #   png-photo      the 4:2:0 photos decoded to PNG (cwebp -lossless, then dwebp: exact pixels)
 #   png-graphic    rendered art shipped as PNG, 8.3-14.7 MP (plasma Altai, Canopee, Cluster,
 #                  IceCold: smooth gradients and flat shapes, not photographs)
+#   png-screenshot screenshots of terminals and editors, 1.2-4.9 MP, 556-2,575 colours (the
+#                  rustc book's and rustc guide's, share/doc/rust/html of `rustc --print sysroot`)
 #   webp           the 4:2:0 photos as WebP q90 (cwebp)
 #
 # Usage: benches/peers/photos.sh [dir]   (default target/peers/photos; prints the set)
@@ -35,8 +40,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 root=$out/debs/root
-if ! [ -d "$root/usr/share/backgrounds/mate" ] || ! [ -d "$root/usr/share/wallpapers" ]; then
-  (cd "$out/debs" && apt-get download mate-backgrounds plasma-workspace-wallpapers >/dev/null)
+if ! [ -d "$root/usr/share/backgrounds/mate" ] || ! [ -d "$root/usr/share/wallpapers" ] ||
+  ! [ -f "$root/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg" ]; then
+  (cd "$out/debs" && apt-get download mate-backgrounds plasma-workspace-wallpapers \
+    lomiri-wallpapers-20.04 >/dev/null)
   for d in "$out"/debs/*.deb; do dpkg-deb -x "$d" "$root"; done
 fi
 mate=$root/usr/share/backgrounds/mate
@@ -51,6 +58,12 @@ put jpeg-422 "$kde/Honeywave/contents/images/5120x2880.jpg" Honeywave.jpg
 for n in Kite Path ColdRipple; do put jpeg-444 "$kde/$n/contents/images/2560x1600.jpg" "$n.jpg"; done
 put jpeg-444 "$kde/Autumn/contents/images/2560x1600.jpg" Autumn-progressive.jpg
 put jpeg-big-prog "$mate/abstract/Elephants_5640x3172.jpg" Elephants.jpg
+put jpeg-20mp "$root/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg" Kleiber.jpg
+docs=$(rustc --print sysroot)/share/doc/rust/html
+for f in rustc/images/llvm-cov-show-01.png rustc/images/image1.png rustc/images/image2.png \
+  book/img/trpl14-01.png book/img/trpl14-02.png book/img/trpl14-03.png book/img/trpl14-04.png; do
+  put png-screenshot "$docs/$f"
+done
 for n in Altai Canopee Cluster IceCold; do
   f=$(ls "$kde/$n/contents/images/"*.png | sort -t x -k1 -n | tail -1)
   put png-graphic "$f" "$n.png"

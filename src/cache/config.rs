@@ -49,6 +49,11 @@ pub struct CacheConfig {
     /// A cold AVIF variant not ready within this budget is answered with WebP while the AVIF
     /// encode finishes in the background. `null` always waits for AVIF. Default `800ms`.
     pub avif_budget: Option<Dur>,
+    /// With `avif_budget` set, a cold AVIF variant whose encode is predicted (from its output
+    /// pixels and the encode times seen so far) to take more than this longer than WebP's is
+    /// answered with WebP at once, and AVIF is encoded in the background after it. `null`:
+    /// no prediction, every cold AVIF waits up to `avif_budget`. Default `50ms`.
+    pub avif_margin: Option<Dur>,
     /// Downstream `max-age` of a WebP answer given while AVIF is pending, so a CDN does not pin
     /// it. Default `30s`.
     pub fallback_max_age: Dur,
@@ -132,6 +137,7 @@ impl Default for CacheConfig {
             memory: MemoryConfig::default(),
             disk: DiskSetting::Off,
             avif_budget: Some(Dur::millis(800)),
+            avif_margin: Some(Dur::millis(50)),
             fallback_max_age: Dur::secs(30),
             max_background: 2,
             scope: Scope::All,

@@ -75,6 +75,8 @@ pub struct Animated {
     pub width: u32,
     /// Output height.
     pub height: u32,
+    /// Frames encoded.
+    pub frames: u32,
 }
 
 /// How often an animation plays.
@@ -220,6 +222,7 @@ pub fn transform(
         .first()
         .map(|f| f.image.dimensions())
         .ok_or(Reason::Undecodable)?;
+    let frames = u32::try_from(out.len()).unwrap_or(u32::MAX);
     let bytes = match job.output {
         AnimatedOutput::Webp => encode_webp(&out, w, h, job.settings, loops.webp())?,
         AnimatedOutput::Gif => encode_gif(out, loops, job.deadline)?,
@@ -228,6 +231,7 @@ pub fn transform(
         bytes,
         width: w,
         height: h,
+        frames,
     })
 }
 

@@ -47,6 +47,11 @@ pub struct ImagesConfig {
     pub animation: crate::image::animation::AnimationConfig,
     /// Quality by perceptual target (`q=auto`, and always for the formats listed here).
     pub auto_quality: crate::image::auto_quality::AutoQualityConfig,
+    /// Shrink-on-load: a JPEG that will be shrunk is decoded at 1/8, 2/8 or 4/8 scale when
+    /// that keeps at least this many times the output's size (1: the smallest scale that still
+    /// covers the output, as libvips and Pillow's draft mode; larger keeps more detail for the
+    /// Lanczos resize, and costs decode time); `null` always decodes whole. 1–8. Default `2`.
+    pub shrink_on_load: Option<f32>,
 }
 
 /// What happens to SVG responses.
@@ -77,6 +82,7 @@ impl Default for ImagesConfig {
             jxl: JxlConfig::default(),
             animation: crate::image::animation::AnimationConfig::default(),
             auto_quality: crate::image::auto_quality::AutoQualityConfig::default(),
+            shrink_on_load: Some(2.0),
             debug_header: true,
             svg: SvgPolicy::Sandbox,
         }

@@ -26,16 +26,27 @@ pub fn decode(data: &[u8], probe: &Probe) -> Result<Decoded, Reason> {
     decode_for(data, probe, None)
 }
 
+/// A resize the decoder may shrink towards (shrink-on-load, `images.shrink_on_load`): the
+/// decoded image stays at least `margin` times the size the resize needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ShrinkTo<'a> {
+    /// The resize that follows the decode.
+    pub spec: &'a ResizeSpec,
+    /// At least 1: 1 decodes at the smallest scale that still covers the output (libvips',
+    /// and Pillow's draft mode), 2 keeps twice the output's size for the resize to work with.
+    pub margin: f64,
+}
+
 /// Decodes `data` for a resize to `target`. JPEGs are decoded by mozjpeg; one that will be
 /// shrunk a lot is decoded at a reduced DCT scale (n/8), chosen so the decoded image stays at
-/// least twice the size the resize needs, and the Lanczos resize does the rest. WebP is
+/// least `target.margin` times the size the resize needs, and the Lanczos resize does the rest. WebP is
 /// decoded whole by libwebp. AVIF and HEIC by libheif ([`super::heif`]). Anything else, and
 /// anything those refuse (CMYK JPEG, animation, any libjpeg/libwebp error), is decoded whole
 /// by the image crate.
 pub fn decode_for(
     data: &[u8],
     probe: &Probe,
-    target: Option<&ResizeSpec>,
+    target: Option<ShrinkTo<'_>>,
 ) -> Result<Decoded, Reason> {
     let Some(format) = to_image_format(probe.format) else {
         // libheif applies the container's rotation itself; EXIF orientation does not apply.
@@ -190,7 +201,7 @@ fn webp_whole(data: &[u8]) -> Option<DynamicImage> {
 
 /// The DCT scale numerator (1–7, of 8) for a JPEG about to be resized by `spec`, or `None`
 /// when a full decode is needed (little or no shrinking).
-pub(crate) fn dct_numerator(probe: &Probe, o: Orientation, spec: &ResizeSpec) -> Option<u8> {
+pub(crate) fn dct_numerator(probe: &Probe, o: Orientation, to: ShrinkTo<'_>) -> Option<u8> {
     let swap = matches!(
         o,
         Orientation::Rotate90
@@ -203,16 +214,16 @@ pub(crate) fn dct_numerator(probe: &Probe, o: Orientation, spec: &ResizeSpec) ->
     } else {
         (probe.width, probe.height)
     };
-    let scale = resize::geometry(w, h, spec).scale();
-    numerator_for(scale)
+    let scale = resize::geometry(w, h, to.spec).scale();
+    numerator_for(scale, to.margin)
 }
 
-/// The DCT numerator for a resize by `scale`: keep at least twice the pixels the resize needs
-/// (for Lanczos to work with), and use only 1/8, 2/8 and 4/8. libjpeg's other scales use
-/// slower IDCTs: measured on the 2 MP demo photo, 6/8 took 9.5 ms against 5.7 ms for a full
-/// decode and 3.8 ms for 4/8 (docs/benchmarks.md).
-fn numerator_for(scale: f64) -> Option<u8> {
-    let need = (8.0 * scale * 2.0).ceil();
+/// The DCT numerator for a resize by `scale`: keep at least `margin` times the pixels the
+/// resize needs (for Lanczos to work with), and use only 1/8, 2/8 and 4/8. libjpeg's other
+/// scales use slower IDCTs: measured on the 2 MP demo photo, 6/8 took 9.5 ms against 5.7 ms
+/// for a full decode and 3.8 ms for 4/8 (docs/benchmarks.md).
+fn numerator_for(scale: f64, margin: f64) -> Option<u8> {
+    let need = (8.0 * scale * margin.max(1.0)).ceil();
     [1u8, 2, 4].into_iter().find(|&n| f64::from(n) >= need)
 }
 
@@ -302,22 +313,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dct_scales_are_powers_of_two_and_keep_twice_the_pixels() {
-        assert_eq!(numerator_for(0.05), Some(1));
-        assert_eq!(numerator_for(1.0 / 16.0), Some(1));
-        assert_eq!(numerator_for(0.1), Some(2));
-        assert_eq!(numerator_for(0.25), Some(4));
-        assert_eq!(
-            numerator_for(0.3),
-            None,
-            "6/8 would be slower than a whole decode"
-        );
-        assert_eq!(numerator_for(0.363), None);
-        assert_eq!(numerator_for(1.0), None);
-        for i in 1..100 {
-            let scale = f64::from(i) / 100.0;
-            if let Some(n) = numerator_for(scale) {
-                assert!(f64::from(n) / 8.0 >= 2.0 * scale, "{scale}: {n}/8");
+    fn dct_scales_are_powers_of_two_and_keep_the_margin() {
+        let n = |scale| numerator_for(scale, 2.0);
+        assert_eq!(n(0.05), Some(1));
+        assert_eq!(n(1.0 / 16.0), Some(1));
+        assert_eq!(n(0.1), Some(2));
+        assert_eq!(n(0.25), Some(4));
+        assert_eq!(n(0.3), None, "6/8 would be slower than a whole decode");
+        assert_eq!(n(0.363), None);
+        assert_eq!(n(1.0), None);
+        // Margin 1 (libvips' rule): the smallest scale that still covers the output.
+        assert_eq!(numerator_for(0.2, 1.0), Some(2));
+        assert_eq!(numerator_for(0.2, 2.0), Some(4));
+        assert_eq!(numerator_for(0.45, 1.0), Some(4));
+        assert_eq!(numerator_for(0.2, 0.5), Some(2), "below 1 counts as 1");
+        for margin in [1.0, 1.5, 2.0, 3.0] {
+            for i in 1..100 {
+                let scale = f64::from(i) / 100.0;
+                if let Some(n) = numerator_for(scale, margin) {
+                    assert!(f64::from(n) / 8.0 >= margin * scale, "{scale}: {n}/8");
+                }
             }
         }
     }
@@ -350,6 +365,10 @@ mod tests {
         (bytes, img)
     }
 
+    fn shrink(spec: &ResizeSpec) -> ShrinkTo<'_> {
+        ShrinkTo { spec, margin: 2.0 }
+    }
+
     fn fit(w: u32) -> ResizeSpec {
         ResizeSpec {
             width: Some(w),
@@ -366,7 +385,7 @@ mod tests {
         for alpha in [false, true] {
             let (bytes, _) = webp_sample(alpha);
             let p = probe(&bytes, SourceFormat::Webp, L).expect("probe");
-            let d = decode_for(&bytes, &p, Some(&fit(100))).expect("decode");
+            let d = decode_for(&bytes, &p, Some(shrink(&fit(100)))).expect("decode");
             assert_eq!((d.image.width(), d.image.height()), (600, 400));
             assert_eq!(d.has_alpha, alpha);
             let a = d.image.to_rgba8();

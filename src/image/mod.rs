@@ -6,6 +6,7 @@ pub mod animation;
 pub mod auto_quality;
 pub mod codec;
 pub mod config;
+pub mod cost;
 pub mod decode;
 pub mod fit;
 pub mod format;

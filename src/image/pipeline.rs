@@ -53,13 +53,17 @@ impl Transform {
             || self.rotate.is_some()
     }
 
-    /// The resize the decoder may shrink towards: none when a crop or a turn comes first (the
-    /// crop names full-size pixels; a turn swaps the box's sides).
-    fn shrink_target(&self) -> Option<&ResizeSpec> {
+    /// The resize the decoder may shrink towards, keeping `margin` (`images.shrink_on_load`;
+    /// `None`: never): none when a crop or a turn comes first (the crop names full-size
+    /// pixels; a turn swaps the box's sides).
+    fn shrink_target(&self, margin: Option<f32>) -> Option<decode::ShrinkTo<'_>> {
         if self.crop.is_some() || self.rotate.is_some() {
             return None;
         }
-        self.resize.as_ref()
+        Some(decode::ShrinkTo {
+            spec: self.resize.as_ref()?,
+            margin: f64::from(margin?),
+        })
     }
 }
 
@@ -84,6 +88,8 @@ pub struct Job {
     pub animation: super::animation::AnimationConfig,
     /// The perceptual target and bounds of `q=auto`.
     pub auto_quality: std::sync::Arc<super::auto_quality::AutoQualityConfig>,
+    /// `images.shrink_on_load`: how much larger than the output a JPEG is decoded at least.
+    pub shrink_on_load: Option<f32>,
 }
 
 impl Job {
@@ -107,6 +113,7 @@ impl Job {
             deadline: Instant::now() + Duration::from_secs(3600),
             animation: images.animation,
             auto_quality: std::sync::Arc::new(images.auto_quality.clone()),
+            shrink_on_load: images.shrink_on_load,
         }
     }
 
@@ -126,6 +133,25 @@ impl Job {
         self
     }
 
+    /// The output's pixel count, from the source's header and the geometry, before any
+    /// decode: `None` for an animation or a header that does not parse.
+    pub fn output_pixels(&self) -> Option<u64> {
+        let p = probe::probe(&self.source, self.format, self.limits).ok()?;
+        let t = &self.transform;
+        let (mut w, mut h) = (p.width, p.height);
+        if let Some([x, y, cw, ch]) = t.crop {
+            w = cw.min(w.saturating_sub(x));
+            h = ch.min(h.saturating_sub(y));
+        }
+        if matches!(t.rotate, Some(90 | 270)) {
+            (w, h) = (h, w);
+        }
+        if let Some(spec) = &t.resize {
+            (w, h) = resize::geometry(w, h, spec).output();
+        }
+        Some(u64::from(w) * u64::from(h))
+    }
+
     /// The same job with another plan (the WebP answer while AVIF encodes).
     #[must_use]
     pub fn with_plan(mut self, plan: Plan) -> Job {
@@ -141,6 +167,8 @@ pub struct Timings {
     pub decode: Duration,
     /// Encoding.
     pub encode: Duration,
+    /// Frames encoded (1 for a still).
+    pub frames: u32,
 }
 
 /// The result of a transform.
@@ -225,6 +253,7 @@ fn animated(job: &Job) -> Result<Outcome, Reason> {
         timings: Timings {
             decode: Duration::ZERO,
             encode: t0.elapsed(),
+            frames: a.frames,
         },
     })
 }
@@ -298,7 +327,7 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         Err(Reason::Animated) => return animated(job),
         p => p?,
     };
-    let decoded = decode::decode_for(&job.source, &probe, t.shrink_target())?;
+    let decoded = decode::decode_for(&job.source, &probe, t.shrink_target(job.shrink_on_load))?;
     check()?;
     let mut image = decoded.image;
     if let Some([x, y, w, h]) = t.crop {
@@ -421,6 +450,7 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         timings: Timings {
             decode: decode_time,
             encode: encode_time,
+            frames: 1,
         },
     })
 }

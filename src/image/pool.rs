@@ -4,6 +4,7 @@
 //! original bytes. An abandoned transform keeps its slot until it really ends, so CPU use stays
 //! bounded even when clients give up.
 
+use super::cost::EncodeCosts;
 use super::pipeline::{self, Job, Outcome};
 use super::Reason;
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct Pool {
     transform_timeout: Duration,
     /// Transforms waiting for a slot / running now.
     gauges: (Option<prometheus::IntGauge>, Option<prometheus::IntGauge>),
+    /// Encode time per output pixel, learnt from every transform run here.
+    costs: Arc<EncodeCosts>,
 }
 
 /// What happened to one submission.
@@ -83,7 +86,13 @@ impl Pool {
             queue_timeout,
             transform_timeout,
             gauges: (None, None),
+            costs: Arc::default(),
         }
+    }
+
+    /// What encodes have cost per output pixel in this pool.
+    pub fn costs(&self) -> &EncodeCosts {
+        &self.costs
     }
 
     /// The same pool, counting transforms waiting and running in these gauges.
@@ -144,8 +153,20 @@ impl Pool {
         let t1 = Instant::now();
         job.deadline = t1 + self.transform_timeout;
         let running = Gauged::on(&self.gauges.1);
+        let costs = self.costs.clone();
         let handle = tokio::task::spawn_blocking(move || {
             let out = pipeline::run(&job);
+            if let Outcome::Transformed {
+                format,
+                width,
+                height,
+                timings,
+                ..
+            } = &out
+            {
+                let pixels = u64::from(*width) * u64::from(*height);
+                costs.record(*format, timings.encode, pixels * u64::from(timings.frames));
+            }
             drop(permit);
             drop(running);
             out

@@ -28,33 +28,43 @@ pub(super) struct Race {
     pub(super) budget: Duration,
 }
 
-/// Runs the encode in the background and waits for it up to the budget: the AVIF answer, or
-/// [`Filled::StandIn`] when it is late (or no background permit is free).
-pub(super) async fn run(
+/// Whether AVIF for this job is predicted to keep its request waiting more than
+/// `cache.avif_margin` longer than WebP would ([`crate::image::cost`]).
+pub(super) fn predicted_late(st: &State, job: &Job) -> bool {
+    let Some(margin) = st.cfg.cache.avif_margin else {
+        return false;
+    };
+    job.output_pixels()
+        .is_some_and(|px| st.pool.costs().avif_late(px, margin.get()))
+}
+
+/// What a background encode sends back: the entry and its (queued, ran) times.
+type Sent = (Arc<crate::cache::Entry>, (Duration, Duration));
+
+/// Starts the encode in a background task under a `cache.background` permit, which stores it
+/// and finishes its flight; the receiver gets the entry. `None` (the flight released) when no
+/// permit is free.
+fn spawn(
     st: &Arc<State>,
-    session: &mut Session,
     race: Race,
-    v: Variant,
-    src: SourceImage,
-    rec: &mut Record,
-) -> Result<Filled> {
+    tenant: crate::telemetry::tenant::TenantId,
+) -> Option<tokio::sync::oneshot::Receiver<Sent>> {
     let Race {
         job,
         parts,
         key,
         lead,
-        budget,
+        ..
     } = race;
     let Ok(permit) = st.cache.background.clone().try_acquire_owned() else {
         metrics::CACHE_BACKGROUND
             .with_label_values(&["skipped"])
             .inc();
         drop(lead);
-        return Ok(Filled::StandIn(v, src));
+        return None;
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let st2 = st.clone();
-    let tenant = rec.tenant;
     tokio::spawn(async move {
         let res = st2.pool.run(job).await;
         let times = (res.queued, res.ran);
@@ -80,6 +90,23 @@ pub(super) async fn run(
         }
         drop(permit);
     });
+    Some(rx)
+}
+
+/// Runs the encode in the background and waits for it up to the budget: the AVIF answer, or
+/// [`Filled::StandIn`] when it is late (or no background permit is free).
+pub(super) async fn run(
+    st: &Arc<State>,
+    session: &mut Session,
+    race: Race,
+    v: Variant,
+    src: SourceImage,
+    rec: &mut Record,
+) -> Result<Filled> {
+    let budget = race.budget;
+    let Some(rx) = spawn(st, race, rec.tenant) else {
+        return Ok(Filled::StandIn(v, src));
+    };
     match tokio::time::timeout(budget, rx).await {
         Ok(Ok((e, (queued, ran)))) => {
             rec.queue_time = Some(queued);
@@ -94,6 +121,26 @@ pub(super) async fn run(
             Ok(Filled::StandIn(v, src))
         }
     }
+}
+
+/// An AVIF predicted late ([`predicted_late`]): the WebP stand-in is made and answered first,
+/// with the cores to itself, and the AVIF encode starts in the background after it.
+pub(super) async fn webp_first(
+    st: &Arc<State>,
+    session: &mut Session,
+    req: &Request,
+    race: Race,
+    v: Variant,
+    src: SourceImage,
+    rec: &mut Record,
+) -> Result<u16> {
+    metrics::CACHE_BACKGROUND
+        .with_label_values(&["predicted"])
+        .inc();
+    let answered = stand_in(st, session, req, v, Some(src), rec).await;
+    // Even when the client has gone: the next visitor gets AVIF.
+    drop(spawn(st, race, rec.tenant));
+    answered
 }
 
 /// The WebP variant as a stand-in while AVIF is pending, with a short downstream max-age:

@@ -129,6 +129,9 @@ async fn done(
     match filled {
         Filled::Answered(status) => Ok(status),
         Filled::StandIn(v, src) => avif_budget::stand_in(st, session, req, v, Some(src), rec).await,
+        Filled::WebpFirst(race, v, src) => {
+            avif_budget::webp_first(st, session, req, race, v, src, rec).await
+        }
     }
 }
 
@@ -237,6 +240,8 @@ pub(super) enum Filled {
     Answered(u16),
     /// The AVIF budget ran out: answer with the WebP stand-in of this variant and source.
     StandIn(Variant, SourceImage),
+    /// AVIF is predicted late: answer with the WebP stand-in, then encode AVIF.
+    WebpFirst(avif_budget::Race, Variant, SourceImage),
 }
 
 /// Fetches (unless the source is in hand), transforms, stores when the origin allows, and
@@ -257,6 +262,7 @@ async fn fill(
     match (budget, p.shared) {
         (Some(budget), Some((key, lead))) => {
             let job = job(st, &p.v, &p.src);
+            let late = avif_budget::predicted_late(st, &job);
             let race = avif_budget::Race {
                 job,
                 parts: p.parts,
@@ -264,6 +270,9 @@ async fn fill(
                 lead,
                 budget,
             };
+            if late {
+                return Ok(Filled::WebpFirst(race, p.v, p.src));
+            }
             avif_budget::run(st, session, race, p.v, p.src, rec).await
         }
         (_, shared) => {

@@ -82,7 +82,7 @@ metrics! {
     /// Background AVIF encodes, by outcome (`started`, `stored`, `not_stored`, `skipped`).
     CACHE_BACKGROUND: IntCounterVec = register_int_counter_vec!(
         "pixgate_cache_background_total",
-        "AVIF encodes that outlived their request's budget, by outcome",
+        "AVIF encodes that outlived their request (past its budget, or predicted late), by outcome",
         &["outcome"]
     );
 
