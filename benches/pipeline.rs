@@ -100,13 +100,16 @@ fn resize_12mp(c: &mut Criterion) {
             spec: &spec,
             margin,
         };
-        g.bench_function(format!("dct_scaled_decode_margin_{margin}_then_lanczos3"), |b| {
-            b.iter(|| {
-                let d = decode::decode_for(black_box(&src), &p, Some(to)).expect("decodes");
-                let out = resize::apply(d.image, &spec).expect("resizes");
-                assert_eq!((out.width(), out.height()), (512, 384));
-            })
-        });
+        g.bench_function(
+            format!("dct_scaled_decode_margin_{margin}_then_lanczos3"),
+            |b| {
+                b.iter(|| {
+                    let d = decode::decode_for(black_box(&src), &p, Some(to)).expect("decodes");
+                    let out = resize::apply(d.image, &spec).expect("resizes");
+                    assert_eq!((out.width(), out.height()), (512, 384));
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -40,7 +40,11 @@ fn main() -> Result<(), String> {
         background: [255, 255, 255, 255],
     };
     let p = probe::probe(&data, format, limits).map_err(|r| format!("probe: {r:?}"))?;
-    let d = decode::decode_for(&data, &p, Some(&spec)).map_err(|r| format!("decode: {r:?}"))?;
+    let to = decode::ShrinkTo {
+        spec: &spec,
+        margin: 2.0,
+    };
+    let d = decode::decode_for(&data, &p, Some(to)).map_err(|r| format!("decode: {r:?}"))?;
     let img = resize::apply(d.image, &spec).map_err(|r| format!("resize: {r:?}"))?;
     let out = Path::new(out);
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;

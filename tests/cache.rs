@@ -793,7 +793,11 @@ async fn cold_avif_predicted_late_gets_webp_first_and_small_variants_avif_at_onc
         1.0
     );
     assert_eq!(
-        metric(&m, "pixgate_cache_background_total", &[("outcome", "started")]),
+        metric(
+            &m,
+            "pixgate_cache_background_total",
+            &[("outcome", "started")]
+        ),
         0.0,
         "answered without waiting for the budget (took {took:?})"
     );

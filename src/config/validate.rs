@@ -39,14 +39,6 @@ impl Config {
             1,
             99,
         );
-        if let Some(m) = i.shrink_on_load {
-            if !(1.0..=8.0).contains(&m) {
-                p.push((
-                    "images.shrink_on_load".to_string(),
-                    format!("must be between 1 and 8 (or null), got {m}"),
-                ));
-            }
-        }
         let l = &self.limits;
         range(
             "limits.max_concurrent_transforms",
@@ -213,6 +205,16 @@ impl Config {
         }
         p.extend(self.upload.validate());
         p.extend(self.upload_against_the_rest());
+        if let Some(m) = self
+            .images
+            .shrink_on_load
+            .filter(|m| !(1.0..=8.0).contains(m))
+        {
+            p.push((
+                "images.shrink_on_load".to_string(),
+                format!("must be between 1 and 8 (or null), got {m}"),
+            ));
+        }
         p
     }
 

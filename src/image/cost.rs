@@ -73,8 +73,7 @@ impl EncodeCosts {
     /// Whether AVIF for `pixels` output pixels is expected to take more than `margin` longer
     /// than WebP.
     pub fn avif_late(&self, pixels: u64, margin: Duration) -> bool {
-        self.predict(OutputFormat::Avif, pixels)
-            > self.predict(OutputFormat::Webp, pixels) + margin
+        self.predict(OutputFormat::Avif, pixels) > self.predict(OutputFormat::Webp, pixels) + margin
     }
 }
 
@@ -95,9 +94,15 @@ mod tests {
         // Half the pixels, half the time; other formats untouched.
         let half = c.predict(OutputFormat::Webp, px / 2).as_secs_f64();
         assert!((half - p / 2.0).abs() < 1e-6);
-        assert_eq!(c.predict(OutputFormat::Avif, px), Duration::from_millis(400));
+        assert_eq!(
+            c.predict(OutputFormat::Avif, px),
+            Duration::from_millis(400)
+        );
         c.record(OutputFormat::Avif, Duration::from_secs(1), 0);
-        assert_eq!(c.predict(OutputFormat::Avif, px), Duration::from_millis(400));
+        assert_eq!(
+            c.predict(OutputFormat::Avif, px),
+            Duration::from_millis(400)
+        );
     }
 
     #[test]

@@ -77,7 +77,9 @@ pub fn decode_for(
         }
         // libwebp whole: 29 ms against 67-92 ms for the pure-Rust decoder on the 2 MP photo.
         // Its rescaler was slower still (38 ms to 2x a 512 px fit), so the resize does that.
-        (SourceFormat::Webp, _) => webp_whole(data),
+        // Shrunk to half or less, chroma is upsampled by copying rather than interpolated:
+        // the resize averages it anyway.
+        (SourceFormat::Webp, to) => webp_whole(data, to.is_some_and(|t| halved(probe, t))),
         _ => None,
     };
     let img = match scaled {
@@ -120,7 +122,7 @@ pub(crate) fn decode_output(
     use super::format::OutputFormat as F;
     match format {
         F::Jpeg => jpeg_at_scale(data, 8),
-        F::Webp => webp_whole(data),
+        F::Webp => webp_whole(data, false),
         F::Avif => super::heif::decode(data).ok().map(|h| h.image),
         F::Png | F::Gif => image::load_from_memory(data).ok(),
         F::Jxl => jxl(data),
@@ -153,7 +155,7 @@ fn jxl(_: &[u8]) -> Option<DynamicImage> {
 
 /// Decodes a still WebP whole with libwebp. `None` (decode with the image crate instead) for
 /// an animation or any libwebp error.
-fn webp_whole(data: &[u8]) -> Option<DynamicImage> {
+fn webp_whole(data: &[u8], simple_upsampling: bool) -> Option<DynamicImage> {
     use libwebp_sys as ffi;
     // SAFETY: `config` is initialised by libwebp before use; the output buffer is ours, sized
     // to exactly stride × height for the colourspace asked for, and outlives the call;
@@ -167,6 +169,7 @@ fn webp_whole(data: &[u8]) -> Option<DynamicImage> {
         if status != ffi::VP8StatusCode::VP8_STATUS_OK || config.input.has_animation != 0 {
             return None;
         }
+        config.options.no_fancy_upsampling = i32::from(simple_upsampling);
         let alpha = config.input.has_alpha != 0;
         let (w, h) = (
             u32::try_from(config.input.width).ok()?,
@@ -216,6 +219,12 @@ pub(crate) fn dct_numerator(probe: &Probe, o: Orientation, to: ShrinkTo<'_>) -> 
     };
     let scale = resize::geometry(w, h, to.spec).scale();
     numerator_for(scale, to.margin)
+}
+
+/// Whether the resize after the decode at least halves both sides (WebP's simple chroma
+/// upsampling is then invisible).
+fn halved(probe: &Probe, to: ShrinkTo<'_>) -> bool {
+    resize::geometry(probe.width, probe.height, to.spec).scale() <= 0.5
 }
 
 /// The DCT numerator for a resize by `scale`: keep at least `margin` times the pixels the
@@ -415,8 +424,8 @@ mod tests {
             px.get_pixel(300, 200)
         );
         assert_eq!(px.get_pixel(0, 0).0[3], src.get_pixel(0, 0).0[3]);
-        assert!(webp_whole(b"RIFF\0\0\0\0WEBPVP8 ").is_none());
-        assert!(webp_whole(&bytes[..bytes.len() / 2]).is_none());
+        assert!(webp_whole(b"RIFF\0\0\0\0WEBPVP8 ", false).is_none());
+        assert!(webp_whole(&bytes[..bytes.len() / 2], true).is_none());
     }
 
     fn fixture(name: &str) -> Vec<u8> {
