@@ -2,6 +2,7 @@
 
     peers.py bench   RUN_DIR    throughput table (wrk) -> RUN_DIR/throughput.md
     peers.py quality RUN_DIR    bytes and DSSIM table  -> RUN_DIR/quality.md
+    peers.py photos  RUN_DIR    real photos by class (wrk, CPU, bytes, DSSIM) -> RUN_DIR/photos.md
 
 Ports and settings come from RUN_DIR/env.json, written by run.sh. Runs under thumbor's venv
 python, whose Pillow decodes JPEG, PNG, WebP and AVIF (used to check each answer's format and
@@ -16,11 +17,12 @@ import os
 import pathlib
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 BOX = 512
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
@@ -92,7 +94,7 @@ def probe(body):
 
 def check(env, server, path, accept, want):
     """One request before timing: the answer must be `want`, fit into 512x512 with one side 512.
-    Returns (bytes, "WxH", None) or (None, None, why-not)."""
+    Returns (body, (width, height), None) or (None, None, why-not)."""
     status, h, body = get(env.port(server), path, accept)
     if status != 200:
         return None, None, f"HTTP {status}: {body[:120]!r}"
@@ -108,7 +110,7 @@ def check(env, server, path, accept, want):
         return None, None, f"undecodable {want}: {e}"
     if fmt != want or max(w, hh) != BOX:
         return None, None, f"decodes as {fmt} {w}x{hh}"
-    return len(body), f"{w}x{hh}", None
+    return body, (w, hh), None
 
 
 def to_ms(s):
@@ -117,15 +119,19 @@ def to_ms(s):
     return v * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(env, port, path, accept, conns, lua, secs=None):
-    """One bounded wrk run (time: -d, hard stop: timeout; count: count.lua for transforms)."""
+def wrk(env, port, path, accept, conns, lua, secs=None, paths=None):
+    """One bounded wrk run (time: -d, hard stop: timeout; count: count.lua for transforms).
+    With `paths`, count.lua asks for them in turn (round robin) instead of `path`."""
     secs = secs or env.secs
+    e = dict(os.environ, PEERS_MAX_REQUESTS=str(env.max_requests))
+    if paths:
+        e["PEERS_PATHS"] = str(env.run / "wrk-paths.txt")
+        pathlib.Path(e["PEERS_PATHS"]).write_text("\n".join(paths) + "\n")
     cmd = ["timeout", str(secs + 60), "wrk", "-t2", f"-c{conns}", f"-d{secs}s",
            "--timeout", "60s", "--latency", "-H", f"Accept: {accept}"]
     if lua:
         cmd += ["-s", str(HERE / "count.lua")]
     cmd.append(f"http://127.0.0.1:{port}{path}")
-    e = dict(os.environ, PEERS_MAX_REQUESTS=str(env.max_requests))
     out = subprocess.run(cmd, capture_output=True, text=True, env=e, check=True).stdout
     r = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
     for pct, key in (("50", "p50"), ("99", "p99")):
@@ -210,6 +216,32 @@ def fmt_ms(v):
     return f"{v:.0f} ms" if v >= 100 else f"{v:.1f} ms" if v >= 1 else f"{v * 1000:.0f} µs"
 
 
+def fmt_rps(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:.2f}"
+
+
+def timed(env, server, path, accept, conns, lua, secs=None, paths=None):
+    """One wrk cell with the server's CPU (Meter); a note on errors and, for pixgate, on fail-open
+    answers during the cell (its transform outcomes other than ok)."""
+    before = transform_outcomes(env) if server == "pixgate" else None
+    meter = Meter(env, server)
+    r = wrk(env, env.port(server), path, accept, conns, lua, secs, paths)
+    r.update(meter.done(r["requests"]))
+    r["load"] = load()
+    notes = []
+    if before is not None:
+        after = transform_outcomes(env)
+        failed = {k: after[k] - before.get(k, 0) for k in after if k != "ok"
+                  and after[k] - before.get(k, 0) > 0}
+        if failed:
+            notes.append(f"fail-open answers during the run: {failed}")
+    if r["errors"]:
+        notes.append(f"{r['errors']} errors")
+    if notes:
+        r["note"] = " ".join(notes)
+    return r
+
+
 def bench(run_dir):
     env = Env(run_dir)
     rows = []  # dicts: workload, server, rps, p50, p99, bytes, dims, note, load
@@ -218,31 +250,21 @@ def bench(run_dir):
         for server in SERVERS:
             path = env.path(server, src, fm)
             row = {"workload": name, "server": server}
-            size, dims, why = check(env, server, path, accept, want)
+            body, size, why = check(env, server, path, accept, want)
             if why:
                 row["note"] = f"not timed: {why}"
                 print(f"{name:40} {server:8} {row['note']}", flush=True)
                 rows.append(row)
                 continue
             get(env.port(server), path, accept)  # warm-up beyond the check
-            before = transform_outcomes(env) if server == "pixgate" else None
             # AVIF cells run twice as long: at a few requests/s, `secs` alone gives too few.
             secs = env.secs * (2 if want == "avif" else 1)
-            meter = Meter(env, server)
-            row.update(wrk(env, env.port(server), path, accept, 2, lua=True, secs=secs))
-            row.update(meter.done(row["requests"]))
-            row.update(bytes=size, dims=dims, load=load())
-            if before is not None:
-                after = transform_outcomes(env)
-                failed = {k: after[k] - before.get(k, 0) for k in after if k != "ok"
-                          and after[k] - before.get(k, 0) > 0}
-                if failed:
-                    row["note"] = f"fail-open answers during the run: {failed}"
-            if row["errors"]:
-                row["note"] = (row.get("note", "") + f" {row['errors']} errors").strip()
+            row.update(timed(env, server, path, accept, 2, lua=True, secs=secs))
+            row.update(bytes=len(body), dims=f"{size[0]}x{size[1]}")
             rows.append(row)
             print(f"{name:40} {server:8} {row['rps']:9.2f} req/s p50 {fmt_ms(row['p50'])}"
-                  f" p99 {fmt_ms(row['p99'])} {size} B {dims} CPU {row['cpu_ms']:.1f} ms/req,"
+                  f" p99 {fmt_ms(row['p99'])} {row['bytes']} B {row['dims']}"
+                  f" CPU {row['cpu_ms']:.1f} ms/req,"
                   f" server {row['server_cores']:.2f} cores, others {row['others_cores']:.2f}", flush=True)
 
     # Cached hits: pixgate's memory tier and nginx's proxy_cache hold the same bytes.
@@ -264,21 +286,13 @@ def bench(run_dir):
     for label, server, p in (("pixgate", "pixgate-hit", path), ("nginx", "nginx", nginx_path),
                              ("pixgate (again)", "pixgate-hit", path)):
         row = {"workload": HIT_NAME, "server": label}
-        meter = Meter(env, server)
-        row.update(wrk(env, env.port(server), p, accept, 64, lua=False))
-        row.update(meter.done(row["requests"]))
-        row.update(bytes=len(body), dims=f"{w}x{hh}", load=load())
-        if row["errors"]:
-            row["note"] = f"{row['errors']} errors"
+        row.update(timed(env, server, p, accept, 64, lua=False))
+        row.update(bytes=len(body), dims=f"{w}x{hh}")
         rows.append(row)
         print(f"{HIT_NAME:40} {label:8} {row['rps']:9.0f} req/s p50 {fmt_ms(row['p50'])}"
               f" p99 {fmt_ms(row['p99'])} CPU {1000 * row['cpu_ms']:.0f} µs/req,"
               f" server {row['server_cores']:.2f} cores, others {row['others_cores']:.2f}", flush=True)
-    (env.run / "throughput.json").write_text(json.dumps(rows, indent=1))
-    md = throughput_table(rows)
-    (env.run / "throughput.md").write_text(md)
-    print()
-    print(md)
+    report(env, "throughput", rows, throughput_table(rows))
 
 
 def ratio(a, b):
@@ -307,10 +321,9 @@ def throughput_table(rows):
             if "rps" not in r:
                 out.append(f"| {wl} | {s} | — | — | — | — | — | — | — | — | — | — | {r['note']} |")
                 continue
-            rps = f"{r['rps']:,.0f}" if r["rps"] >= 100 else f"{r['rps']:.2f}"
             hit = wl == HIT_NAME
             out.append(
-                f"| {wl} | {s} | {rps} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | "
+                f"| {wl} | {s} | {fmt_rps(r['rps'])} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | "
                 f"{r['bytes']:,} | {'—' if hit else ratio(r['rps'], th)} | "
                 f"{'—' if hit else ratio(r['rps'], sh)} | {ratio(r['rps'], nx) if hit else '—'} | "
                 f"{fmt_ms(r['cpu_ms'])} | {r['server_cores']:.2f} | {r['others_cores']:.2f} | "
@@ -333,26 +346,29 @@ def dssim(ref, imgs):
 
 
 def to_png(body, dest):
-    im = Image.open(io.BytesIO(body))
+    """The image as PNG at `dest`, upright (an EXIF orientation applied); returns its size."""
+    im = ImageOps.exif_transpose(Image.open(io.BytesIO(body)))
     im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
     im.save(dest)
     return im.size
 
 
 class Quality:
-    def __init__(self, env):
+    def __init__(self, env, name="quality"):
         self.env = env
-        self.dir = env.run / "quality"
+        self.dir = env.run / name
         self.dir.mkdir(exist_ok=True)
         self.refs = {}
 
     def ref(self, src, size):
-        """The source resized by ImageMagick (Lanczos, no server's own resizer) to `size`."""
+        """The source, upright, resized by ImageMagick (Lanczos, no server's own resizer) to
+        `size`."""
         key = (src, size)
         if key not in self.refs:
-            dest = self.dir / f"ref-{src}-{size[0]}x{size[1]}.png"
-            subprocess.run([self.env.convert, str(self.env.run / "www" / src), "-filter",
-                            "Lanczos", "-resize", f"{size[0]}x{size[1]}!", str(dest)], check=True)
+            dest = self.dir / f"ref-{src.replace('/', '_')}-{size[0]}x{size[1]}.png"
+            subprocess.run([self.env.convert, str(self.env.run / "www" / src), "-auto-orient",
+                            "-filter", "Lanczos", "-resize", f"{size[0]}x{size[1]}!", str(dest)],
+                           check=True)
             self.refs[key] = dest
         return self.refs[key]
 
@@ -424,11 +440,7 @@ def quality(run_dir):
                             "pixgate_at_sharp_dssim": at_ref, "pixgate_at_sharp_own": at_own,
                             "sharp_at_pixgate_dssim": sharp_at_px,
                             "curves": {k: v for k, v in curves.items()}})
-    (env.run / "quality.json").write_text(json.dumps({"rows": rows, "matched": matched}, indent=1))
-    md = quality_tables(rows, matched)
-    (env.run / "quality.md").write_text(md)
-    print()
-    print(md)
+    report(env, "quality", {"rows": rows, "matched": matched}, quality_tables(rows, matched))
 
 
 def quality_tables(rows, matched):
@@ -461,11 +473,125 @@ def quality_tables(rows, matched):
     return "\n".join(out) + "\n"
 
 
+# ---------------------------------------------------------------------------------------------
+# Real photos by class (benches/peers/photos.sh; run.sh copies the classes to www/photos/<class>/)
+
+
+def photo_classes(env):
+    """{class: [source path on the origin, ...]} from www/photos/<class>/<file>."""
+    root = env.run / "www" / "photos"
+    return {c.name: sorted(f"photos/{c.name}/{f.name}" for f in c.iterdir())
+            for c in sorted(root.iterdir()) if c.is_dir()}
+
+
+def photo_format(cls):
+    """The format in and out of a class: png-* and webp keep theirs, the JPEG classes JPEG."""
+    head = cls.split("-")[0]
+    return head if head in ("png", "webp") else "jpeg"
+
+
+def landscape(path):
+    """Whether the image at `path` is wider than tall once its EXIF orientation is applied."""
+    im = Image.open(path)
+    w, h = im.size
+    if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+        w, h = h, w
+    return w > h
+
+
+def photo_answer(env, qa, server, src, want):
+    """One photo through `server` before timing: check(), then upright (as the source once its
+    EXIF orientation is applied). Returns ((bytes, DSSIM), None) or (None, why-not)."""
+    body, _, why = check(env, server, env.path(server, src, want), "*/*", want)
+    if why:
+        return None, why
+    png = qa.dir / f"{server}-{src.replace('/', '_')}.png"
+    w, h = to_png(body, png)
+    if (w > h) != landscape(env.run / "www" / src):
+        return None, f"{w}x{h} (upright): not the source's orientation"
+    return (len(body), dssim(qa.ref(src, (w, h)), [png])[0]), None
+
+
+def photo_cell(env, qa, cls, srcs, server):
+    """One class through one server: each photo checked once, then wrk asks for them in turn."""
+    want = photo_format(cls)
+    row = {"class": cls, "server": server, "images": len(srcs), "checked": {}}
+    whys = []
+    for src in srcs:
+        answer, why = photo_answer(env, qa, server, src, want)
+        if why:
+            whys.append(f"{pathlib.PurePath(src).name}: {why}")
+        else:
+            row["checked"][src] = answer
+    if whys:
+        row["note"] = f"not timed: {len(whys)} of {len(srcs)} failed the check, {whys[0]}"
+        return row
+    row["bytes"] = statistics.mean(b for b, _ in row["checked"].values())
+    row["dssim"] = statistics.mean(d for _, d in row["checked"].values())
+    paths = [env.path(server, src, want) for src in srcs]
+    row.update(timed(env, server, paths[0], "*/*", 2, lua=True, paths=paths))
+    return row
+
+
+def photo_line(r):
+    head = f"{r['class']:14} {r['server']:8}"
+    if "rps" not in r:
+        return f"{head} {r['note']}"
+    return (f"{head} {r['rps']:9.2f} req/s CPU {r['cpu_ms']:.1f} ms/req {r['bytes']:,.0f} B"
+            f" DSSIM {r['dssim']:.5f}, server {r['server_cores']:.2f} cores,"
+            f" others {r['others_cores']:.2f}")
+
+
+def photos(run_dir):
+    env = Env(run_dir)
+    qa = Quality(env, "photos")
+    rows = []
+    print(f"# photos: {env.secs} s per cell, 2 connections, a class's images in turn", flush=True)
+    for cls, srcs in photo_classes(env).items():
+        for server in SERVERS:
+            rows.append(photo_cell(env, qa, cls, srcs, server))
+            print(photo_line(rows[-1]), flush=True)
+    report(env, "photos", rows, photos_table(rows))
+
+
+def photos_table(rows):
+    out = ["Real photos (benches/peers/photos.sh) by class: each server fits each image of the"
+           " class into 512x512, in the class's format (the JPEG classes as JPEG, png-* as PNG,"
+           " webp as WebP), at its default quality. Each answer was checked once before timing:"
+           " HTTP 200, the format, fit into 512x512 with the longer side 512, upright (the source's"
+           " EXIF orientation applied). req/s from wrk asking for the class's images in turn"
+           " (2 connections); *CPU per request*: the server's user+system CPU time over the"
+           " requests wrk counted; *mean bytes*, *mean DSSIM*: over the class's images, DSSIM"
+           " against the source turned upright and resized by ImageMagick (Lanczos) to the"
+           " output's dimensions.", "",
+           "| class (images) | server | req/s | vs thumbor | CPU per request | CPU vs thumbor |"
+           " mean bytes | mean DSSIM | note |", "|" + "---|" * 9]
+    thumbor = {r["class"]: r for r in rows if r["server"] == "thumbor"}
+    for r in rows:
+        head = f"| {r['class']} ({r['images']}) | {r['server']} |"
+        if "rps" not in r:
+            out.append(f"{head} — | — | — | — | — | — | {r['note']} |")
+            continue
+        th = thumbor[r["class"]]
+        out.append(f"{head} {fmt_rps(r['rps'])} | {ratio(r['rps'], th.get('rps'))} |"
+                   f" {fmt_ms(r['cpu_ms'])} | {ratio(r['cpu_ms'], th.get('cpu_ms'))} |"
+                   f" {r['bytes']:,.0f} | {r['dssim']:.5f} | {r.get('note', '')} |")
+    return "\n".join(out) + "\n"
+
+
+def report(env, name, data, md):
+    """RUN_DIR/<name>.json and RUN_DIR/<name>.md, and the table on stdout."""
+    (env.run / f"{name}.json").write_text(json.dumps(data, indent=1))
+    (env.run / f"{name}.md").write_text(md)
+    print()
+    print(md)
+
+
 def main():
     cmd, run_dir = sys.argv[1], sys.argv[2]
-    if shutil.which("dssim") is None and cmd == "quality":
+    if shutil.which("dssim") is None and cmd in ("quality", "photos"):
         sys.exit("dssim not on PATH")
-    {"bench": bench, "quality": quality}[cmd](run_dir)
+    {"bench": bench, "quality": quality, "photos": photos}[cmd](run_dir)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,17 @@
 #                 holding the same bytes). wrk, bounded by time (-d) and count (count.lua).
 #   quality     - bytes and DSSIM (dssim CLI) of each server's default output per format, and
 #                 q sweeps for pixgate and sharp to compare bytes at matched DSSIM.
+#   photos      - the real-photo set of photos.sh (made once into $PEERS_WORK/photos), class by
+#                 class (JPEG 4:2:0/4:2:2/4:4:4, big progressive, EXIF-rotated, PNG photo, PNG
+#                 graphic, WebP): pixgate, thumbor and sharp fit each class's images into 512x512
+#                 in the same format, checked once each (upright too), then wrk asks for them in
+#                 turn (2 connections); req/s, CPU per request, mean bytes and mean DSSIM.
+#                 Not part of `all`.
 #
-# Usage: benches/peers/run.sh [seconds per cell] [throughput|quality|all|serve]  (defaults: 15 all)
-#        (serve: start everything, print the ports, stop after `seconds`: for perf by hand)
-# Env: PEERS_WORK (default target/peers: venv, node_modules, image set, one dir per run),
+# Usage: benches/peers/run.sh [seconds per cell] [throughput|quality|all|photos|serve]
+#        (defaults: 15 all; serve: start everything, print the ports, stop after `seconds`: for
+#        perf by hand)
+# Env: PEERS_WORK (default target/peers: venv, node_modules, image sets, one dir per run),
 #      PIXGATE_BIN (default target/release/pixgate, built with cargo only when missing).
 # Installs what is missing (apt-get: nginx-light wrk libvips-tools webp libavif-bin imagemagick
 # python3-venv nodejs npm; pip: thumbor into a venv; npm: sharp; cargo install dssim) and stops
@@ -21,6 +28,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-15}
 what=${2:-all}
+case $what in
+  throughput | quality | all | photos | serve) ;;
+  *) echo "usage: benches/peers/run.sh [secs] [throughput|quality|all|photos|serve]" >&2; exit 2 ;;
+esac
 here=benches/peers
 work=$(realpath -m "${PEERS_WORK:-target/peers}")
 mkdir -p "$work"
@@ -87,6 +98,13 @@ if ! [ -f "$img/retina-12mp.jpg" ]; then
   # 12 MP (3464x3464): the 2 MP photo upscaled (Lanczos3), JPEG q90.
   vips resize "$img/retina.jpg" "$img/retina-12mp.jpg[Q=90]" 2.455 --kernel lanczos3
 fi
+# The real-photo set (photos mode only; made once into $work/photos, its listing the last step).
+photos=$work/photos
+if [ "$what" = photos ] && ! [ -f "$photos/classes.txt" ]; then
+  mkdir -p "$photos"
+  $here/photos.sh "$photos" > "$photos/classes.tmp"
+  mv "$photos/classes.tmp" "$photos/classes.txt"
+fi
 
 # ---- one run directory, servers, cleanup -----------------------------------------------------
 # What else is using the CPU right now (top's second frame: the last second), for the record.
@@ -95,6 +113,13 @@ others=$(top -b -n 2 -d 1 -o %CPU | awk '/^top -/ {f++} f == 2 && $1 ~ /^[0-9]+$
 run=$work/run-$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$run/www" "$run/nginx/cache" "$run/nginx/tmp" "$run/thumbor-storage"
 cp "$img"/* "$run/www/"
+if [ "$what" = photos ]; then
+  mkdir -p "$run/www/photos"
+  # The class folders (www/photos/<class>/<file>), not the downloaded packages.
+  for c in "$photos"/*/; do
+    [ "$(basename "$c")" = debs ] || cp -r "$c" "$run/www/photos/"
+  done
+fi
 # A private copy: a rebuild during the run cannot swap the binary under the second start.
 cp "$pixgate_src" "$run/pixgate"
 pixgate=$run/pixgate
@@ -205,10 +230,13 @@ fi
 if [ "$what" = all ] || [ "$what" = quality ]; then
   "$py" $here/peers.py quality "$run"
 fi
+if [ "$what" = photos ]; then
+  "$py" $here/peers.py photos "$run"
+fi
 echo "Load after: $(cut -d' ' -f1-3 /proc/loadavg)." >> "$run/header.md"
 {
   cat "$run/header.md"
-  for t in throughput quality; do
+  for t in throughput quality photos; do
     [ -f "$run/$t.md" ] && { echo; cat "$run/$t.md"; }
   done
 } > "$run/results.md"
