@@ -1,7 +1,8 @@
 'use strict';
 // The libvips reference for benches/peers/run.sh: GET /<path>[?fm=jpeg|png|webp|avif][&q=N]
-// fetches ORIGIN/<path>, fits it into 512x512 (never enlarging, as pixgate and thumbor do) and
-// encodes with sharp's defaults for the format: fm, else Accept (avif > webp), else the source's.
+// fetches ORIGIN/<path>, turns it upright by its EXIF orientation, fits it into 512x512 (never
+// enlarging, as pixgate and thumbor do) and encodes with sharp's defaults for the format: fm,
+// else Accept (avif > webp), else the source's.
 // Env: ORIGIN (http://127.0.0.1:port), PORT. libvips threads per image: sharp.concurrency().
 const http = require('http');
 const sharp = require('sharp');
@@ -14,7 +15,8 @@ http.createServer(async (req, res) => {
     let fm = url.searchParams.get('fm') || byAccept(req.headers.accept || '');
     if (!fm) { const f = (await sharp(src).metadata()).format; fm = f === 'heif' ? 'avif' : f; }
     const q = url.searchParams.get('q');
-    const out = await sharp(src).resize(512, 512, { fit: 'inside', withoutEnlargement: true })
+    const out = await sharp(src).autoOrient()
+      .resize(512, 512, { fit: 'inside', withoutEnlargement: true })
       .toFormat(fm, q ? { quality: Number(q) } : {}).toBuffer();
     res.writeHead(200, { 'Content-Type': `image/${fm}`, 'Content-Length': out.length });
     res.end(out);
