@@ -81,6 +81,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run => {
+            keep_transform_buffers();
             let cfg = match load(cli.config.as_ref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -102,6 +103,28 @@ fn main() -> ExitCode {
                     eprintln!("pixgate: {e:#}");
                     ExitCode::FAILURE
                 }
+            }
+        }
+    }
+}
+
+/// glibc's allocator, tuned for transforms: decoded images of a few MiB are taken from the heap
+/// and kept there when freed (up to 32 MiB at its top), instead of being mapped and unmapped
+/// each time. The page faults and zeroing of fresh mappings were 8 % of a JPEG transform's
+/// profile; with this a 4 MP 4:4:4 JPEG fitted into 512 px costs 13 % less CPU
+/// (docs/benchmarks.md). `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_` in the
+/// environment still decide when set.
+fn keep_transform_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    for (var, param) in [
+        ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD),
+        ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD),
+    ] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: mallopt only sets a tunable of the allocator; called before any thread
+            // is started.
+            unsafe {
+                libc::mallopt(param, 32 << 20);
             }
         }
     }

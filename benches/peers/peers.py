@@ -478,10 +478,12 @@ def quality_tables(rows, matched):
 
 
 def photo_classes(env):
-    """{class: [source path on the origin, ...]} from www/photos/<class>/<file>."""
+    """{class: [source path on the origin, ...]} from www/photos/<class>/<file>; only the
+    classes named in PHOTO_CLASSES (space-separated) when it is set."""
     root = env.run / "www" / "photos"
+    only = os.environ.get("PHOTO_CLASSES", "").split()
     return {c.name: sorted(f"photos/{c.name}/{f.name}" for f in c.iterdir())
-            for c in sorted(root.iterdir()) if c.is_dir()}
+            for c in sorted(root.iterdir()) if c.is_dir() and (not only or c.name in only)}
 
 
 def photo_format(cls):

@@ -20,7 +20,8 @@
 #        (defaults: 15 all; serve: start everything, print the ports, stop after `seconds`: for
 #        perf by hand)
 # Env: PEERS_WORK (default target/peers: venv, node_modules, image sets, one dir per run),
-#      PIXGATE_BIN (default target/release/pixgate, built with cargo only when missing).
+#      PIXGATE_BIN (default target/release/pixgate, built with cargo only when missing),
+#      PHOTO_CLASSES (photos mode: only these classes, space-separated; default all).
 # Installs what is missing (apt-get: nginx-light wrk libvips-tools webp libavif-bin imagemagick
 # python3-venv nodejs npm; pip: thumbor into a venv; npm: sharp; cargo install dssim) and stops
 # every process it started, by pid, on exit. Servers listen on free 127.0.0.1 ports only.
@@ -98,12 +99,15 @@ if ! [ -f "$img/retina-12mp.jpg" ]; then
   # 12 MP (3464x3464): the 2 MP photo upscaled (Lanczos3), JPEG q90.
   vips resize "$img/retina.jpg" "$img/retina-12mp.jpg[Q=90]" 2.455 --kernel lanczos3
 fi
-# The real-photo set (photos mode only; made once into $work/photos, its listing the last step).
+# The real-photo set (photos mode only; made into $work/photos, its listing the last step,
+# made again when photos.sh has changed since).
 photos=$work/photos
-if [ "$what" = photos ] && ! [ -f "$photos/classes.txt" ]; then
+stamp=$(sha1sum $here/photos.sh | cut -d' ' -f1)
+if [ "$what" = photos ] && [ "$(cat "$photos/stamp" 2>/dev/null)" != "$stamp" ]; then
   mkdir -p "$photos"
   $here/photos.sh "$photos" > "$photos/classes.tmp"
   mv "$photos/classes.tmp" "$photos/classes.txt"
+  echo "$stamp" > "$photos/stamp"
 fi
 
 # ---- one run directory, servers, cleanup -----------------------------------------------------

@@ -38,7 +38,8 @@ pub(crate) fn encode(img: &DynamicImage, c: JpegConfig) -> Result<Vec<u8>, Strin
     }
     // Before the progressive switch: mozjpeg builds its scan script from this setting.
     comp.set_optimize_scans(c.optimize_scans);
-    if c.progressive {
+    let area = u64::from(img.width()) * u64::from(img.height());
+    if c.progressive && area >= c.progressive_min_pixels {
         comp.set_progressive_mode();
     }
     comp.set_optimize_coding(true);
