@@ -132,7 +132,15 @@ impl ProxyHttp for Pixgate {
         };
         if let Some(rest) = api {
             ctx.rec.route = "api";
-            image_path::handle_api(&self.state, session, &rest, &mut ctx.rec).await?;
+            // Boxed, as the image path below: its future is large, and keeping it out of this
+            // one spares every shield hit the copies of that state.
+            Box::pin(image_path::handle_api(
+                &self.state,
+                session,
+                &rest,
+                &mut ctx.rec,
+            ))
+            .await?;
             return Ok(true);
         }
         // The rule for this host and path assigns the tenant of every request (passthrough
@@ -160,7 +168,13 @@ impl ProxyHttp for Pixgate {
             };
         }
         ctx.rec.route = "image";
-        image_path::handle(&self.state, session, applied, &mut ctx.rec).await?;
+        Box::pin(image_path::handle(
+            &self.state,
+            session,
+            applied,
+            &mut ctx.rec,
+        ))
+        .await?;
         Ok(true)
     }
 

@@ -213,6 +213,22 @@ pub(crate) async fn lookup(
     if let Some(e) = found.fresh {
         return hit(st, session, &e, false, rec).await;
     }
+    // Boxed: the miss's future (collapsing, revalidation) is large, and a hit would otherwise
+    // carry and copy its state too.
+    Box::pin(missed(st, session, base, found, rule_ttl, rec)).await
+}
+
+/// The rest of [`lookup`] for a key with no fresh entry: stale serving, collapsing,
+/// revalidation, or the miss that pingora proxies.
+async fn missed(
+    st: &Arc<State>,
+    session: &mut Session,
+    base: Base,
+    found: Found,
+    rule_ttl: Option<Duration>,
+    rec: &mut Record,
+) -> Result<Option<std::result::Result<u16, Miss>>> {
+    let get = session.req_header().method == Method::GET;
     // A miss: what its response would be stored with. Retention counts from here, before
     // the origin is asked; a purge from now on makes that response unstorable (epoch).
     let req = session.req_header();
