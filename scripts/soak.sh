@@ -5,7 +5,7 @@
 #   abuser     - one wrk connection from one address, hammering: it should get 429s
 # The origin is python3's http.server over the demo samples, two fixtures and a page.
 # Usage: scripts/soak.sh [seconds] [connections]   (defaults: 600 8). Everything it starts is
-# stopped by pid on exit.
+# stopped by pid on exit. Env: PIXGATE_BIN (default: the release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-600}
@@ -16,7 +16,9 @@ pids=()
 . scripts/bench-lib.sh
 trap cleanup EXIT
 need_wrk
-cargo build --release --locked --quiet
+# PIXGATE_BIN: a built binary to run (else the release build, made when missing).
+bin=${PIXGATE_BIN:-${CARGO_TARGET_DIR:-target}/release/pixgate}
+[ -n "${PIXGATE_BIN:-}" ] || cargo build --release --locked --quiet
 
 www="$work/www"
 mkdir -p "$www"
@@ -36,7 +38,7 @@ rate_limit:
   per_ip: { rate: 100, burst: 200 }
   trusted_proxies: [127.0.0.1/32]
 EOC
-target/release/pixgate --config "$work/pixgate.yaml" > "$work/pixgate.out" 2>&1 &
+"$bin" --config "$work/pixgate.yaml" > "$work/pixgate.out" 2>&1 &
 px_pid=$!
 pids+=($px_pid)
 wait_up "$px_port" "$admin_port"

@@ -76,6 +76,23 @@ fn avif_depth_is_8_or_10() {
 }
 
 #[test]
+fn shrink_on_load_is_a_margin_from_1_to_8_or_null() {
+    for (v, ok) in [("1", true), ("1.5", true), ("8", true), ("null", true), ("0.5", false)] {
+        let y = format!("images:\n  shrink_on_load: {v}\n");
+        match Config::from_yaml(&y, "s.yaml") {
+            Ok(c) => assert!(ok, "{v} accepted: {:?}", c.images.shrink_on_load),
+            Err(e) => {
+                assert!(!ok, "{v} refused: {e}");
+                assert_eq!(e.0[0].key, "images.shrink_on_load");
+                assert_eq!(e.0[0].line, Some(2), "{e}");
+            }
+        }
+    }
+    let e = Config::from_yaml("images:\n  shrink_on_load: 9\n", "s.yaml").unwrap_err();
+    assert!(e.to_string().contains("between 1 and 8"), "{e}");
+}
+
+#[test]
 fn write_buffer_is_at_most_a_mebibyte() {
     let c = Config::from_yaml("server:\n  write_buffer: 0\n", "w.yaml").expect("0 is valid");
     assert_eq!(c.server.write_buffer.get(), 0);

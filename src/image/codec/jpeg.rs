@@ -47,3 +47,35 @@ pub(crate) fn encode(img: &DynamicImage, c: JpegConfig) -> Result<Vec<u8>, Strin
     started.write_scanlines(pixels).map_err(|e| e.to_string())?;
     started.finish().map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The start-of-frame marker: 0xC0 baseline, 0xC2 progressive.
+    fn frame_kind(jpeg: &[u8]) -> Option<u8> {
+        jpeg.windows(2)
+            .find(|w| w[0] == 0xFF && matches!(w[1], 0xC0 | 0xC1 | 0xC2))
+            .map(|w| w[1])
+    }
+
+    #[test]
+    fn progressive_only_from_the_pixel_threshold() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(300, 200, |x, y| {
+            image::Rgb([x as u8, y as u8, (x ^ y) as u8])
+        }));
+        let c = JpegConfig::default();
+        assert_eq!(frame_kind(&encode(&img, c).expect("encodes")), Some(0xC0));
+        let every = JpegConfig {
+            progressive_min_pixels: 60_000,
+            ..c
+        };
+        assert_eq!(frame_kind(&encode(&img, every).expect("encodes")), Some(0xC2));
+        let never = JpegConfig {
+            progressive: false,
+            progressive_min_pixels: 0,
+            ..c
+        };
+        assert_eq!(frame_kind(&encode(&img, never).expect("encodes")), Some(0xC0));
+    }
+}
