@@ -11,7 +11,7 @@ use pixgate::config::ImagesConfig;
 use pixgate::image::auto_quality::{self, AutoQualityConfig};
 use pixgate::image::codec::{self, EncodeSettings};
 use pixgate::image::format::{sniff, OutputFormat};
-use pixgate::image::resize::{self, Fit, Gravity, ResizeSpec};
+use pixgate::image::resize::{self, ResizeSpec};
 use std::time::Instant;
 
 fn inputs() -> Vec<(String, Vec<u8>)> {
@@ -44,14 +44,7 @@ fn main() {
     let images = ImagesConfig::default();
     let settings = EncodeSettings::from(&images);
     let cfg = AutoQualityConfig::default();
-    let spec = ResizeSpec {
-        width: Some(480),
-        height: Some(480),
-        fit: Fit::Inside,
-        gravity: Gravity::Center,
-        enlarge: false,
-        background: [255, 255, 255, 255],
-    };
+    let spec = ResizeSpec::inside(Some(480), Some(480));
     let mut formats = vec![OutputFormat::Webp];
     if full {
         formats.extend([OutputFormat::Avif, OutputFormat::Jpeg]);

@@ -13,7 +13,7 @@ use pixgate::image::codec::{self, EncodeSettings};
 use pixgate::image::decode;
 use pixgate::image::format::{OutputFormat, SourceFormat};
 use pixgate::image::probe::{self, HeaderLimits};
-use pixgate::image::resize::{self, Fit, Gravity, ResizeSpec};
+use pixgate::image::resize::{self, ResizeSpec};
 use pixgate::request::options::Options;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -28,14 +28,7 @@ const LIMITS: HeaderLimits = HeaderLimits {
 };
 
 fn fit(w: u32, h: u32) -> ResizeSpec {
-    ResizeSpec {
-        width: Some(w),
-        height: Some(h),
-        fit: Fit::Inside,
-        gravity: Gravity::Center,
-        enlarge: false,
-        background: [255, 255, 255, 255],
-    }
+    ResizeSpec::inside(Some(w), Some(h))
 }
 
 fn request_parts(c: &mut Criterion) {

@@ -67,7 +67,7 @@ fn transforms(c: &mut Criterion) {
 }
 
 fn resize_12mp(c: &mut Criterion) {
-    use pixgate::image::resize::{self, Fit, Gravity, ResizeSpec};
+    use pixgate::image::resize::{self, ResizeSpec};
     use pixgate::image::{decode, probe};
     let src = twelve_mp_jpeg();
     let limits = HeaderLimits {
@@ -77,14 +77,7 @@ fn resize_12mp(c: &mut Criterion) {
     let Ok(p) = probe::probe(&src, pixgate::image::format::SourceFormat::Jpeg, limits) else {
         return;
     };
-    let spec = ResizeSpec {
-        width: Some(512),
-        height: Some(512),
-        fit: Fit::Inside,
-        gravity: Gravity::Center,
-        enlarge: false,
-        background: [255, 255, 255, 255],
-    };
+    let spec = ResizeSpec::inside(Some(512), Some(512));
     let mut g = c.benchmark_group("resize_12mp_jpeg_to_512");
     g.sample_size(10).measurement_time(Duration::from_secs(15));
     g.bench_function("full_decode_then_lanczos3", |b| {

@@ -12,7 +12,7 @@ use pixgate::image::codec::{self, EncodeSettings};
 use pixgate::image::decode;
 use pixgate::image::format::OutputFormat;
 use pixgate::image::probe::{self, HeaderLimits};
-use pixgate::image::resize::{self, Fit, Gravity, ResizeSpec};
+use pixgate::image::resize::{self, ResizeSpec};
 use std::path::Path;
 use std::time::Instant;
 
@@ -31,14 +31,7 @@ fn main() -> Result<(), String> {
         max_pixels: 50_000_000,
         max_dimension: 16_384,
     };
-    let spec = ResizeSpec {
-        width: Some(fit),
-        height: Some(fit),
-        fit: Fit::Inside,
-        gravity: Gravity::Center,
-        enlarge: false,
-        background: [255, 255, 255, 255],
-    };
+    let spec = ResizeSpec::inside(Some(fit), Some(fit));
     let p = probe::probe(&data, format, limits).map_err(|r| format!("probe: {r:?}"))?;
     let to = decode::ShrinkTo {
         spec: &spec,

@@ -9,7 +9,7 @@
 
 use pixgate::image::decode;
 use pixgate::image::probe::{self, HeaderLimits};
-use pixgate::image::resize::{self, Fit, Gravity, ResizeSpec};
+use pixgate::image::resize::{self, ResizeSpec};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,14 +23,7 @@ fn main() -> Result<(), String> {
     let fit: u32 = fit.parse().map_err(|e| format!("FIT: {e}"))?;
     let out = Path::new(out);
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
-    let spec = ResizeSpec {
-        width: Some(fit),
-        height: Some(fit),
-        fit: Fit::Inside,
-        gravity: Gravity::Center,
-        enlarge: false,
-        background: [255, 255, 255, 255],
-    };
+    let spec = ResizeSpec::inside(Some(fit), Some(fit));
     let limits = HeaderLimits {
         max_pixels: 50_000_000,
         max_dimension: 16_384,

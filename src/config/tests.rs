@@ -77,7 +77,13 @@ fn avif_depth_is_8_or_10() {
 
 #[test]
 fn shrink_on_load_is_a_margin_from_1_to_8_or_null() {
-    for (v, ok) in [("1", true), ("1.5", true), ("8", true), ("null", true), ("0.5", false)] {
+    for (v, ok) in [
+        ("1", true),
+        ("1.5", true),
+        ("8", true),
+        ("null", true),
+        ("0.5", false),
+    ] {
         let y = format!("images:\n  shrink_on_load: {v}\n");
         match Config::from_yaml(&y, "s.yaml") {
             Ok(c) => assert!(ok, "{v} accepted: {:?}", c.images.shrink_on_load),

@@ -379,14 +379,7 @@ mod tests {
     }
 
     fn fit(w: u32) -> ResizeSpec {
-        ResizeSpec {
-            width: Some(w),
-            height: Some(w),
-            fit: resize::Fit::Inside,
-            gravity: resize::Gravity::Center,
-            enlarge: false,
-            background: [255, 255, 255, 255],
-        }
+        ResizeSpec::inside(Some(w), Some(w))
     }
 
     #[test]

@@ -27,6 +27,21 @@ pub struct ResizeSpec {
     pub background: [u8; 4],
 }
 
+impl ResizeSpec {
+    /// Fit inside a box of `width` × `height` (either side may be free), centred, never
+    /// enlarged: what a size limit or a benchmark's "fit into 512×512" asks.
+    pub fn inside(width: Option<u32>, height: Option<u32>) -> ResizeSpec {
+        ResizeSpec {
+            width,
+            height,
+            fit: Fit::Inside,
+            gravity: Gravity::Center,
+            enlarge: false,
+            background: [255, 255, 255, 255],
+        }
+    }
+}
+
 /// Where the pixels go: a region of the source, resized to `size`, optionally placed on a
 /// canvas.
 #[derive(Debug, Clone, Copy, PartialEq)]

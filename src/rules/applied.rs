@@ -5,7 +5,7 @@
 use super::{Rule, RuleSet};
 use crate::image::format::OutputFormat;
 use crate::image::pipeline::Transform;
-use crate::image::resize::{Fit, Gravity, ResizeSpec};
+use crate::image::resize::{Fit, ResizeSpec};
 use std::time::Duration;
 
 /// The rule that applies, with the set it came from (kept alive for the request: a reload
@@ -133,16 +133,7 @@ pub fn clamp(mut t: Transform, max_w: Option<u32>, max_h: Option<u32>) -> Transf
         return t;
     }
     match &mut t.resize {
-        None => {
-            t.resize = Some(ResizeSpec {
-                width: max_w,
-                height: max_h,
-                fit: Fit::Inside,
-                gravity: Gravity::Center,
-                enlarge: false,
-                background: [255, 255, 255, 255],
-            })
-        }
+        None => t.resize = Some(ResizeSpec::inside(max_w, max_h)),
         Some(spec) => {
             let kw = match (spec.width, max_w) {
                 (Some(w), Some(m)) if w > m => f64::from(m) / f64::from(w),
@@ -174,6 +165,7 @@ pub fn clamp(mut t: Transform, max_w: Option<u32>, max_h: Option<u32>) -> Transf
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::resize::Gravity;
 
     fn spec(w: Option<u32>, h: Option<u32>) -> Transform {
         Transform {

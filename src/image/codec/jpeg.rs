@@ -55,7 +55,7 @@ mod tests {
     /// The start-of-frame marker: 0xC0 baseline, 0xC2 progressive.
     fn frame_kind(jpeg: &[u8]) -> Option<u8> {
         jpeg.windows(2)
-            .find(|w| w[0] == 0xFF && matches!(w[1], 0xC0 | 0xC1 | 0xC2))
+            .find(|w| w[0] == 0xFF && matches!(w[1], 0xC0..=0xC2))
             .map(|w| w[1])
     }
 
@@ -70,12 +70,18 @@ mod tests {
             progressive_min_pixels: 60_000,
             ..c
         };
-        assert_eq!(frame_kind(&encode(&img, every).expect("encodes")), Some(0xC2));
+        assert_eq!(
+            frame_kind(&encode(&img, every).expect("encodes")),
+            Some(0xC2)
+        );
         let never = JpegConfig {
             progressive: false,
             progressive_min_pixels: 0,
             ..c
         };
-        assert_eq!(frame_kind(&encode(&img, never).expect("encodes")), Some(0xC0));
+        assert_eq!(
+            frame_kind(&encode(&img, never).expect("encodes")),
+            Some(0xC0)
+        );
     }
 }
