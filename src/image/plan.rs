@@ -53,6 +53,13 @@ impl Plan {
             || self.png == Choice::Encode(OutputFormat::Avif)
     }
 
+    /// Whether WebP may answer while AVIF encodes: the plan wants AVIF and the client named
+    /// WebP too ([`Plan::webp_too`] is set for exactly such clients). A client that names AVIF
+    /// and not WebP waits for AVIF.
+    pub(crate) fn webp_may_stand_in(&self) -> bool {
+        self.wants_avif() && self.webp_too
+    }
+
     /// The same plan with AVIF replaced by WebP: the quick answer while AVIF is encoded.
     #[must_use]
     pub(crate) fn avif_as_webp(&self) -> Plan {

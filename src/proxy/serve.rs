@@ -92,7 +92,7 @@ pub(super) async fn serve(
         .await;
     }
     let key = req.key(st, &v);
-    let budget = if v.budgeted && v.plan.wants_avif() {
+    let budget = if v.budgeted && v.plan.webp_may_stand_in() {
         st.cfg.cache.avif_budget.map(|d| d.get())
     } else {
         None

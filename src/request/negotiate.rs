@@ -191,6 +191,11 @@ mod tests {
         let no_webp = Plan::new(&Accept::parse(Some(CHROME)), &[Avif, Jpeg, Png]);
         assert_eq!(no_webp.label(), "avif");
         assert!(p.wants_avif());
+        // WebP answers while AVIF encodes only for a client that named WebP, and only when
+        // WebP is enabled.
+        assert!(p.webp_may_stand_in());
+        assert!(only_avif.wants_avif() && !only_avif.webp_may_stand_in());
+        assert!(!no_webp.webp_may_stand_in());
         assert_eq!(p.avif_as_webp().label(), "webp");
         let p = Plan::new(&Accept::parse(Some("*/*")), &ALL);
         assert_eq!(p.label(), "jpeg=jpeg,png=png");
