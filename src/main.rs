@@ -113,8 +113,8 @@ fn main() -> ExitCode {
 /// each time. The page faults and zeroing of fresh mappings were 8 % of a JPEG transform's
 /// profile; with this a 4 MP 4:4:4 JPEG fitted into 512 px costs 13 % less CPU. And one arena
 /// per core rather than glibc's eight, so that those kept buffers are not multiplied by
-/// threads: in a 64-connection soak RSS then stayed at 340–353 MiB over ten minutes where it
-/// rose from 405 to 446 MiB (docs/benchmarks.md). `MALLOC_MMAP_THRESHOLD_`,
+/// threads: in a 64-connection soak RSS then stayed at 332–345 MiB over ten minutes where it
+/// rose from 396 to 436 MiB (docs/benchmarks.md). `MALLOC_MMAP_THRESHOLD_`,
 /// `MALLOC_TRIM_THRESHOLD_` and `MALLOC_ARENA_MAX` in the environment still decide when set.
 fn keep_transform_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
