@@ -4,7 +4,8 @@
 
 use super::format::SourceFormat;
 use super::probe::{to_image_format, Probe};
-use super::resize::{self, ResizeSpec};
+pub use super::shrink::ShrinkTo;
+use super::shrink::{dct_numerator, halved};
 use super::Reason;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder};
@@ -24,17 +25,6 @@ pub struct Decoded {
 /// Decodes `data`, whose header was already checked by [`super::probe::probe`].
 pub fn decode(data: &[u8], probe: &Probe) -> Result<Decoded, Reason> {
     decode_for(data, probe, None)
-}
-
-/// A resize the decoder may shrink towards (shrink-on-load, `images.shrink_on_load`): the
-/// decoded image stays at least `margin` times the size the resize needs.
-#[derive(Debug, Clone, Copy)]
-pub struct ShrinkTo<'a> {
-    /// The resize that follows the decode.
-    pub spec: &'a ResizeSpec,
-    /// At least 1: 1 decodes at the smallest scale that still covers the output (libvips',
-    /// and Pillow's draft mode), 2 keeps twice the output's size for the resize to work with.
-    pub margin: f64,
 }
 
 /// Decodes `data` for a resize to `target`. JPEGs are decoded by mozjpeg; one that will be
@@ -202,40 +192,6 @@ fn webp_whole(data: &[u8], simple_upsampling: bool) -> Option<DynamicImage> {
     }
 }
 
-/// The DCT scale numerator (1–7, of 8) for a JPEG about to be resized by `spec`, or `None`
-/// when a full decode is needed (little or no shrinking).
-pub(crate) fn dct_numerator(probe: &Probe, o: Orientation, to: ShrinkTo<'_>) -> Option<u8> {
-    let swap = matches!(
-        o,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    );
-    let (w, h) = if swap {
-        (probe.height, probe.width)
-    } else {
-        (probe.width, probe.height)
-    };
-    let scale = resize::geometry(w, h, to.spec).scale();
-    numerator_for(scale, to.margin)
-}
-
-/// Whether the resize after the decode at least halves both sides (WebP's simple chroma
-/// upsampling is then invisible).
-fn halved(probe: &Probe, to: ShrinkTo<'_>) -> bool {
-    resize::geometry(probe.width, probe.height, to.spec).scale() <= 0.5
-}
-
-/// The DCT numerator for a resize by `scale`: keep at least `margin` times the pixels the
-/// resize needs (for Lanczos to work with), and use only 1/8, 2/8 and 4/8. libjpeg's other
-/// scales use slower IDCTs: measured on the 2 MP demo photo, 6/8 took 9.5 ms against 5.7 ms
-/// for a full decode and 3.8 ms for 4/8 (docs/benchmarks.md).
-fn numerator_for(scale: f64, margin: f64) -> Option<u8> {
-    let need = (8.0 * scale * margin.max(1.0)).ceil();
-    [1u8, 2, 4].into_iter().find(|&n| f64::from(n) >= need)
-}
-
 /// Decodes a JPEG at `n`/8 scale (8: whole) with mozjpeg. `None` (decode with the image crate
 /// instead) for CMYK or any libjpeg error, which mozjpeg reports by panicking.
 fn jpeg_at_scale(data: &[u8], n: u8) -> Option<DynamicImage> {
@@ -320,32 +276,8 @@ fn to_srgb(img: DynamicImage, icc: &[u8]) -> (DynamicImage, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dct_scales_are_powers_of_two_and_keep_the_margin() {
-        let n = |scale| numerator_for(scale, 2.0);
-        assert_eq!(n(0.05), Some(1));
-        assert_eq!(n(1.0 / 16.0), Some(1));
-        assert_eq!(n(0.1), Some(2));
-        assert_eq!(n(0.25), Some(4));
-        assert_eq!(n(0.3), None, "6/8 would be slower than a whole decode");
-        assert_eq!(n(0.363), None);
-        assert_eq!(n(1.0), None);
-        // Margin 1 (libvips' rule): the smallest scale that still covers the output.
-        assert_eq!(numerator_for(0.2, 1.0), Some(2));
-        assert_eq!(numerator_for(0.2, 2.0), Some(4));
-        assert_eq!(numerator_for(0.45, 1.0), Some(4));
-        assert_eq!(numerator_for(0.2, 0.5), Some(2), "below 1 counts as 1");
-        for margin in [1.0, 1.5, 2.0, 3.0] {
-            for i in 1..100 {
-                let scale = f64::from(i) / 100.0;
-                if let Some(n) = numerator_for(scale, margin) {
-                    assert!(f64::from(n) / 8.0 >= margin * scale, "{scale}: {n}/8");
-                }
-            }
-        }
-    }
     use crate::image::probe::{probe, HeaderLimits};
+    use crate::image::resize::ResizeSpec;
     use image::{GenericImageView, ImageEncoder, Rgb, RgbImage};
 
     const L: HeaderLimits = HeaderLimits {

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod pool;
 pub mod probe;
 pub mod resize;
+pub mod shrink;
 
 /// Why an image was answered with its original bytes (or refused). A closed set: each value is
 /// a metric label and appears in the `X-Pixgate` debug header.

@@ -134,9 +134,13 @@ impl Job {
     }
 
     /// The output's pixel count, from the source's header and the geometry, before any
-    /// decode: `None` for an animation or a header that does not parse.
+    /// decode: `None` for an animation or a header that does not parse. Reads the header only
+    /// (not [`probe::probe`]'s walk of a JPEG's scans, which the transform does anyway).
     pub fn output_pixels(&self) -> Option<u64> {
-        let p = probe::probe(&self.source, self.format, self.limits).ok()?;
+        if probe::animation_frames(&self.source, self.format, 2) > 1 {
+            return None;
+        }
+        let p = probe::dimensions(&self.source, self.format, self.limits).ok()?;
         let t = &self.transform;
         let (mut w, mut h) = (p.width, p.height);
         if let Some([x, y, cw, ch]) = t.crop {
