@@ -12,12 +12,13 @@
 #                   make animated WebP fixtures in tests/animation.rs
 #   prometheus    - promtool, which checks deploy/'s alert rules and dashboard queries
 #   python3       - scripts/module-deps.py, the check that module dependencies point one way
+#   exiftool      - reads the copyright pixgate writes (keep_copyright), independently
 #   chromium, chromium-driver - headless Chromium and chromedriver (WebDriver), which
 #                   tests/browser.rs drives to test the upload page in a real browser
 # Usage: scripts/deps.sh [build|test]
 set -euo pipefail
 want=(cmake nasm python3 pkg-config)
-[ "${1:-build}" = test ] && want+=(avifdec avifenc heif-enc webpinfo img2webp promtool chromium chromedriver)
+[ "${1:-build}" = test ] && want+=(avifdec avifenc heif-enc webpinfo img2webp promtool chromium chromedriver exiftool)
 missing=()
 for bin in "${want[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
@@ -35,6 +36,7 @@ for bin in "${missing[@]}"; do
     heif-enc) pkgs+=(libheif-examples) ;;
     webpinfo | img2webp) pkgs+=(webp) ;;
     promtool) pkgs+=(prometheus) ;;
+    exiftool) pkgs+=(libimage-exiftool-perl) ;;
     chromedriver) pkgs+=(chromium-driver) ;;
     *) pkgs+=("$bin") ;;
   esac

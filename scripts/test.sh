@@ -14,4 +14,5 @@ python3 scripts/module-deps.py
 # --features jxl: JPEG XL output (off by default) is built and tested too.
 cargo clippy --release --locked --all-targets --features fuzzing,jxl -- -D warnings
 # Release profile: the codecs run as in production and CI builds the dependencies once.
-cargo test --release --locked --all-targets --features fuzzing,jxl
+# The copyright tests check their output with exiftool (installed above): require it.
+PIXGATE_REQUIRE_EXIFTOOL=1 cargo test --release --locked --all-targets --features fuzzing,jxl

@@ -365,6 +365,7 @@ pub fn image_entry(data: &[u8]) -> Option<Outcome> {
     let settings = Settings {
         formats: &IMAGE_FORMATS,
         transform: &defaults().transform,
+        marks: None,
     };
     let v = variant::decide(&ask, &Applied::find(None, "", "/"), settings)
         .expect("all formats enabled");
@@ -387,6 +388,10 @@ pub fn image_entry(data: &[u8]) -> Option<Outcome> {
     .with_transform(transform);
     let outcome = pipeline::run(&job);
     match (&outcome, &probed) {
+        (Outcome::Info(json), _) => {
+            let v: serde_json::Value = serde_json::from_slice(json).expect("info is JSON");
+            assert!(v["width"].as_u64().is_some_and(|w| w > 0), "{v}");
+        }
         // An animation goes on to the animation path, which has reasons of its own.
         (Outcome::Original(_), Err(crate::image::Reason::Animated)) => {}
         (Outcome::Original(reason), Err(first)) => {

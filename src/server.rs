@@ -114,6 +114,30 @@ impl BackgroundService for RulesWatcher {
     }
 }
 
+/// Loads the watermark files again when one changes; a file that no longer loads keeps the
+/// previous marks.
+struct MarksWatcher {
+    marks: Arc<crate::image::marks::LiveMarks>,
+    poll: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for MarksWatcher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(self.poll);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => match self.marks.reload_if_changed() {
+                    Ok(true) => tracing::info!("watermarks reloaded"),
+                    Ok(false) => {}
+                    Err(errors) => tracing::error!(?errors, "watermarks not reloaded, the old ones stay"),
+                },
+            }
+        }
+    }
+}
+
 /// Publishes one store's usage gauges (`store` = `variants` or `uploads`).
 fn publish(store: &str, s: &crate::cache::Stats) {
     use crate::telemetry::metrics::{CACHE_BYTES, CACHE_ENTRIES, CACHE_OLDEST};
@@ -280,6 +304,15 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
         server.add_service(background_service(
             "rules watcher",
             RulesWatcher { rules, poll },
+        ));
+    }
+    if !state.marks.is_empty() {
+        server.add_service(background_service(
+            "watermark watcher",
+            MarksWatcher {
+                marks: state.marks.clone(),
+                poll,
+            },
         ));
     }
     if let Some(a) = admin {

@@ -34,6 +34,8 @@ pub struct Settings<'a> {
     pub formats: &'a [OutputFormat],
     /// The `transform` section.
     pub transform: &'a TransformConfig,
+    /// The configured watermarks (`None`: none are, as in unit tests).
+    pub marks: Option<&'a crate::image::marks::LiveMarks>,
 }
 
 /// The request, as values: what the URL asked for and what the client accepts.
@@ -78,6 +80,10 @@ pub enum Refusal {
     Bypassed,
     /// The named output format is not enabled here (400).
     FormatDisabled { route: Route, format: &'static str },
+    /// The URL or the rule names a watermark that is not configured (400 for a URL's; a
+    /// rule's is answered 500: the site's configuration is wrong, and the image is not sent
+    /// without its mark).
+    UnknownWatermark { name: String, from_rule: bool },
 }
 
 impl Refusal {
@@ -86,6 +92,10 @@ impl Refusal {
         match self {
             Refusal::SignatureRequired(_) | Refusal::Bypassed => 403,
             Refusal::FormatDisabled { .. } => 400,
+            Refusal::UnknownWatermark { from_rule, .. } => match from_rule {
+                true => 500,
+                false => 400,
+            },
         }
     }
 
@@ -95,6 +105,7 @@ impl Refusal {
             Refusal::SignatureRequired(_) => "signature_required",
             Refusal::Bypassed => "rule_refuses_api",
             Refusal::FormatDisabled { .. } => "format_not_enabled",
+            Refusal::UnknownWatermark { .. } => "unknown_watermark",
         }
     }
 
@@ -117,6 +128,9 @@ impl Refusal {
             Refusal::FormatDisabled { format, .. } => {
                 format!("format `{format}` is not enabled here")
             }
+            Refusal::UnknownWatermark { name, .. } => {
+                format!("watermark `{name}` is not configured (images.watermarks)")
+            }
         }
     }
 }
@@ -136,20 +150,47 @@ pub fn decide(ask: &Ask, rule: &Applied, s: Settings) -> Result<Variant, Refusal
         return Err(Refusal::Bypassed);
     }
     let o = ask.effective(s.transform);
+    // Info is the same JSON for every client: one variant, whatever the Accept.
+    let accept = match o.info {
+        true => Accept::parse(None),
+        false => ask.accept.clone(),
+    };
     let plan = o
-        .plan(&ask.accept, &rule.formats(s.formats))
+        .plan(&accept, &rule.formats(s.formats))
         .ok_or(Refusal::FormatDisabled {
             route: ask.route,
             format: o.format.name(),
         })?;
+    let transform = rule.clamp(o.transform(s.transform.max_output_dimension));
     Ok(Variant {
         plan,
-        transform: rule.clamp(o.transform(s.transform.max_output_dimension)),
+        transform,
         qualities: rule.qualities(),
         rule_ttl: rule.ttl(),
-        key_options: format!("{}{}", o.canonical(), rule.key_part()),
+        key_options: format!(
+            "{}{}{}",
+            o.canonical(),
+            rule.key_part(),
+            marks_part(&transform, rule, s)?
+        ),
         budgeted: o.format == FormatReq::Auto,
     })
+}
+
+/// What the key adds for a watermark: the marks' fingerprint, so a changed file never serves
+/// variants drawn with the old mark; refused when the mark is not configured.
+fn marks_part(t: &Transform, rule: &Applied, s: Settings) -> Result<String, Refusal> {
+    let Some(w) = &t.steps.watermark else {
+        return Ok(String::new());
+    };
+    let marks = s.marks.map(|m| m.current());
+    match marks {
+        Some(m) if m.get(w.mark).is_some() => Ok(format!(";wm@{}", m.fingerprint())),
+        _ => Err(Refusal::UnknownWatermark {
+            name: w.mark.as_str().to_string(),
+            from_rule: rule.rule().and_then(|r| r.watermark()).is_some(),
+        }),
+    }
 }
 
 /// What the source's format changes once it is known.

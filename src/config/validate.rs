@@ -215,6 +215,9 @@ impl Config {
                 format!("must be between 1 and 8 (or null), got {m}"),
             ));
         }
+        if let Err(errors) = crate::image::marks::Marks::load(&self.images.watermarks) {
+            p.extend(errors);
+        }
         p
     }
 

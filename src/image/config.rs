@@ -55,6 +55,9 @@ pub struct ImagesConfig {
     /// to 9 % faster; 1 lost detail where the scale just covers the output (DSSIM 0.0004–0.002
     /// on 4:4:4, 20 MP and 18 MP photos; docs/benchmarks.md, "Shrink-on-load").
     pub shrink_on_load: Option<f32>,
+    /// Watermarks by name (`default` is the one `wm`/`watermark` draws when the URL names
+    /// none): an image `file` or a `text` line. Loaded at start, again when a file changes.
+    pub watermarks: std::collections::BTreeMap<String, crate::image::marks::WatermarkSpec>,
 }
 
 /// What happens to SVG responses.
@@ -86,6 +89,7 @@ impl Default for ImagesConfig {
             animation: crate::image::animation::AnimationConfig::default(),
             auto_quality: crate::image::auto_quality::AutoQualityConfig::default(),
             shrink_on_load: Some(1.5),
+            watermarks: std::collections::BTreeMap::new(),
             debug_header: true,
             svg: SvgPolicy::Sandbox,
         }

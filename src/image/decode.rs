@@ -20,6 +20,8 @@ pub struct Decoded {
     pub has_alpha: bool,
     /// True when an ICC profile was converted to sRGB.
     pub color_converted: bool,
+    /// The EXIF orientation that was applied (1–8; 1 for none).
+    pub orientation: u8,
 }
 
 /// Decodes `data`, whose header was already checked by [`super::probe::probe`].
@@ -82,6 +84,11 @@ pub fn decode_for(
     Ok(upright_srgb(img, orientation, icc, probe.format))
 }
 
+/// Whether EXIF orientation `o` (1–8) swaps width and height.
+pub fn turns_sideways(o: u8) -> bool {
+    (5..=8).contains(&o)
+}
+
 /// The last decoding steps for every decoder: orientation, 8-bit channels, sRGB.
 fn upright_srgb(
     mut img: DynamicImage,
@@ -100,6 +107,7 @@ fn upright_srgb(
         image,
         has_alpha,
         color_converted,
+        orientation: orientation.to_exif(),
     }
 }
 

@@ -6,11 +6,16 @@ pub mod animation;
 pub mod auto_quality;
 pub mod codec;
 pub mod config;
+pub mod copyright;
 pub mod cost;
 pub mod decode;
+pub mod effects;
 pub mod fit;
 pub mod format;
 pub(crate) mod heif;
+pub mod info;
+pub mod marks;
+pub mod max_bytes;
 pub mod metadata;
 pub mod pipeline;
 pub mod plan;
@@ -18,6 +23,8 @@ pub mod pool;
 pub mod probe;
 pub mod resize;
 pub mod shrink;
+pub mod steps;
+pub mod watermark;
 
 /// Why an image was answered with its original bytes (or refused). A closed set: each value is
 /// a metric label and appears in the `X-Pixgate` debug header.
@@ -61,11 +68,14 @@ pub enum Reason {
     CropOutside,
     /// An animation with more frames than `images.animation.max_frames`.
     TooManyFrames,
+    /// The watermark the variant names is not loaded (`images.watermarks`). Never answered
+    /// with the original: a watermark is a promise (`proxy::outcome`).
+    WatermarkMissing,
 }
 
 impl Reason {
     /// Every reason, for metric pre-registration and docs.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::NotSmaller,
         Reason::Truncated,
         Reason::Undecodable,
@@ -85,6 +95,7 @@ impl Reason {
         Reason::TooManyScans,
         Reason::CropOutside,
         Reason::TooManyFrames,
+        Reason::WatermarkMissing,
     ];
     /// The label used in metrics and headers.
     pub fn label(self) -> &'static str {
@@ -108,6 +119,7 @@ impl Reason {
             Reason::TooManyScans => "too_many_scans",
             Reason::CropOutside => "crop_outside",
             Reason::TooManyFrames => "too_many_frames",
+            Reason::WatermarkMissing => "watermark_missing",
         }
     }
 }

@@ -4,10 +4,12 @@
 use super::animation::{AnimatedOutput, AnimationJob};
 use super::codec::{self, EncodeSettings};
 use super::decode;
+use super::fit::Gravity;
 use super::format::{OutputFormat, SourceFormat};
 use super::plan::{Choice, Plan};
 use super::probe::{self, HeaderLimits};
 use super::resize::{self, ResizeSpec};
+use super::steps::{self, Steps};
 use super::Reason;
 use std::time::{Duration, Instant};
 
@@ -25,13 +27,9 @@ pub struct Transform {
     pub quality: Option<u8>,
     /// What transparent pixels become in a JPEG (default white).
     pub flatten_onto: Option<[u8; 3]>,
-    /// A region of the source (after its EXIF orientation) kept before anything else:
-    /// `[x, y, width, height]` in source pixels, clipped to the image (the upload service's
-    /// `crop`).
-    pub crop: Option<[u32; 4]>,
-    /// Clockwise quarter turns after the crop and before the resize: 90, 180 or 270 (the
-    /// upload service's `rotate`).
-    pub rotate: Option<u16>,
+    /// Trim, turn, flip, crop, padding, effects, watermark and output controls
+    /// ([`super::steps`], in its order).
+    pub steps: Steps,
     /// Keep every pixel: WebP is encoded lossless (the plan offers only such formats).
     pub lossless: bool,
     /// An animated source becomes a still of its first frame (`anim=false`).
@@ -40,6 +38,8 @@ pub struct Transform {
     pub auto_quality: bool,
     /// The target for it when a rule sets one (else `images.auto_quality.target`).
     pub auto_target: Option<f32>,
+    /// Describe the source as JSON instead ([`super::info`]).
+    pub info: bool,
 }
 
 impl Transform {
@@ -49,21 +49,30 @@ impl Transform {
         self.resize.is_some()
             || self.blur.is_some()
             || self.sharpen.is_some()
-            || self.crop.is_some()
-            || self.rotate.is_some()
+            || self.steps.changes_pixels()
     }
 
-    /// The resize the decoder may shrink towards, keeping `margin` (`images.shrink_on_load`;
-    /// `None`: never): none when a crop or a turn comes first (the crop names full-size
-    /// pixels; a turn swaps the box's sides).
-    fn shrink_target(&self, margin: Option<f32>) -> Option<decode::ShrinkTo<'_>> {
-        if self.crop.is_some() || self.rotate.is_some() {
+    /// The gravity crops use when they name none: the resize's.
+    fn gravity(&self) -> Gravity {
+        self.resize.map(|r| r.gravity).unwrap_or_default()
+    }
+
+    /// The resize box the decoder may shrink a `width`×`height` (upright) source towards: none
+    /// when a trim or a crop comes first (they name full-size pixels); a quarter turn swaps
+    /// the box's sides, since the decoder sees the source before the turn.
+    fn shrink_spec(&self, width: u32, height: u32) -> Option<ResizeSpec> {
+        if !self.steps.keeps_source_region() {
             return None;
         }
-        Some(decode::ShrinkTo {
-            spec: self.resize.as_ref()?,
-            margin: f64::from(margin?),
-        })
+        let (w, h) = match self.steps.swaps_sides() {
+            true => (height, width),
+            false => (width, height),
+        };
+        let mut spec = steps::resize_spec(self.resize, &self.steps, w, h)?;
+        if self.steps.swaps_sides() {
+            (spec.width, spec.height) = (spec.height, spec.width);
+        }
+        Some(spec)
     }
 }
 
@@ -90,6 +99,8 @@ pub struct Job {
     pub auto_quality: std::sync::Arc<super::auto_quality::AutoQualityConfig>,
     /// `images.shrink_on_load`: how much larger than the output a JPEG is decoded at least.
     pub shrink_on_load: Option<f32>,
+    /// The configured watermarks (`images.watermarks`), for a transform that draws one.
+    pub marks: Option<std::sync::Arc<super::marks::Marks>>,
 }
 
 impl Job {
@@ -114,7 +125,15 @@ impl Job {
             animation: images.animation,
             auto_quality: std::sync::Arc::new(images.auto_quality.clone()),
             shrink_on_load: images.shrink_on_load,
+            marks: None,
         }
+    }
+
+    /// The same job with the configured watermarks.
+    #[must_use]
+    pub fn with_marks(mut self, marks: std::sync::Arc<super::marks::Marks>) -> Job {
+        self.marks = Some(marks);
+        self
     }
 
     /// The same job with per-format qualities (a rule's) replacing the configured ones.
@@ -143,15 +162,25 @@ impl Job {
         let p = probe::dimensions(&self.source, self.format, self.limits).ok()?;
         let t = &self.transform;
         let (mut w, mut h) = (p.width, p.height);
-        if let Some([x, y, cw, ch]) = t.crop {
-            w = cw.min(w.saturating_sub(x));
-            h = ch.min(h.saturating_sub(y));
-        }
-        if matches!(t.rotate, Some(90 | 270)) {
+        if t.steps.swaps_sides() {
             (w, h) = (h, w);
         }
-        if let Some(spec) = &t.resize {
-            (w, h) = resize::geometry(w, h, spec).output();
+        match t.steps.crop {
+            Some(steps::Crop::Region([x, y, cw, ch])) => {
+                w = cw.min(w.saturating_sub(x));
+                h = ch.min(h.saturating_sub(y));
+            }
+            Some(steps::Crop::Sized { width, height, .. }) => {
+                (w, h) = (width.on(w), height.on(h));
+            }
+            None => {}
+        }
+        if let Some(spec) = steps::resize_spec(t.resize, &t.steps, w, h) {
+            (w, h) = resize::geometry(w, h, &spec).output();
+        }
+        if let Some(p) = t.steps.padding {
+            w = w.saturating_add(p.left).saturating_add(p.right);
+            h = h.saturating_add(p.top).saturating_add(p.bottom);
         }
         Some(u64::from(w) * u64::from(h))
     }
@@ -193,6 +222,8 @@ pub enum Outcome {
     },
     /// Send the source unchanged, for this reason.
     Original(Reason),
+    /// The source described as JSON ([`super::info`]).
+    Info(bytes::Bytes),
 }
 
 /// What an animated source becomes when only a resize (or nothing) is asked and
@@ -200,8 +231,7 @@ pub enum Outcome {
 /// source that is resized; `None`, the original (`animated`).
 fn animated_output(job: &Job) -> Option<AnimatedOutput> {
     let t = &job.transform;
-    let only_resize =
-        t.blur.is_none() && t.sharpen.is_none() && t.crop.is_none() && t.rotate.is_none();
+    let only_resize = t.blur.is_none() && t.sharpen.is_none() && !t.steps.changes_pixels();
     if !job.animation.enabled || !only_resize {
         return None;
     }
@@ -321,6 +351,11 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     };
     let t0 = Instant::now();
     let t = &job.transform;
+    if t.info {
+        let max_frames = job.animation.max_frames;
+        return super::info::json(&job.source, job.format, job.limits, max_frames)
+            .map(|j| Outcome::Info(j.into()));
+    }
     // `anim=false` makes an animation a still of its first frame: not the original's pixels.
     let mut still_of_animation = false;
     let probe = match probe::probe(&job.source, job.format, job.limits) {
@@ -331,41 +366,49 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         Err(Reason::Animated) => return animated(job),
         p => p?,
     };
-    let decoded = decode::decode_for(&job.source, &probe, t.shrink_target(job.shrink_on_load))?;
-    check()?;
-    let mut image = decoded.image;
-    if let Some([x, y, w, h]) = t.crop {
-        let (iw, ih) = (image.width(), image.height());
-        if x >= iw || y >= ih {
-            return Err(Reason::CropOutside);
-        }
-        image = image.crop_imm(x, y, w.min(iw - x), h.min(ih - y));
-    }
-    image = match t.rotate {
-        Some(90) => image.rotate90(),
-        Some(180) => image.rotate180(),
-        Some(270) => image.rotate270(),
-        _ => image,
+    let shrink_spec = t.shrink_spec(probe.width, probe.height);
+    let shrink = match (&shrink_spec, job.shrink_on_load) {
+        (Some(spec), Some(margin)) => Some(decode::ShrinkTo {
+            spec,
+            margin: f64::from(margin),
+        }),
+        _ => None,
     };
-    if let Some(spec) = &t.resize {
+    let decoded = decode::decode_for(&job.source, &probe, shrink)?;
+    check()?;
+    let mut image = steps::before_resize(decoded.image, &t.steps, t.gravity())?;
+    if let Some(spec) = steps::resize_spec(t.resize, &t.steps, image.width(), image.height()) {
         // Enlarging (a single side, or `outside`) can ask for far more pixels than the source
         // has: a 1x16384 strip at `w=4096&enlarge=1` would be 4096x67M. The output is held to
         // the source limits.
-        let (w, h) = resize::geometry(image.width(), image.height(), spec).output();
+        let (w, h) = resize::geometry(image.width(), image.height(), &spec).output();
         if w > job.limits.max_dimension
             || h > job.limits.max_dimension
             || u64::from(w) * u64::from(h) > job.limits.max_pixels
         {
             return Err(Reason::TooManyPixels);
         }
-        image = resize::apply(image, spec)?;
+        image = resize::apply(image, &spec)?;
         check()?;
+    }
+    let background = t.resize.map_or([255; 4], |r| r.background);
+    if let Some(p) = t.steps.padding {
+        image = steps::pad(image, p, background, job.limits)?;
     }
     if let Some(sigma) = t.blur {
         image = image.fast_blur(sigma);
     }
     if let Some(sigma) = t.sharpen {
         image = image.unsharpen(sigma, 1);
+    }
+    image = steps::effects(image, &t.steps);
+    if let Some(wm) = &t.steps.watermark {
+        let mark = job
+            .marks
+            .as_ref()
+            .and_then(|m| m.get(wm.mark))
+            .ok_or(Reason::WatermarkMissing)?;
+        image = super::watermark::apply(image, &mark, &wm.placement);
     }
     let decode_time = t0.elapsed();
     check()?;
@@ -375,10 +418,13 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         Choice::Encode(f) => f,
         Choice::Keep => return Err(Reason::FormatDisabled),
     };
-    if target == OutputFormat::Jpeg && has_alpha {
+    // An opaque background the URL names flattens transparency in every format (imgproxy's
+    // `background`); a JPEG is flattened anyway, onto white by default.
+    if has_alpha && (t.flatten_onto.is_some() || target == OutputFormat::Jpeg) {
         image = resize::flatten(image, t.flatten_onto.unwrap_or([255, 255, 255]));
     }
-    let mut settings = match t.quality {
+    let named_quality = |f: OutputFormat| t.quality.or(t.steps.format_quality.get(f));
+    let mut settings = match named_quality(target) {
         Some(q) => job.settings.with_quality(target, q),
         None => job.settings,
     };
@@ -391,7 +437,7 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         })
     };
     // q=auto (or a format configured to it), unless the URL named a quality.
-    let auto = t.quality.is_none()
+    let auto = named_quality(target).is_none()
         && !settings.lossless
         && (t.auto_quality || job.auto_quality.formats.contains(&target));
     let chosen = auto
@@ -435,6 +481,19 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
             target = OutputFormat::Webp;
         }
     }
+    let (mut width, mut height) = (image.width(), image.height());
+    if let Some(limit) = t.steps.max_bytes {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if out.len() > limit {
+            check()?;
+            let fitted =
+                super::max_bytes::fit(&image, target, &settings, limit, out.len(), job.deadline)?;
+            (out, width, height) = (fitted.bytes, fitted.width, fitted.height);
+        }
+    }
+    if t.steps.keep_copyright {
+        out = with_copyright(out, &job.source, t.steps.max_bytes);
+    }
     let encode_time = t1.elapsed();
     check()?;
     // Never larger, when the original is a valid answer: same pixels, only another encoding,
@@ -449,14 +508,30 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     Ok(Outcome::Transformed {
         format: target,
         bytes: out.into(),
-        width: image.width(),
-        height: image.height(),
+        width,
+        height,
         timings: Timings {
             decode: decode_time,
             encode: encode_time,
             frames: 1,
         },
     })
+}
+
+/// `out` with the source's EXIF Copyright and Artist (`keep_copyright`), when the source has
+/// them, the format can carry them (JPEG, PNG, WebP) and the result still fits `max_bytes`.
+fn with_copyright(out: Vec<u8>, source: &[u8], max_bytes: Option<u32>) -> Vec<u8> {
+    let Some(c) = super::copyright::read(source).filter(|c| !c.is_empty()) else {
+        return out;
+    };
+    match super::copyright::insert(&out, &c) {
+        Ok(with) if max_bytes.is_none_or(|m| with.len() <= m as usize) => with,
+        Ok(_) => out,
+        Err(why) => {
+            tracing::debug!(why, "copyright not carried");
+            out
+        }
+    }
 }
 
 #[cfg(test)]

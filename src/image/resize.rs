@@ -282,7 +282,18 @@ fn pad(img: DynamicImage, w: u32, h: u32, g: Gravity, bg: [u8; 4]) -> DynamicIma
         f64::from(img.width()),
         f64::from(img.height()),
     );
-    let (x, y) = (x.round() as i64, y.round() as i64);
+    canvas(img, w, h, (x.round() as i64, y.round() as i64), bg)
+}
+
+/// `img` at `at` on a `w`×`h` canvas of `bg` (opaque RGB when both are opaque).
+pub(crate) fn canvas(
+    img: DynamicImage,
+    w: u32,
+    h: u32,
+    at: (i64, i64),
+    bg: [u8; 4],
+) -> DynamicImage {
+    let (x, y) = at;
     if bg[3] == 255 && !matches!(img, DynamicImage::ImageRgba8(_)) {
         let mut canvas = image::RgbImage::from_pixel(w, h, image::Rgb([bg[0], bg[1], bg[2]]));
         image::imageops::overlay(&mut canvas, &img.into_rgb8(), x, y);

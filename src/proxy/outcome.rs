@@ -29,6 +29,7 @@ pub(super) fn job(st: &State, v: &Variant, src: &SourceImage) -> Job {
     )
     .with_transform(v.transform)
     .with_qualities(&v.qualities)
+    .with_marks(st.marks.current())
 }
 
 /// What turns a transform result into an entry; owned, so a background encode can finish
@@ -46,6 +47,8 @@ pub(super) struct Parts {
     ttl: Option<Duration>,
     /// A remote source (the URL API): never revalidated.
     remote: bool,
+    /// The variant draws a watermark: the original is never an answer.
+    pub(super) watermarked: bool,
 }
 
 impl Parts {
@@ -71,7 +74,38 @@ impl Parts {
             },
             ttl,
             remote: req.remote.is_some(),
+            watermarked: false,
         }
+    }
+
+    /// The answer instead of an unwatermarked original: 503 when the cause may pass (a
+    /// timeout, a full queue), else 422; never stored.
+    fn withheld(&self, reason: Reason) -> Arc<Entry> {
+        let transient = is_transient(reason);
+        let status = if transient { 503 } else { 422 };
+        let body = format!(
+            "pixgate: the image could not be watermarked ({}), and is not sent without its watermark\n",
+            reason.label()
+        );
+        let now = std::time::SystemTime::now();
+        Arc::new(Entry {
+            status,
+            headers: vec![
+                ("content-type".into(), b"text/plain; charset=utf-8".to_vec()),
+                ("cache-control".into(), b"no-store".to_vec()),
+            ],
+            body: body.into(),
+            etag: None,
+            note: format!("withheld; reason={}", reason.label()),
+            source: self.source.clone(),
+            created: now,
+            fresh_until: now,
+            expires: now,
+            source_bytes: self.body.len() as u64,
+            source_format: self.format.name().to_string(),
+            source_etag: None,
+            origin_age: 0,
+        })
     }
 
     /// The entry of a source passed on untouched for `reason`, never stored.
@@ -88,8 +122,22 @@ impl Parts {
     /// and encoder failures are not remembered).
     pub(super) fn entry(&self, st: &State, res: PoolResult) -> (Arc<Entry>, bool) {
         metrics::QUEUE_SECONDS.observe(res.queued.as_secs_f64());
+        if let (Outcome::Original(reason), true) = (&res.outcome, self.watermarked) {
+            record_original(self.format.name(), *reason, self.body.len(), 0);
+            return (self.withheld(*reason), false);
+        }
         let n = self.body.len();
         let (headers, body, etag, note, deterministic) = match res.outcome {
+            Outcome::Info(json) => {
+                let etag = headers::variant_etag(&json);
+                let h = respond::stored_headers(
+                    &self.header,
+                    "application/json",
+                    Some(&etag),
+                    st.vary(),
+                );
+                (h, json, Some(etag), "info".to_string(), true)
+            }
             Outcome::Transformed {
                 format: out, bytes, ..
             } => {
@@ -113,13 +161,7 @@ impl Parts {
                     etag.as_deref(),
                     st.vary(),
                 );
-                let transient = matches!(
-                    reason,
-                    Reason::Timeout
-                        | Reason::QueueTimeout
-                        | Reason::EncodeFailed
-                        | Reason::Overloaded
-                );
+                let transient = is_transient(reason);
                 let note = format!("original; reason={}", reason.label());
                 (h, self.body.clone(), etag, note, !transient)
             }
@@ -159,4 +201,12 @@ impl Parts {
         };
         (Arc::new(e), deterministic && self.ttl.is_some())
     }
+}
+
+/// Whether the cause of an original may pass (then it is not remembered).
+fn is_transient(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Timeout | Reason::QueueTimeout | Reason::EncodeFailed | Reason::Overloaded
+    )
 }

@@ -121,7 +121,7 @@ pub async fn entry(
     let not_modified = e.etag.as_deref().is_some_and(|tag| {
         headers::if_none_match(session.req_header().headers.get(header::IF_NONE_MATCH), tag)
     });
-    let code = if not_modified { 304 } else { 200 };
+    let code = if not_modified { 304 } else { e.status };
     let mut resp = ResponseHeader::build(code, Some(e.headers.len() + 6))?;
     for (name, value) in &e.headers {
         if fallback.is_some() && (name == "cache-control" || name == "expires") {

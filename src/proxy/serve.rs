@@ -322,6 +322,20 @@ pub(super) async fn prepare(
         Some(s) => s,
         None => match source::fetch_for(st, req, rec).await? {
             Fetched::Image(s) => s,
+            // An image streamed as it is (no-transform, too large...) would go without the
+            // watermark its variant draws.
+            Fetched::Stream(up, _, Some(reason))
+                if v.transform.steps.watermark.is_some() && up.header.status.as_u16() < 300 =>
+            {
+                drop(lead);
+                rec.reason = Some(reason.label());
+                let msg = format!(
+                    "pixgate: the image could not be watermarked ({}), and is not sent without its watermark",
+                    reason.label()
+                );
+                let status = respond::error(session, 422, &msg).await?;
+                return Ok(Prepared::Answered(status));
+            }
             other => {
                 drop(lead);
                 let status = source::not_an_image(st, session, other, key, rec).await?;
@@ -362,7 +376,8 @@ pub(super) async fn prepare(
             None
         }
     };
-    let parts = Parts::of(req, &src, ttl);
+    let mut parts = Parts::of(req, &src, ttl);
+    parts.watermarked = v.transform.steps.watermark.is_some();
     let shared = match (key, ttl) {
         (Some(key), Some(_)) => Some((key, lead)),
         // Not shareable: release any waiters now so they fetch for themselves.

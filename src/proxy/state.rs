@@ -47,6 +47,8 @@ pub struct State {
     pub limits: Arc<crate::ratelimit::RateLimits>,
     /// Source bytes image requests may hold at once (`limits.max_buffered_bytes`).
     pub budget: super::budget::Budget,
+    /// The configured watermarks (`images.watermarks`).
+    pub marks: Arc<crate::image::marks::LiveMarks>,
 }
 
 impl State {
@@ -73,6 +75,9 @@ impl State {
             })
             .collect();
         State {
+            marks: Arc::new(crate::image::marks::LiveMarks::load_or_empty(
+                &cfg.images.watermarks,
+            )),
             telemetry: Arc::new(Telemetry::new(&cfg.metrics, &cfg.log)),
             limits: Arc::new(crate::ratelimit::RateLimits::new(&cfg.rate_limit)),
             rules,
@@ -127,6 +132,7 @@ impl State {
         crate::variant::Settings {
             formats: &self.cfg.images.formats,
             transform: &self.cfg.transform,
+            marks: Some(&self.marks),
         }
     }
 

@@ -117,6 +117,15 @@ fn apply(
         "extend" | "ex" => {
             if truthy(name, arg(0))? {
                 o.fit = Fit::Contain;
+                // The padding's position (a `contain` canvas places the image by gravity).
+                if !arg(1).is_empty() {
+                    if args.len() > 2 && args[2..].iter().any(|a| !a.is_empty() && *a != "0") {
+                        return Err(err(name, "gravity offsets are not supported"));
+                    }
+                    o.gravity = Gravity::parse(arg(1))
+                        .filter(|g| *g != Gravity::Smart)
+                        .ok_or_else(|| err(name, format!("`{}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe", arg(1))))?;
+                }
             }
         }
         "dpr" => o.set("dpr", arg(0)).map_err(|e| err(name, e.message))?,
@@ -159,9 +168,19 @@ fn apply(
             };
             o.set("bg", &hex).map_err(|e| err(name, e.message))?;
         }
-        // Every output is encoded from pixels: metadata is always stripped.
-        "strip_metadata" | "sm" | "strip_color_profile" | "scp" => {
+        // Colours are converted to sRGB and outputs encoded from pixels: no source profile
+        // describes them any more.
+        "strip_color_profile" | "scp" => {
             truthy(name, arg(0))?;
+        }
+        // Always applied: EXIF orientation is part of decoding.
+        "auto_rotate" | "ar" => {
+            if !truthy(name, arg(0))? {
+                return Err(err(
+                    name,
+                    "`0` is not supported: orientation is always applied",
+                ));
+            }
         }
         "disable_animation" | "da" => o.first_frame = truthy(name, arg(0))?,
         "cachebuster" | "cb" => {}
@@ -183,10 +202,12 @@ fn apply(
         }
         "" => return Err(err(seg, "an empty option")),
         other => {
-            return Err(err(
-                other,
-                "is not supported by pixgate (docs/url-api.md lists what is)",
-            ))
+            return super::steps::set(&mut o.steps, other, &args).unwrap_or_else(|| {
+                Err(err(
+                    other,
+                    "is not supported by pixgate (docs/url-api.md lists what is)",
+                ))
+            })
         }
     }
     Ok(())
@@ -195,6 +216,11 @@ fn apply(
 /// Parses a path (after the API prefix), e.g. `/sig/rs:fill:300:200/plain/http://x/a.jpg@webp`.
 pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
     let rest = path.strip_prefix('/').unwrap_or(path);
+    // `/info/{signature}/...`: the same URL, answered with the source's description.
+    let (info, rest) = match rest.strip_prefix("info/") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
     let (signature, after) = rest
         .split_once('/')
         .ok_or_else(|| err("path", "expected /{signature}/{options}/{source}"))?;
@@ -242,6 +268,7 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
             "no source URL: use /plain/{url} or a base64url segment",
         )
     })?;
+    o.info = info;
     Ok(ApiUrl {
         signature: signature.to_string(),
         signed: format!("/{after}"),

@@ -7,3 +7,4 @@ pub mod hints;
 pub mod imgproxy;
 pub mod negotiate;
 pub mod options;
+pub mod steps;

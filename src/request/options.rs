@@ -64,6 +64,11 @@ pub struct Options {
     pub first_frame: bool,
     /// `q=auto`: the quality is chosen per image for a perceptual target.
     pub auto_quality: bool,
+    /// Trim, turn, flip, crop, zoom, padding, effects, watermark and output controls
+    /// ([`super::steps`]).
+    pub steps: crate::image::steps::Steps,
+    /// `info=1`: describe the source as JSON instead ([`crate::image::info`]).
+    pub info: bool,
 }
 
 /// A bad parameter: its name and what is wrong.
@@ -122,28 +127,12 @@ fn flag(param: &str, v: &str) -> Result<bool, OptionError> {
 
 /// Parses `RRGGBB`, `RRGGBBAA` or `transparent`.
 fn color(param: &str, v: &str) -> Result<[u8; 4], OptionError> {
-    if v == "transparent" {
-        return Ok([0, 0, 0, 0]);
-    }
-    let hex = v.trim_start_matches('#');
-    let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("x"), 16).ok();
-    match hex.len() {
-        6 => {
-            if let (Some(r), Some(g), Some(b)) = (byte(0), byte(2), byte(4)) {
-                return Ok([r, g, b, 255]);
-            }
-        }
-        8 => {
-            if let (Some(r), Some(g), Some(b), Some(a)) = (byte(0), byte(2), byte(4), byte(6)) {
-                return Ok([r, g, b, a]);
-            }
-        }
-        _ => {}
-    }
-    Err(err(
-        param,
-        format!("`{v}` must be RRGGBB, RRGGBBAA or transparent"),
-    ))
+    crate::image::steps::parse_color(v).ok_or_else(|| {
+        err(
+            param,
+            format!("`{v}` must be RRGGBB, RRGGBBAA or transparent"),
+        )
+    })
 }
 
 /// Whether a query parameter name is one of pixgate's.
@@ -167,7 +156,8 @@ pub fn is_option(name: &str) -> bool {
             | "bg"
             | "lossless"
             | "anim"
-    )
+            | "info"
+    ) || super::steps::is_query_name(name)
 }
 
 impl Options {
@@ -232,8 +222,13 @@ impl Options {
             "enlarge" => self.enlarge = flag(name, v)?,
             "lossless" => self.lossless = flag(name, v)?,
             "anim" => self.first_frame = !flag(name, v)?,
+            "info" => self.info = flag(name, v)?,
             "bg" => self.background = Some(color(name, v)?),
-            _ => return Err(err(name, "is not a pixgate parameter")),
+            _ => {
+                let args: Vec<&str> = v.split(':').collect();
+                return super::steps::set(&mut self.steps, name, &args)
+                    .unwrap_or_else(|| Err(err(name, "is not a pixgate parameter")));
+            }
         }
         Ok(())
     }
@@ -302,6 +297,10 @@ impl Options {
         if self.first_frame {
             p.push("anim=0".into());
         }
+        super::steps::canonical(&self.steps, &mut p);
+        if self.info {
+            p.push("info=1".into());
+        }
         p.join("&")
     }
 }
@@ -343,8 +342,23 @@ impl Options {
             h = h.map(shrink);
         }
         let bg = self.background.unwrap_or([255, 255, 255, 255]);
+        let mut steps = self.steps;
+        // Padding and minimum sizes are CSS pixels, like the box.
+        if let Some(p) = &mut steps.padding {
+            for side in [&mut p.top, &mut p.right, &mut p.bottom, &mut p.left] {
+                *side = ((f64::from(*side) * dpr).round() as u32).min(max_dim);
+            }
+        }
+        let (mw, mh) = steps.min_size;
+        steps.min_size = (
+            mw.map(|v| scale(v).min(max_dim)),
+            mh.map(|v| scale(v).min(max_dim)),
+        );
+        // A zoom or a minimum size without a box still resizes (the box is the image).
+        let resizes =
+            w.is_some() || h.is_some() || steps.zoom.is_some() || steps.min_size != (None, None);
         Transform {
-            resize: (w.is_some() || h.is_some()).then_some(ResizeSpec {
+            resize: resizes.then_some(ResizeSpec {
                 width: w,
                 height: h,
                 fit: self.fit,
@@ -355,10 +369,16 @@ impl Options {
             blur: self.blur,
             sharpen: self.sharpen,
             quality: self.quality,
-            flatten_onto: self.background.map(|[r, g, b, _]| [r, g, b]),
+            // An opaque background flattens transparency in every format.
+            flatten_onto: self
+                .background
+                .filter(|c| c[3] == 255)
+                .map(|[r, g, b, _]| [r, g, b]),
             lossless: self.lossless,
             first_frame: self.first_frame,
             auto_quality: self.auto_quality,
+            steps,
+            info: self.info,
             ..Transform::default()
         }
     }

@@ -103,8 +103,8 @@ impl Applied {
         self.rule().and_then(Rule::ttl)
     }
 
-    /// The transform under the rule: its size cap applied, and `q=auto` at its target when it
-    /// sets `auto_quality`.
+    /// The transform under the rule: its size cap applied, `q=auto` at its target when it
+    /// sets `auto_quality`, and its watermark.
     pub fn clamp(&self, mut t: Transform) -> Transform {
         let Some(rule) = self.rule() else {
             return t;
@@ -112,6 +112,10 @@ impl Applied {
         if let Some(target) = rule.auto_target() {
             t.auto_quality = true;
             t.auto_target = Some(target);
+        }
+        // The rule's watermark is enforced: a URL's `wm` cannot move or remove it.
+        if let Some(w) = rule.watermark() {
+            t.steps.watermark = Some(w);
         }
         clamp(t, rule.max_width(), rule.max_height())
     }

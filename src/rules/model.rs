@@ -44,6 +44,9 @@ pub(crate) struct RuleSpec {
     pub cache: Option<crate::cache::config::Scope>,
     pub require_signature: Option<bool>,
     pub tenant: Option<String>,
+    /// A watermark drawn on every transformed image the rule matches, in imgproxy's `wm`
+    /// arguments: `opacity:position:x:y:scale[:name]`.
+    pub watermark: Option<String>,
     #[serde(default)]
     pub presets: PresetMap,
 }
@@ -131,6 +134,9 @@ pub struct Rule {
     pub(crate) cache: Option<crate::cache::config::Scope>,
     pub(crate) require_signature: bool,
     pub(crate) tenant: Option<String>,
+    pub(crate) watermark: Option<crate::image::steps::WatermarkUse>,
+    /// The watermark as written (for the fingerprint).
+    pub(crate) watermark_spec: Option<String>,
     pub(crate) presets: BTreeMap<String, String>,
     pub(crate) matcher: RuleMatcher,
 }
@@ -204,6 +210,10 @@ impl Rule {
     /// The tenant this rule's requests are metered for.
     pub fn tenant(&self) -> Option<&str> {
         self.tenant.as_deref()
+    }
+    /// The watermark the rule draws on every transformed image.
+    pub fn watermark(&self) -> Option<crate::image::steps::WatermarkUse> {
+        self.watermark
     }
     /// Rule-local presets (they shadow file-level presets of the same name).
     pub fn presets(&self) -> &BTreeMap<String, String> {
@@ -316,6 +326,7 @@ fn fingerprint_of(rules: &[Rule], presets: &BTreeMap<String, String>) -> String 
         put_opt(&mut out, "qj", rule.quality.jpeg);
         put_opt(&mut out, "mw", rule.max_width);
         put_opt(&mut out, "mh", rule.max_height);
+        put_opt(&mut out, "wm", rule.watermark_spec.as_deref());
         put(
             &mut out,
             "strip",

@@ -173,6 +173,24 @@ pub(crate) fn check_rule(spec: &RuleSpec) -> RuleCheck {
         .map_err(|e| note(root.key("ttl"), Err(e)))
         .ok()
         .flatten();
+    let watermark = spec.watermark.as_deref().and_then(|w| {
+        let args: Vec<&str> = w.split(':').collect();
+        let mut steps = crate::image::steps::Steps::default();
+        match crate::request::steps::set(&mut steps, "watermark", &args) {
+            Some(Ok(())) if steps.watermark.is_some() => steps.watermark,
+            Some(Err(e)) => {
+                note(root.key("watermark"), Err(e.message));
+                None
+            }
+            _ => {
+                note(
+                    root.key("watermark"),
+                    Err("an opacity of 0 draws nothing: remove the key instead".into()),
+                );
+                None
+            }
+        }
+    });
     let matcher = RuleMatcher::new(host_patterns, path_patterns)
         .map_err(|e| note(root.clone(), Err(format!("cannot compile patterns: {e}"))))
         .ok();
@@ -195,6 +213,8 @@ pub(crate) fn check_rule(spec: &RuleSpec) -> RuleCheck {
         cache: spec.cache,
         require_signature: spec.require_signature.unwrap_or(false),
         tenant: spec.tenant.clone(),
+        watermark,
+        watermark_spec: spec.watermark.clone(),
         presets: Default::default(),
         matcher,
     });

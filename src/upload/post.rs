@@ -188,6 +188,7 @@ impl Upload {
         let settings = variant::Settings {
             formats: &self.images.formats,
             transform: &self.transform,
+            marks: None,
         };
         variant::decide(&a, &Applied::find(None, "", "/"), settings).map_err(|r| r.message())
     }
@@ -222,8 +223,8 @@ impl Upload {
             )
         })?;
         let mut t = v.transform;
-        t.crop = ask.crop;
-        t.rotate = ask.rotate;
+        t.steps.crop = ask.crop.map(crate::image::steps::Crop::Region);
+        t.steps.rotate = ask.rotate.unwrap_or(0);
         let job = Job::for_plan(f.bytes.clone(), format, v.plan, &self.images, self.limits)
             .with_transform(t)
             .with_qualities(&v.qualities);
@@ -240,6 +241,8 @@ impl Upload {
                 metrics::record_transformed(format, out, n, bytes.len(), res.ran.as_secs_f64());
                 (bytes, Format::Out(out), Some(width), Some(height))
             }
+            // The upload form has no `info`.
+            Outcome::Info(_) => return Err(unreadable("The image could not be processed.")),
             Outcome::Original(reason) => {
                 metrics::record_original(format.name(), reason, n, n);
                 match reason {
@@ -285,6 +288,7 @@ impl Upload {
                     | Reason::QueueTimeout
                     | Reason::Overloaded
                     | Reason::BufferBudget
+                    | Reason::WatermarkMissing
                     | Reason::EncodeFailed => {
                         return Err((
                             "overloaded",

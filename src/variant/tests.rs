@@ -66,6 +66,7 @@ fn settings(t: &TransformConfig) -> Settings<'_> {
     Settings {
         formats: &ALL,
         transform: t,
+        marks: None,
     }
 }
 
@@ -83,6 +84,7 @@ fn every_format_request_and_browser_without_a_rule() {
         let s = Settings {
             formats: enabled,
             transform: &t,
+            marks: None,
         };
         for fm in fms {
             for accept in ACCEPTS {

@@ -62,7 +62,8 @@ fn plain_and_encoded_sources() {
 #[test]
 fn unsupported_and_bad_options_are_named() {
     for (path, param) in [
-        ("/s/wm:0.5/plain/http://x/a", "wm"),
+        ("/s/page:2/plain/http://x/a", "page"),
+        ("/s/wm:0.5:middle/plain/http://x/a", "wm"),
         ("/s/rs:wide:1:1/plain/http://x/a", "rs"),
         ("/s/w:abc/plain/http://x/a", "w"),
         ("/s/g:ce:10:5/plain/http://x/a", "g"),

@@ -91,10 +91,11 @@ fn arb_options() -> impl proptest::strategy::Strategy<Value = Options> {
             proptest::option::of(3u32..=100),
             any::<bool>(),
             proptest::option::of(any::<[u8; 4]>()),
+            crate::request::steps::arb::steps(),
         ),
     )
         .prop_map(
-            |((w, h, fit, g, q, fm), (dpr, blur, sharpen, enlarge, bg))| Options {
+            |((w, h, fit, g, q, fm), (dpr, blur, sharpen, enlarge, bg, steps))| Options {
                 width: w,
                 height: h,
                 fit,
@@ -109,6 +110,8 @@ fn arb_options() -> impl proptest::strategy::Strategy<Value = Options> {
                 lossless: enlarge && q.is_some_and(|q| q % 2 == 0),
                 first_frame: q.is_some_and(|q| q % 3 == 0),
                 auto_quality: q.is_none() && enlarge,
+                steps,
+                info: w.is_some_and(|w| w % 5 == 0),
             },
         )
 }

@@ -1,0 +1,574 @@
+//! The options for [`crate::image::steps`], parsed once for both URL styles: imgproxy's path
+//! grammar (`name:arg:arg`, long or short names) and query parameters on proxied URLs (the
+//! long names only, arguments joined by `:`: `?crop=300:200:sm&rotate=90`; short names such
+//! as `t` or `c` stay the origin's). [`canonical`] writes them back in query form for the
+//! variant key.
+
+use super::options::{Gravity, OptionError};
+use crate::image::format::OutputFormat;
+use crate::image::steps::{
+    parse_color, Adjust, Crop, Flip, Len, MarkName, Padding, Placement, Position, Steps, Trim,
+    WatermarkUse,
+};
+
+/// The long names, which are also the query parameters.
+pub const QUERY_NAMES: [&str; 18] = [
+    "trim",
+    "rotate",
+    "flip",
+    "crop",
+    "zoom",
+    "min-width",
+    "min-height",
+    "padding",
+    "pixelate",
+    "adjust",
+    "brightness",
+    "contrast",
+    "saturation",
+    "watermark",
+    "max_bytes",
+    "format_quality",
+    "keep_copyright",
+    "strip_metadata",
+];
+
+/// The long name of an imgproxy name or short name, when it is a step option.
+fn long_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "t" => "trim",
+        "rot" => "rotate",
+        "fl" => "flip",
+        "c" => "crop",
+        "z" => "zoom",
+        "mw" | "min_width" => "min-width",
+        "mh" | "min_height" => "min-height",
+        "pd" => "padding",
+        "pix" => "pixelate",
+        "a" => "adjust",
+        "br" => "brightness",
+        "co" => "contrast",
+        "sa" => "saturation",
+        "wm" => "watermark",
+        "mb" => "max_bytes",
+        "fq" => "format_quality",
+        "kcr" => "keep_copyright",
+        "sm" => "strip_metadata",
+        other => return QUERY_NAMES.iter().find(|n| **n == other).copied(),
+    })
+}
+
+fn err(param: &str, message: impl Into<String>) -> OptionError {
+    OptionError {
+        param: param.to_string(),
+        message: message.into(),
+    }
+}
+
+fn int(param: &str, v: &str, lo: i64, hi: i64) -> Result<i64, OptionError> {
+    match v.parse::<i64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(err(
+            param,
+            format!("`{v}` must be a whole number from {lo} to {hi}"),
+        )),
+    }
+}
+
+fn float(param: &str, v: &str, lo: f32, hi: f32) -> Result<f32, OptionError> {
+    match v.parse::<f32>() {
+        Ok(n) if n.is_finite() && (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(err(
+            param,
+            format!("`{v}` must be a number from {lo} to {hi}"),
+        )),
+    }
+}
+
+fn flag(param: &str, v: &str) -> Result<bool, OptionError> {
+    match v {
+        "1" | "t" | "true" => Ok(true),
+        "0" | "f" | "false" | "" => Ok(false),
+        _ => Err(err(param, format!("`{v}` must be 1/0, t/f or true/false"))),
+    }
+}
+
+/// Sets the step option `name` (a long or short name) from its arguments. `None`: `name` is
+/// not a step option.
+pub fn set(s: &mut Steps, name: &str, args: &[&str]) -> Option<Result<(), OptionError>> {
+    let long = long_name(name)?;
+    Some(apply(s, name, long, args))
+}
+
+/// Whether a query parameter is a step option (long names only).
+pub fn is_query_name(name: &str) -> bool {
+    QUERY_NAMES.contains(&name)
+}
+
+fn apply(s: &mut Steps, name: &str, long: &str, args: &[&str]) -> Result<(), OptionError> {
+    let arg = |i: usize| args.get(i).copied().unwrap_or("");
+    let max_args = |n: usize| {
+        if args.len() > n {
+            Err(err(name, format!("takes at most {n} arguments")))
+        } else {
+            Ok(())
+        }
+    };
+    match long {
+        "trim" => {
+            max_args(4)?;
+            let threshold = float(name, arg(0), 0.0, 255.0)?;
+            let color = match arg(1) {
+                "" => None,
+                c => {
+                    let [r, g, b, _] = parse_color(c)
+                        .filter(|_| c.len() == 6)
+                        .ok_or_else(|| err(name, format!("colour `{c}` must be RRGGBB")))?;
+                    Some([r, g, b])
+                }
+            };
+            s.trim = Some(Trim {
+                threshold,
+                color,
+                equal_hor: flag(name, arg(2))?,
+                equal_ver: flag(name, arg(3))?,
+            });
+        }
+        "rotate" => {
+            max_args(1)?;
+            let a = int(name, arg(0), -3600, 3600)?;
+            if a % 90 != 0 {
+                return Err(err(name, format!("`{a}` is not a multiple of 90")));
+            }
+            s.rotate = a.rem_euclid(360) as u16;
+        }
+        "flip" => {
+            max_args(2)?;
+            s.flip = match (arg(0), args.len()) {
+                ("h", 1) => Flip {
+                    horizontal: true,
+                    vertical: false,
+                },
+                ("v", 1) => Flip {
+                    horizontal: false,
+                    vertical: true,
+                },
+                ("hv" | "vh" | "both", 1) => Flip {
+                    horizontal: true,
+                    vertical: true,
+                },
+                _ => Flip {
+                    horizontal: flag(name, arg(0))?,
+                    vertical: flag(name, arg(1))?,
+                },
+            };
+        }
+        "crop" => {
+            let len = |v: &str| {
+                Len::parse(v).ok_or_else(|| {
+                    err(
+                        name,
+                        format!("`{v}` must be pixels, 0 (the whole side) or a fraction below 1"),
+                    )
+                })
+            };
+            let (width, height) = (len(arg(0))?, len(arg(1))?);
+            let gravity = match arg(2) {
+                "" => None,
+                "fp" => Some(
+                    Gravity::parse(&format!("fp:{}:{}", arg(3), arg(4))).ok_or_else(|| {
+                        err(name, "a focal point is fp:X:Y with X and Y from 0 to 1")
+                    })?,
+                ),
+                g => {
+                    if args.iter().skip(3).any(|a| !a.is_empty() && *a != "0") {
+                        return Err(err(name, "gravity offsets are not supported"));
+                    }
+                    Some(Gravity::parse(g).ok_or_else(|| {
+                        err(name, format!("`{g}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe, sm, fp:X:Y"))
+                    })?)
+                }
+            };
+            s.crop = match (width, height) {
+                (Len::Full, Len::Full) => None,
+                _ => Some(Crop::Sized {
+                    width,
+                    height,
+                    gravity,
+                }),
+            };
+        }
+        "zoom" => {
+            max_args(2)?;
+            let x = float(name, arg(0), 0.01, 10.0)?;
+            let y = match arg(1) {
+                "" => x,
+                v => float(name, v, 0.01, 10.0)?,
+            };
+            s.zoom = ((x, y) != (1.0, 1.0)).then_some((x, y));
+        }
+        "min-width" | "min-height" => {
+            max_args(1)?;
+            let v = match int(name, arg(0), 0, 65_535)? {
+                0 => None,
+                v => Some(v as u32),
+            };
+            match long {
+                "min-width" => s.min_size.0 = v,
+                _ => s.min_size.1 = v,
+            }
+        }
+        "padding" => {
+            max_args(4)?;
+            let side = |i: usize, or: u32| match arg(i) {
+                "" => Ok(or),
+                v => int(name, v, 0, 4096).map(|n| n as u32),
+            };
+            let top = side(0, 0)?;
+            let right = side(1, top)?;
+            let bottom = side(2, top)?;
+            let left = side(3, right)?;
+            let p = Padding {
+                top,
+                right,
+                bottom,
+                left,
+            };
+            s.padding = (p != Padding::default()).then_some(p);
+        }
+        "pixelate" => {
+            max_args(1)?;
+            s.pixelate = match int(name, arg(0), 0, 4096)? {
+                0 | 1 => None,
+                n => Some(n as u32),
+            };
+        }
+        "adjust" | "brightness" | "contrast" | "saturation" => {
+            let mut a = s.adjust.unwrap_or_default();
+            let parts: &[(&str, usize)] = match long {
+                "adjust" => &[("brightness", 0), ("contrast", 1), ("saturation", 2)],
+                other => &[(other, 0)],
+            };
+            max_args(parts.len())?;
+            for (what, i) in parts {
+                match (*what, arg(*i)) {
+                    (_, "") => {}
+                    ("brightness", v) => a.brightness = int(name, v, -255, 255)? as i16,
+                    ("contrast", v) => a.contrast = float(name, v, 0.0, 10.0)?,
+                    (_, v) => a.saturation = float(name, v, 0.0, 10.0)?,
+                }
+            }
+            s.adjust = (a != Adjust::default()).then_some(a);
+        }
+        "watermark" => {
+            max_args(6)?;
+            let opacity = float(name, arg(0), 0.0, 1.0)?;
+            if opacity == 0.0 {
+                s.watermark = None;
+                return Ok(());
+            }
+            let position = match arg(1) {
+                "" => Position::default(),
+                p => Position::parse(p).ok_or_else(|| {
+                    err(name, format!("`{p}` is not a position: ce, no, so, ea, we, noea, nowe, soea, sowe, re"))
+                })?,
+            };
+            let offset = |i: usize| match arg(i) {
+                "" => Ok(0),
+                v => int(name, v, -4096, 4096).map(|n| n as i32),
+            };
+            let scale = match arg(4) {
+                "" => 0.0,
+                v => float(name, v, 0.0, 1.0)?,
+            };
+            let mark = match arg(5) {
+                "" => MarkName::DEFAULT,
+                m => MarkName::new(m).ok_or_else(|| {
+                    err(
+                        name,
+                        format!("`{m}` is not a watermark name (a-z, 0-9, _ and -, up to 16)"),
+                    )
+                })?,
+            };
+            s.watermark = Some(WatermarkUse {
+                mark,
+                placement: Placement {
+                    opacity,
+                    position,
+                    x: offset(2)?,
+                    y: offset(3)?,
+                    scale,
+                },
+            });
+        }
+        "max_bytes" => {
+            max_args(1)?;
+            s.max_bytes = match int(name, arg(0), 0, 1 << 30)? {
+                0 => None,
+                n => Some(n as u32),
+            };
+        }
+        "format_quality" => {
+            if args.len() % 2 != 0 || args.is_empty() {
+                return Err(err(
+                    name,
+                    "takes pairs of format and quality, e.g. avif:50:webp:70",
+                ));
+            }
+            for pair in args.chunks(2) {
+                let f =
+                    match pair[0] {
+                        "avif" => OutputFormat::Avif,
+                        "webp" => OutputFormat::Webp,
+                        "jpeg" | "jpg" => OutputFormat::Jpeg,
+                        "jxl" => OutputFormat::Jxl,
+                        other => return Err(err(
+                            name,
+                            format!(
+                                "`{other}` is not a format with a quality: avif, webp, jpeg, jxl"
+                            ),
+                        )),
+                    };
+                let q = int(name, pair[1], 0, 100)? as u8;
+                s.format_quality.set(f, q);
+            }
+        }
+        "keep_copyright" => {
+            max_args(1)?;
+            s.keep_copyright = flag(name, arg(0))?;
+        }
+        // Outputs are encoded from pixels, so metadata is always stripped; `0` keeps what
+        // `keep_copyright` keeps (never a position, a camera serial or a date).
+        _ => {
+            max_args(1)?;
+            s.keep_copyright = !flag(name, arg(0))?;
+        }
+    }
+    Ok(())
+}
+
+fn trim_part(t: &Trim) -> String {
+    let color = t
+        .color
+        .map(|[r, g, b]| format!("{r:02x}{g:02x}{b:02x}"))
+        .unwrap_or_default();
+    format!(
+        "trim={}:{color}:{}:{}",
+        t.threshold,
+        u8::from(t.equal_hor),
+        u8::from(t.equal_ver)
+    )
+}
+
+/// The steps in query form, in a fixed order: [`set`] reads each part back to the same value.
+pub fn canonical(s: &Steps, out: &mut Vec<String>) {
+    if let Some(t) = &s.trim {
+        out.push(trim_part(t));
+    }
+    if s.rotate != 0 {
+        out.push(format!("rotate={}", s.rotate));
+    }
+    if s.flip != Flip::default() {
+        out.push(format!(
+            "flip={}:{}",
+            u8::from(s.flip.horizontal),
+            u8::from(s.flip.vertical)
+        ));
+    }
+    match s.crop {
+        Some(Crop::Sized {
+            width,
+            height,
+            gravity,
+        }) => {
+            let g = gravity
+                .map(|g| format!(":{}", g.name()))
+                .unwrap_or_default();
+            out.push(format!("crop={}:{}{g}", width.name(), height.name()));
+        }
+        // The upload service's exact regions never come from a URL.
+        Some(Crop::Region([x, y, w, h])) => out.push(format!("region={x}:{y}:{w}:{h}")),
+        None => {}
+    }
+    if let Some((x, y)) = s.zoom {
+        out.push(format!("zoom={x}:{y}"));
+    }
+    if let Some(w) = s.min_size.0 {
+        out.push(format!("min-width={w}"));
+    }
+    if let Some(h) = s.min_size.1 {
+        out.push(format!("min-height={h}"));
+    }
+    if let Some(p) = s.padding {
+        out.push(format!(
+            "padding={}:{}:{}:{}",
+            p.top, p.right, p.bottom, p.left
+        ));
+    }
+    if let Some(n) = s.pixelate {
+        out.push(format!("pixelate={n}"));
+    }
+    if let Some(a) = s.adjust {
+        out.push(format!(
+            "adjust={}:{}:{}",
+            a.brightness, a.contrast, a.saturation
+        ));
+    }
+    if let Some(w) = &s.watermark {
+        let p = &w.placement;
+        out.push(format!(
+            "watermark={}:{}:{}:{}:{}:{}",
+            p.opacity,
+            p.position.name(),
+            p.x,
+            p.y,
+            p.scale,
+            w.mark.as_str()
+        ));
+    }
+    if let Some(m) = s.max_bytes {
+        out.push(format!("max_bytes={m}"));
+    }
+    let fq: Vec<String> = s
+        .format_quality
+        .iter()
+        .map(|(f, q)| format!("{}:{q}", f.name()))
+        .collect();
+    if !fq.is_empty() {
+        out.push(format!("format_quality={}", fq.join(":")));
+    }
+    if s.keep_copyright {
+        out.push("keep_copyright=1".into());
+    }
+}
+
+/// Random steps whose canonical form reads back to them (for the option proptests).
+#[cfg(test)]
+pub(crate) mod arb {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn gravity() -> impl Strategy<Value = Option<Gravity>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Gravity::NorthEast)),
+            Just(Some(Gravity::Smart)),
+            (0u8..=100, 0u8..=100).prop_map(|(x, y)| Some(Gravity::Focus(
+                f32::from(x) / 100.0,
+                f32::from(y) / 100.0
+            ))),
+        ]
+    }
+
+    fn len() -> impl Strategy<Value = Len> {
+        prop_oneof![
+            Just(Len::Full),
+            (1u32..5000).prop_map(Len::Px),
+            (1u8..100).prop_map(|p| Len::Part(f32::from(p) / 100.0)),
+        ]
+    }
+
+    /// Any steps, in values the URL grammar can write.
+    pub(crate) fn steps() -> impl Strategy<Value = Steps> {
+        let geometry = (
+            proptest::option::of((
+                0u8..=255,
+                proptest::option::of(any::<[u8; 3]>()),
+                any::<bool>(),
+                any::<bool>(),
+            )),
+            0u16..4,
+            any::<(bool, bool)>(),
+            proptest::option::of((len(), len(), gravity())),
+            proptest::option::of((1u16..=1000, 1u16..=1000)),
+            (
+                proptest::option::of(1u32..5000),
+                proptest::option::of(1u32..5000),
+            ),
+            proptest::option::of(any::<[u16; 4]>()),
+        );
+        let effects = (
+            proptest::option::of(2u32..=4096),
+            proptest::option::of((-255i16..=255, 0u16..=1000, 0u16..=1000)),
+            proptest::option::of((
+                1u8..=100,
+                0usize..10,
+                -4096i32..=4096,
+                -4096i32..=4096,
+                0u8..=100,
+                any::<bool>(),
+            )),
+            proptest::option::of(1u32..1_000_000),
+            proptest::collection::vec((0usize..4, 1u8..=100), 0..3),
+            any::<bool>(),
+        );
+        (geometry, effects).prop_map(|(g, e)| {
+            let (trim, rot, (fh, fv), crop, zoom, min_size, padding) = g;
+            let (pixelate, adjust, wm, max_bytes, fq, keep_copyright) = e;
+            let mut s = Steps {
+                trim: trim.map(|(t, color, h, v)| Trim {
+                    threshold: f32::from(t),
+                    color,
+                    equal_hor: h,
+                    equal_ver: v,
+                }),
+                rotate: rot * 90,
+                flip: Flip {
+                    horizontal: fh,
+                    vertical: fv,
+                },
+                crop: crop.and_then(|(w, h, gravity)| {
+                    (!matches!((w, h), (Len::Full, Len::Full))).then_some(Crop::Sized {
+                        width: w,
+                        height: h,
+                        gravity,
+                    })
+                }),
+                zoom: zoom
+                    .map(|(x, y)| (f32::from(x) / 100.0, f32::from(y) / 100.0))
+                    .filter(|z| *z != (1.0, 1.0)),
+                min_size,
+                padding: padding
+                    .map(|[t, r, b, l]| Padding {
+                        top: u32::from(t % 4097),
+                        right: u32::from(r % 4097),
+                        bottom: u32::from(b % 4097),
+                        left: u32::from(l % 4097),
+                    })
+                    .filter(|p| *p != Padding::default()),
+                pixelate,
+                adjust: adjust
+                    .map(|(b, c, s)| Adjust {
+                        brightness: b,
+                        contrast: f32::from(c) / 100.0,
+                        saturation: f32::from(s) / 100.0,
+                    })
+                    .filter(|a| *a != Adjust::default()),
+                watermark: wm.map(|(o, p, x, y, sc, named)| WatermarkUse {
+                    mark: match named {
+                        true => MarkName::new("logo-2").unwrap_or(MarkName::DEFAULT),
+                        false => MarkName::DEFAULT,
+                    },
+                    placement: Placement {
+                        opacity: f32::from(o) / 100.0,
+                        position: Position::ALL[p % Position::ALL.len()],
+                        x,
+                        y,
+                        scale: f32::from(sc) / 100.0,
+                    },
+                }),
+                max_bytes,
+                keep_copyright,
+                ..Steps::default()
+            };
+            for (f, q) in fq {
+                s.format_quality
+                    .set(crate::image::steps::FormatQualities::FORMATS[f], q);
+            }
+            s
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
