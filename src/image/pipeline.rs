@@ -27,6 +27,8 @@ pub struct Transform {
     pub quality: Option<u8>,
     /// What transparent pixels become in a JPEG (default white).
     pub flatten_onto: Option<[u8; 3]>,
+    /// The URL's background colour (padding; default opaque white).
+    pub background: Option<[u8; 4]>,
     /// Trim, turn, flip, crop, padding, effects, watermark and output controls
     /// ([`super::steps`], in its order).
     pub steps: Steps,
@@ -391,8 +393,8 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         image = resize::apply(image, &spec)?;
         check()?;
     }
-    let background = t.resize.map_or([255; 4], |r| r.background);
     if let Some(p) = t.steps.padding {
+        let background = t.background.unwrap_or([255; 4]);
         image = steps::pad(image, p, background, job.limits)?;
     }
     if let Some(sigma) = t.blur {

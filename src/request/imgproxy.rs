@@ -78,12 +78,43 @@ fn resizing_type(o: &mut Options, name: &str, v: &str) -> Result<(), OptionError
     Ok(())
 }
 
+/// imgproxy's `extend:%extend:%gravity` (also the tail of `resize` and `size`): the result is
+/// padded to the box, placed by the gravity. A flag, applied after every option, since
+/// imgproxy's options do not depend on their order.
+fn extend_with(
+    o: &mut Options,
+    extend: &mut bool,
+    name: &str,
+    args: &[&str],
+) -> Result<(), OptionError> {
+    let arg = |i: usize| args.get(i).copied().unwrap_or("");
+    *extend = truthy(name, arg(0))?;
+    if *extend && !arg(1).is_empty() {
+        if args.len() > 2 && args[2..].iter().any(|a| !a.is_empty() && *a != "0") {
+            return Err(err(name, "gravity offsets are not supported"));
+        }
+        o.gravity = Gravity::parse(arg(1))
+            .filter(|g| *g != Gravity::Smart && !matches!(g, Gravity::Focus(..)))
+            .ok_or_else(|| {
+                err(
+                    name,
+                    format!(
+                        "`{}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe",
+                        arg(1)
+                    ),
+                )
+            })?;
+    }
+    Ok(())
+}
+
 /// Looks up a preset's option string (query form, e.g. `w=200&h=200&fit=cover`).
 pub type Presets<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Applies one `name:args` option.
 fn apply(
     o: &mut Options,
+    extend: &mut bool,
     expires: &mut Option<u64>,
     seg: &str,
     presets: Presets,
@@ -98,36 +129,24 @@ fn apply(
             size(o, name, "w", arg(1))?;
             size(o, name, "h", arg(2))?;
             o.enlarge = truthy(name, arg(3))? || o.enlarge;
-            if truthy(name, arg(4))? {
-                o.fit = Fit::Contain;
+            // Only when given: `rs:fit:300:150` keeps an earlier `ex:1`.
+            if args.len() > 4 {
+                extend_with(o, extend, name, &args[4..])?;
             }
         }
         "size" | "s" => {
             size(o, name, "w", arg(0))?;
             size(o, name, "h", arg(1))?;
             o.enlarge = truthy(name, arg(2))? || o.enlarge;
-            if truthy(name, arg(3))? {
-                o.fit = Fit::Contain;
+            if args.len() > 3 {
+                extend_with(o, extend, name, &args[3..])?;
             }
         }
         "resizing_type" | "rt" => resizing_type(o, name, arg(0))?,
         "width" | "w" => size(o, name, "w", arg(0))?,
         "height" | "h" => size(o, name, "h", arg(0))?,
         "enlarge" | "el" => o.enlarge = truthy(name, arg(0))?,
-        "extend" | "ex" => {
-            if truthy(name, arg(0))? {
-                o.fit = Fit::Contain;
-                // The padding's position (a `contain` canvas places the image by gravity).
-                if !arg(1).is_empty() {
-                    if args.len() > 2 && args[2..].iter().any(|a| !a.is_empty() && *a != "0") {
-                        return Err(err(name, "gravity offsets are not supported"));
-                    }
-                    o.gravity = Gravity::parse(arg(1))
-                        .filter(|g| *g != Gravity::Smart)
-                        .ok_or_else(|| err(name, format!("`{}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe", arg(1))))?;
-                }
-            }
-        }
+        "extend" | "ex" => extend_with(o, extend, name, &args)?,
         "dpr" => o.set("dpr", arg(0)).map_err(|e| err(name, e.message))?,
         "quality" | "q" => {
             if arg(0) != "0" {
@@ -227,6 +246,7 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
     let segs: Vec<&str> = after.split('/').collect();
     let mut o = Options::default();
     let mut expires = None;
+    let mut extend = false;
     let mut source = None;
     for (i, seg) in segs.iter().enumerate() {
         if *seg == "plain" {
@@ -242,7 +262,7 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
             break;
         }
         if seg.contains(':') {
-            apply(&mut o, &mut expires, seg, presets)?;
+            apply(&mut o, &mut extend, &mut expires, seg, presets)?;
             continue;
         }
         // The encoded source, possibly split by slashes, with an optional .ext.
@@ -269,6 +289,9 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
         )
     })?;
     o.info = info;
+    if extend {
+        o.fit = Fit::Contain;
+    }
     Ok(ApiUrl {
         signature: signature.to_string(),
         signed: format!("/{after}"),

@@ -374,6 +374,7 @@ impl Options {
                 .background
                 .filter(|c| c[3] == 255)
                 .map(|[r, g, b, _]| [r, g, b]),
+            background: self.background,
             lossless: self.lossless,
             first_frame: self.first_frame,
             auto_quality: self.auto_quality,

@@ -316,19 +316,20 @@ fn apply(s: &mut Steps, name: &str, long: &str, args: &[&str]) -> Result<(), Opt
                 ));
             }
             for pair in args.chunks(2) {
-                let f =
-                    match pair[0] {
-                        "avif" => OutputFormat::Avif,
-                        "webp" => OutputFormat::Webp,
-                        "jpeg" | "jpg" => OutputFormat::Jpeg,
-                        "jxl" => OutputFormat::Jxl,
-                        other => return Err(err(
+                let f = match pair[0] {
+                    "avif" => OutputFormat::Avif,
+                    "webp" => OutputFormat::Webp,
+                    "jpeg" | "jpg" => OutputFormat::Jpeg,
+                    "jxl" => OutputFormat::Jxl,
+                    other => {
+                        return Err(err(
                             name,
                             format!(
                                 "`{other}` is not a format with a quality: avif, webp, jpeg, jxl"
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
                 let q = int(name, pair[1], 0, 100)? as u8;
                 s.format_quality.set(f, q);
             }

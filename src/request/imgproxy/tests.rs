@@ -85,3 +85,20 @@ proptest::proptest! {
         let _ = Signer::new(vec![(b"k".to_vec(), b"s".to_vec())], 32, false).verify(&p, &p);
     }
 }
+
+#[test]
+fn extend_is_a_flag_whatever_the_order() {
+    let a = parse("/s/rs:fit:300:300:0:1:so/bg:0:0:0/plain/http://x/a")
+        .unwrap()
+        .options;
+    assert_eq!((a.fit, a.gravity), (Fit::Contain, Gravity::South));
+    assert_eq!(a.background, Some([0, 0, 0, 255]));
+    let b = parse("/s/ex:1:so/rs:fit:300:300/plain/http://x/a")
+        .unwrap()
+        .options;
+    assert_eq!((b.fit, b.gravity), (Fit::Contain, Gravity::South));
+    let c = parse("/s/ex:1:so/rs:fit:300:300:0:0/plain/http://x/a")
+        .unwrap()
+        .options;
+    assert_eq!(c.fit, Fit::Inside, "a later rs with extend 0 turns it off");
+}
