@@ -161,7 +161,7 @@ pub fn decide(ask: &Ask, rule: &Applied, s: Settings) -> Result<Variant, Refusal
             route: ask.route,
             format: o.format.name(),
         })?;
-    let transform = rule.clamp(o.transform(s.transform.max_output_dimension));
+    let transform = pixels(&o, rule, s);
     Ok(Variant {
         plan,
         transform,
@@ -199,7 +199,7 @@ pub enum AfterFetch {
     /// The variant agreed before the fetch stands.
     Same,
     /// A rule for this source format applies: transform under it instead.
-    Under(Variant),
+    Under(Box<Variant>),
     /// A rule for this source format passes it through untouched.
     Original,
 }
@@ -235,14 +235,24 @@ impl Ask {
         let plan = o
             .plan(&self.accept, &rule.formats(s.formats))
             .unwrap_or(before.plan);
-        AfterFetch::Under(Variant {
+        AfterFetch::Under(Box::new(Variant {
             plan,
-            transform: rule.clamp(o.transform(s.transform.max_output_dimension)),
+            transform: pixels(&o, rule, s),
             qualities: rule.qualities(),
             rule_ttl: rule.ttl(),
             key_options: before.key_options.clone(),
             budgeted: before.budgeted,
-        })
+        }))
+    }
+}
+
+/// The pixel operations of `o` under `rule`: the box in device pixels, the rule's caps,
+/// auto quality and watermark, and the URL's own `max_result_dimension`.
+fn pixels(o: &Options, rule: &Applied, s: Settings) -> Transform {
+    let t = rule.clamp(o.transform(s.transform.max_output_dimension));
+    match o.steps.max_result {
+        Some(m) => crate::rules::applied::clamp(t, Some(m), Some(m)),
+        None => t,
     }
 }
 

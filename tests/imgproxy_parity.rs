@@ -608,6 +608,10 @@ async fn every_option_works_through_a_signed_url_and_unknown_ones_are_named() {
         ("fq:webp:30", (200, 100)),
         ("kcr:1", (200, 100)),
         ("ex:1:so/rs:fit:300:150", (300, 150)),
+        ("mrd:50", (50, 25)),
+        ("exar:1:so/rs:fit:100:100", (100, 100)),
+        ("eth:1/ra:lanczos3/ar:1/scp:1/cb:7", (200, 100)),
+        ("bga:0.5/bg:ff0000/pd:5", (210, 110)),
     ] {
         let path = signed(&format!("/{opts}/plain/{src}@png"));
         let (s, _, body) = fetch(&px, &path, CHROME).await;
@@ -619,6 +623,51 @@ async fn every_option_works_through_a_signed_url_and_unknown_ones_are_named() {
             assert!(body.len() <= 3000, "{opts}: {}", body.len());
         }
     }
+    // Padding in a half-transparent red (bga after bg or before: the same).
+    let img = decode(
+        &fetch(
+            &px,
+            &signed(&format!("/bga:0.5/bg:ff0000/pd:5/plain/{src}@png")),
+            CHROME,
+        )
+        .await
+        .2,
+    );
+    assert_eq!(img.get_pixel(1, 1), Rgba([255, 0, 0, 128]));
+    // Sent as they are: skipped formats, raw, and sources past the URL's own limits.
+    for (opts, reason) in [
+        ("skp:jpg:png", "skip_processing"),
+        ("raw:1", "skip_processing"),
+        ("msfs:100", "too_large"),
+        ("msr:0.01", "too_many_pixels"),
+    ] {
+        let r = get(
+            &px.url(&signed(&format!("/w:50/{opts}/plain/{src}"))),
+            Some(CHROME),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{opts}");
+        assert_eq!(
+            r.headers()["x-pixgate"],
+            format!("original; reason={reason}"),
+            "{opts}"
+        );
+        assert_eq!(
+            r.bytes().await.unwrap().to_vec(),
+            quadrants(),
+            "{opts}: the source's bytes"
+        );
+    }
+    let r = get(
+        &px.url(&signed(&format!("/w:50/skp:jpg/plain/{src}"))),
+        Some(CHROME),
+    )
+    .await;
+    assert_eq!(
+        decode(&r.bytes().await.unwrap()).width(),
+        50,
+        "another format is processed"
+    );
     let fetched = o.hits("/q.png");
     for (opts, name) in [
         ("page:2", "page"),

@@ -71,11 +71,13 @@ pub enum Reason {
     /// The watermark the variant names is not loaded (`images.watermarks`). Never answered
     /// with the original: a watermark is a promise (`proxy::outcome`).
     WatermarkMissing,
+    /// The URL asked for this source format to be sent as it is (`skip_processing`, `raw`).
+    SkipProcessing,
 }
 
 impl Reason {
     /// Every reason, for metric pre-registration and docs.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::NotSmaller,
         Reason::Truncated,
         Reason::Undecodable,
@@ -96,6 +98,7 @@ impl Reason {
         Reason::CropOutside,
         Reason::TooManyFrames,
         Reason::WatermarkMissing,
+        Reason::SkipProcessing,
     ];
     /// The label used in metrics and headers.
     pub fn label(self) -> &'static str {
@@ -120,6 +123,7 @@ impl Reason {
             Reason::CropOutside => "crop_outside",
             Reason::TooManyFrames => "too_many_frames",
             Reason::WatermarkMissing => "watermark_missing",
+            Reason::SkipProcessing => "skip_processing",
         }
     }
 }

@@ -337,9 +337,51 @@ pub(crate) fn few_colours(image: &image::DynamicImage, max: usize) -> bool {
 
 /// Runs the pipeline. Never panics on input: every failure is an [`Outcome::Original`].
 pub fn run(job: &Job) -> Outcome {
+    let steps = &job.transform.steps;
+    if steps.skip.contains(job.format) {
+        return Outcome::Original(Reason::SkipProcessing);
+    }
+    let limited;
+    let job = match steps.source_limits == steps::SourceLimits::default() {
+        true => job,
+        false => {
+            limited = job.tightened(&steps.source_limits);
+            if let Err(r) = limited.source_within(&steps.source_limits) {
+                return Outcome::Original(r);
+            }
+            &limited
+        }
+    };
     match run_steps(job) {
         Ok(o) => o,
         Err(r) => Outcome::Original(r),
+    }
+}
+
+impl Job {
+    /// The job under a URL's tighter source limits (the configured ones still bound them).
+    fn tightened(&self, l: &steps::SourceLimits) -> Job {
+        let mut job = self.clone();
+        if let Some(p) = l.max_pixels {
+            job.limits.max_pixels = job.limits.max_pixels.min(p);
+        }
+        if let Some(f) = l.max_frames {
+            let f = usize::try_from(f).unwrap_or(usize::MAX);
+            job.animation.max_frames = job.animation.max_frames.min(f);
+        }
+        let animated = probe::animation_frames(&self.source, self.format, 2) > 1;
+        if let (Some(p), true) = (l.max_frame_pixels, animated) {
+            job.limits.max_pixels = job.limits.max_pixels.min(p);
+        }
+        job
+    }
+
+    /// Whether the source's size is within `l.max_bytes`.
+    fn source_within(&self, l: &steps::SourceLimits) -> Result<(), Reason> {
+        match l.max_bytes {
+            Some(m) if self.source.len() as u64 > m => Err(Reason::TooLarge),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -393,8 +435,19 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         image = resize::apply(image, &spec)?;
         check()?;
     }
+    let background = t.background.unwrap_or([255; 4]);
+    if let (
+        Some(g),
+        Some(ResizeSpec {
+            width: Some(w),
+            height: Some(h),
+            ..
+        }),
+    ) = (t.steps.extend_aspect, t.resize)
+    {
+        image = steps::extend_to_aspect(image, (w, h), g, background);
+    }
     if let Some(p) = t.steps.padding {
-        let background = t.background.unwrap_or([255; 4]);
         image = steps::pad(image, p, background, job.limits)?;
     }
     if let Some(sigma) = t.blur {

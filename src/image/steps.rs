@@ -217,6 +217,64 @@ impl FormatQualities {
     }
 }
 
+/// Source limits a URL may tighten (imgproxy's security options), never loosen: the
+/// configured limits still apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SourceLimits {
+    /// Most pixels of the source (`max_src_resolution`, megapixels).
+    pub max_pixels: Option<u64>,
+    /// Most bytes of the source (`max_src_file_size`).
+    pub max_bytes: Option<u64>,
+    /// Most frames of an animation (`max_animation_frames`).
+    pub max_frames: Option<u32>,
+    /// Most pixels of each frame of an animation (`max_animation_frame_resolution`).
+    pub max_frame_pixels: Option<u64>,
+}
+
+/// Source formats sent as they are (`skip_processing`; `raw` is all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SkipFormats(u8);
+
+impl SkipFormats {
+    /// Every format.
+    pub const ALL: SkipFormats = SkipFormats(u8::MAX);
+
+    fn bit(f: super::format::SourceFormat) -> u8 {
+        use super::format::SourceFormat as S;
+        match f {
+            S::Jpeg => 1,
+            S::Png => 2,
+            S::Gif => 4,
+            S::Webp => 8,
+            S::Avif => 16,
+            S::Heic => 32,
+        }
+    }
+
+    /// Adds `f`.
+    pub fn add(&mut self, f: super::format::SourceFormat) {
+        self.0 |= Self::bit(f);
+    }
+
+    /// Whether `f` is skipped.
+    pub fn contains(self, f: super::format::SourceFormat) -> bool {
+        self.0 & Self::bit(f) != 0
+    }
+
+    /// The formats, by name, in a fixed order (`all` for every one).
+    pub fn names(self) -> Vec<&'static str> {
+        use super::format::SourceFormat as S;
+        if self == Self::ALL {
+            return vec!["all"];
+        }
+        [S::Jpeg, S::Png, S::Gif, S::Webp, S::Avif, S::Heic]
+            .into_iter()
+            .filter(|f| self.contains(*f))
+            .map(|f| f.name())
+            .collect()
+    }
+}
+
 /// Every step beyond the resize. The default does nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Steps {
@@ -247,6 +305,15 @@ pub struct Steps {
     pub format_quality: FormatQualities,
     /// Carry the source's EXIF Copyright and Artist into the output.
     pub keep_copyright: bool,
+    /// Pad the result to the box's aspect ratio, placed by this gravity
+    /// (`extend_aspect_ratio`).
+    pub extend_aspect: Option<Gravity>,
+    /// Neither output side exceeds this (`max_result_dimension`).
+    pub max_result: Option<u32>,
+    /// Tighter source limits.
+    pub source_limits: SourceLimits,
+    /// Source formats sent as they are.
+    pub skip: SkipFormats,
 }
 
 impl Steps {
@@ -262,6 +329,7 @@ impl Steps {
             || self.pixelate.is_some()
             || self.adjust.is_some()
             || self.watermark.is_some()
+            || self.extend_aspect.is_some()
     }
 
     /// Whether the steps before the resize leave the decoded image's size as it is, or only
@@ -413,6 +481,38 @@ pub fn pad(
         (i64::from(p.left), i64::from(p.top)),
         bg,
     ))
+}
+
+/// The image padded to the aspect ratio `w`:`h` (never cut), placed by `gravity` on `bg`.
+pub fn extend_to_aspect(
+    img: image::DynamicImage,
+    (w, h): (u32, u32),
+    gravity: Gravity,
+    bg: [u8; 4],
+) -> image::DynamicImage {
+    let (iw, ih) = (img.width(), img.height());
+    let want = f64::from(w.max(1)) / f64::from(h.max(1));
+    let (cw, ch) = if f64::from(iw) / f64::from(ih.max(1)) > want {
+        (iw, (f64::from(iw) / want).round() as u32)
+    } else {
+        ((f64::from(ih) * want).round() as u32, ih)
+    };
+    let (cw, ch) = (cw.max(iw), ch.max(ih));
+    if (cw, ch) == (iw, ih) {
+        return img;
+    }
+    let g = match gravity {
+        Gravity::Smart | Gravity::Focus(..) => Gravity::Center,
+        g => g,
+    };
+    let (x, y) = super::resize::position(
+        g,
+        f64::from(cw),
+        f64::from(ch),
+        f64::from(iw),
+        f64::from(ih),
+    );
+    super::resize::canvas(img, cw, ch, (x.round() as i64, y.round() as i64), bg)
 }
 
 /// Pixelate, then brightness, contrast and saturation.

@@ -353,9 +353,9 @@ pub(super) async fn prepare(
         // A stand-in stays WebP under the new rule too: it is stored under the WebP key.
         AfterFetch::Under(n) if fallback.is_some() => Variant {
             plan: n.plan.avif_as_webp(),
-            ..n
+            ..*n
         },
-        AfterFetch::Under(n) => n,
+        AfterFetch::Under(n) => *n,
         AfterFetch::Original => {
             drop(lead);
             let e = Parts::of(req, &src, None).original(st, Reason::RuleBypass);

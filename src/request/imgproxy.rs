@@ -115,6 +115,7 @@ pub type Presets<'a> = &'a dyn Fn(&str) -> Option<String>;
 fn apply(
     o: &mut Options,
     extend: &mut bool,
+    bg_alpha: &mut Option<u8>,
     expires: &mut Option<u64>,
     seg: &str,
     presets: Presets,
@@ -192,6 +193,31 @@ fn apply(
         "strip_color_profile" | "scp" => {
             truthy(name, arg(0))?;
         }
+        // A hint to use an embedded thumbnail: pixgate decodes the primary image, reduced
+        // (a JPEG at 1/8 when that covers the output), so there is nothing to enforce.
+        "enforce_thumbnail" | "eth" => {
+            truthy(name, arg(0))?;
+        }
+        // Lanczos3 is the only resampling filter.
+        "resizing_algorithm" | "ra" => {
+            if !matches!(arg(0), "lanczos3" | "") {
+                return Err(err(
+                    name,
+                    format!(
+                        "`{}` is not supported: pixgate resizes with lanczos3",
+                        arg(0)
+                    ),
+                ));
+            }
+        }
+        "background_alpha" | "bga" => {
+            let a = arg(0)
+                .parse::<f32>()
+                .ok()
+                .filter(|a| (0.0..=1.0).contains(a))
+                .ok_or_else(|| err(name, format!("`{}` must be a number from 0 to 1", arg(0))))?;
+            *bg_alpha = Some((a * 255.0).round() as u8);
+        }
         // Always applied: EXIF orientation is part of decoding.
         "auto_rotate" | "ar" => {
             if !truthy(name, arg(0))? {
@@ -247,6 +273,7 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
     let mut o = Options::default();
     let mut expires = None;
     let mut extend = false;
+    let mut bg_alpha = None;
     let mut source = None;
     for (i, seg) in segs.iter().enumerate() {
         if *seg == "plain" {
@@ -262,7 +289,14 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
             break;
         }
         if seg.contains(':') {
-            apply(&mut o, &mut extend, &mut expires, seg, presets)?;
+            apply(
+                &mut o,
+                &mut extend,
+                &mut bg_alpha,
+                &mut expires,
+                seg,
+                presets,
+            )?;
             continue;
         }
         // The encoded source, possibly split by slashes, with an optional .ext.
@@ -291,6 +325,11 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
     o.info = info;
     if extend {
         o.fit = Fit::Contain;
+    }
+    // `bga` sets the alpha of `bg` (white when no `bg` is given), whatever the order.
+    if let Some(a) = bg_alpha {
+        let [r, g, b, _] = o.background.unwrap_or([255; 4]);
+        o.background = Some([r, g, b, a]);
     }
     Ok(ApiUrl {
         signature: signature.to_string(),

@@ -12,7 +12,7 @@ use crate::image::steps::{
 };
 
 /// The long names, which are also the query parameters.
-pub const QUERY_NAMES: [&str; 18] = [
+pub const QUERY_NAMES: [&str; 25] = [
     "trim",
     "rotate",
     "flip",
@@ -31,6 +31,13 @@ pub const QUERY_NAMES: [&str; 18] = [
     "format_quality",
     "keep_copyright",
     "strip_metadata",
+    "extend_aspect_ratio",
+    "max_result_dimension",
+    "max_src_resolution",
+    "max_src_file_size",
+    "max_animation_frames",
+    "max_animation_frame_resolution",
+    "skip_processing",
 ];
 
 /// The long name of an imgproxy name or short name, when it is a step option.
@@ -54,6 +61,15 @@ fn long_name(name: &str) -> Option<&'static str> {
         "fq" => "format_quality",
         "kcr" => "keep_copyright",
         "sm" => "strip_metadata",
+        "exar" | "extend_ar" => "extend_aspect_ratio",
+        "mrd" => "max_result_dimension",
+        "msr" => "max_src_resolution",
+        "msfs" => "max_src_file_size",
+        "maf" => "max_animation_frames",
+        "mafr" => "max_animation_frame_resolution",
+        "skp" => "skip_processing",
+        // Not a query parameter (a common name on sites): the path grammar only.
+        "raw" => "raw",
         other => return QUERY_NAMES.iter().find(|n| **n == other).copied(),
     })
 }
@@ -338,6 +354,86 @@ fn apply(s: &mut Steps, name: &str, long: &str, args: &[&str]) -> Result<(), Opt
             max_args(1)?;
             s.keep_copyright = flag(name, arg(0))?;
         }
+        "extend_aspect_ratio" => {
+            max_args(4)?;
+            s.extend_aspect = match flag(name, arg(0))? {
+                false => None,
+                true => Some(match arg(1) {
+                    "" => Gravity::Center,
+                    g => {
+                        if args.iter().skip(2).any(|a| !a.is_empty() && *a != "0") {
+                            return Err(err(name, "gravity offsets are not supported"));
+                        }
+                        Gravity::parse(g)
+                            .filter(|g| !matches!(g, Gravity::Smart | Gravity::Focus(..)))
+                            .ok_or_else(|| {
+                                err(name, format!("`{g}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe"))
+                            })?
+                    }
+                }),
+            };
+        }
+        "max_result_dimension" => {
+            max_args(1)?;
+            s.max_result = match int(name, arg(0), 0, 65_535)? {
+                0 => None,
+                n => Some(n as u32),
+            };
+        }
+        "max_src_resolution" | "max_animation_frame_resolution" => {
+            max_args(1)?;
+            let mp = float(name, arg(0), 0.0, 10_000.0)?;
+            let px = (mp > 0.0).then(|| (f64::from(mp) * 1e6).round() as u64);
+            match long {
+                "max_src_resolution" => s.source_limits.max_pixels = px,
+                _ => s.source_limits.max_frame_pixels = px,
+            }
+        }
+        "max_src_file_size" => {
+            max_args(1)?;
+            s.source_limits.max_bytes = match int(name, arg(0), 0, 1 << 40)? {
+                0 => None,
+                n => Some(n as u64),
+            };
+        }
+        "max_animation_frames" => {
+            max_args(1)?;
+            s.source_limits.max_frames = match int(name, arg(0), 0, 1_000_000)? {
+                0 => None,
+                n => Some(n as u32),
+            };
+        }
+        "skip_processing" => {
+            use crate::image::format::SourceFormat as F;
+            if args.is_empty() {
+                return Err(err(name, "names the source formats to send as they are"));
+            }
+            for f in args {
+                match *f {
+                    "jpeg" | "jpg" => s.skip.add(F::Jpeg),
+                    "png" => s.skip.add(F::Png),
+                    "gif" => s.skip.add(F::Gif),
+                    "webp" => s.skip.add(F::Webp),
+                    "avif" => s.skip.add(F::Avif),
+                    "heic" | "heif" => s.skip.add(F::Heic),
+                    "all" => s.skip = crate::image::steps::SkipFormats::ALL,
+                    // Never transformed anyway.
+                    "svg" => {}
+                    other => {
+                        return Err(err(
+                            name,
+                            format!("`{other}` is not a source format: jpeg, png, gif, webp, avif, heic, svg"),
+                        ))
+                    }
+                }
+            }
+        }
+        "raw" => {
+            max_args(1)?;
+            if flag(name, arg(0))? {
+                s.skip = crate::image::steps::SkipFormats::ALL;
+            }
+        }
         // Outputs are encoded from pixels, so metadata is always stripped; `0` keeps what
         // `keep_copyright` keeps (never a position, a camera serial or a date).
         _ => {
@@ -440,6 +536,29 @@ pub fn canonical(s: &Steps, out: &mut Vec<String>) {
     }
     if s.keep_copyright {
         out.push("keep_copyright=1".into());
+    }
+    if let Some(g) = s.extend_aspect {
+        out.push(format!("extend_aspect_ratio=1:{}", g.name()));
+    }
+    if let Some(m) = s.max_result {
+        out.push(format!("max_result_dimension={m}"));
+    }
+    let l = &s.source_limits;
+    let mp = |p: u64| p as f64 / 1e6;
+    if let Some(p) = l.max_pixels {
+        out.push(format!("max_src_resolution={}", mp(p)));
+    }
+    if let Some(b) = l.max_bytes {
+        out.push(format!("max_src_file_size={b}"));
+    }
+    if let Some(f) = l.max_frames {
+        out.push(format!("max_animation_frames={f}"));
+    }
+    if let Some(p) = l.max_frame_pixels {
+        out.push(format!("max_animation_frame_resolution={}", mp(p)));
+    }
+    if s.skip != crate::image::steps::SkipFormats::default() {
+        out.push(format!("skip_processing={}", s.skip.names().join(":")));
     }
 }
 

@@ -252,6 +252,7 @@ impl Upload {
                     | Reason::FormatDisabled
                     | Reason::NoTransform
                     | Reason::RuleBypass
+                    | Reason::SkipProcessing
                     | Reason::UnsupportedSource => {
                         let p = crate::image::probe::dimensions(&f.bytes, format, self.limits).ok();
                         // Kept as uploaded, but never with its EXIF/XMP (strip_metadata).

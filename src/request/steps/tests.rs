@@ -33,7 +33,6 @@ fn both_grammars_give_the_same_steps() {
         ("kcr:1", "keep_copyright=true"),
         ("sm:0", "strip_metadata=false"),
     ] {
-        let path = path.replace('/', "/");
         let a = api(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let b = query(q).unwrap_or_else(|e| panic!("{q}: {e}"));
         assert_eq!(a.steps, b.steps, "{path} against {q}");
