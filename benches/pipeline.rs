@@ -60,6 +60,7 @@ fn transforms(c: &mut Criterion) {
             b.iter(|| match pipeline::run(black_box(&job)) {
                 Outcome::Transformed { format, .. } => assert_eq!(format, want),
                 Outcome::Original(r) => panic!("{label}: {}", r.label()),
+                Outcome::Info(_) => panic!("{label}: info was not asked for"),
             })
         });
     }

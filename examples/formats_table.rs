@@ -38,7 +38,7 @@ fn main() {
                     (format.name().to_string(), bytes.len())
                 }
                 Some(Outcome::Original(r)) => (format!("original ({})", r.label()), s.bytes.len()),
-                None => continue,
+                Some(Outcome::Info(_)) | None => continue,
             };
             println!(
                 "| {} | {} | {} | {} | {:.2} | {:.0} ms |",

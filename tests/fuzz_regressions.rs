@@ -74,7 +74,13 @@ fn imgproxy_path_seeds() {
     );
     let u = fuzz_entry::imgproxy_path(&seed("imgproxy_path", "p2")).expect("preset, ipv6");
     assert_eq!((u.options.width, u.expires), (Some(50), Some(99)));
-    for (name, param) in [("p4", "wm"), ("p5", "source"), ("p6", "path")] {
+    // `wm:0.5` was refused before watermarks were built (issue 23); it parses now.
+    let u = fuzz_entry::imgproxy_path(&seed("imgproxy_path", "p4")).expect("a watermark");
+    assert_eq!(
+        u.options.steps.watermark.map(|w| w.placement.opacity),
+        Some(0.5)
+    );
+    for (name, param) in [("p5", "source"), ("p6", "path")] {
         let e = fuzz_entry::imgproxy_path(&seed("imgproxy_path", name)).unwrap_err();
         assert_eq!(e.param, param, "{name}");
     }

@@ -160,12 +160,15 @@ fn signed(path: &str) -> String {
     format!("/img/{}{path}", s.sign(path).unwrap())
 }
 
+/// Colours at the top-left, top-right, bottom-left and bottom-right corners.
+type Corners = [[u8; 3]; 4];
+
 #[tokio::test]
 async fn turns_flips_crops_padding_and_sizes_by_corner_colours() {
     let o = origin();
     let (px, _d) = start(&o);
     // (query, size, colours at the four corners: TL, TR, BL, BR)
-    let cases: [(&str, (u32, u32), [[u8; 3]; 4]); 9] = [
+    let cases: [(&str, (u32, u32), Corners); 9] = [
         ("", (200, 100), [RED, GREEN, BLUE, WHITE]),
         ("rotate=90", (100, 200), [BLUE, RED, WHITE, GREEN]),
         ("rotate=180", (200, 100), [WHITE, BLUE, GREEN, RED]),

@@ -132,12 +132,24 @@ async fn bad_signatures_and_options_are_refused() {
     }
     assert_eq!(origin.hits("/a.jpg"), 0, "nothing was fetched");
     let r = get(
+        &px.url(&signed(&format!("/page:2/plain/{src}"), KEY, SALT)),
+        Some("*/*"),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("parameter `page`"));
+    // A watermark when none is configured.
+    let r = get(
         &px.url(&signed(&format!("/wm:1/plain/{src}"), KEY, SALT)),
         Some("*/*"),
     )
     .await;
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("parameter `wm`"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("watermark `default` is not configured"));
     let r = get(
         &px.url(&signed(&format!("/exp:1000/plain/{src}"), KEY, SALT)),
         Some("*/*"),

@@ -25,9 +25,8 @@ pub struct Transform {
     pub sharpen: Option<f32>,
     /// Quality for whichever format is chosen, instead of its configured one.
     pub quality: Option<u8>,
-    /// What transparent pixels become in a JPEG (default white).
-    pub flatten_onto: Option<[u8; 3]>,
-    /// The URL's background colour (padding; default opaque white).
+    /// The URL's background colour: padding, and what transparency becomes when it is opaque
+    /// (in every format; in a JPEG, white without one).
     pub background: Option<[u8; 4]>,
     /// Trim, turn, flip, crop, padding, effects, watermark and output controls
     /// ([`super::steps`], in its order).
@@ -475,8 +474,10 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
     };
     // An opaque background the URL names flattens transparency in every format (imgproxy's
     // `background`); a JPEG is flattened anyway, onto white by default.
-    if has_alpha && (t.flatten_onto.is_some() || target == OutputFormat::Jpeg) {
-        image = resize::flatten(image, t.flatten_onto.unwrap_or([255, 255, 255]));
+    let flatten_onto = t.background.filter(|c| c[3] == 255);
+    if has_alpha && (flatten_onto.is_some() || target == OutputFormat::Jpeg) {
+        let [r, g, b, _] = flatten_onto.unwrap_or([255; 4]);
+        image = resize::flatten(image, [r, g, b]);
     }
     let named_quality = |f: OutputFormat| t.quality.or(t.steps.format_quality.get(f));
     let mut settings = match named_quality(target) {

@@ -83,10 +83,7 @@ impl Parts {
     fn withheld(&self, reason: Reason) -> Arc<Entry> {
         let transient = is_transient(reason);
         let status = if transient { 503 } else { 422 };
-        let body = format!(
-            "pixgate: the image could not be watermarked ({}), and is not sent without its watermark\n",
-            reason.label()
-        );
+        let body = format!("{}\n", withheld_message(reason));
         let now = std::time::SystemTime::now();
         Arc::new(Entry {
             status,
@@ -208,5 +205,14 @@ fn is_transient(reason: Reason) -> bool {
     matches!(
         reason,
         Reason::Timeout | Reason::QueueTimeout | Reason::EncodeFailed | Reason::Overloaded
+    )
+}
+
+/// Why a watermarked variant is not answered: the image could not be marked, and the
+/// original is no answer.
+pub(super) fn withheld_message(reason: Reason) -> String {
+    format!(
+        "pixgate: the image could not be watermarked ({}), and is not sent without its watermark",
+        reason.label()
     )
 }

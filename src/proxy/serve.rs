@@ -329,10 +329,7 @@ pub(super) async fn prepare(
             {
                 drop(lead);
                 rec.reason = Some(reason.label());
-                let msg = format!(
-                    "pixgate: the image could not be watermarked ({}), and is not sent without its watermark",
-                    reason.label()
-                );
+                let msg = super::outcome::withheld_message(reason);
                 let status = respond::error(session, 422, &msg).await?;
                 return Ok(Prepared::Answered(status));
             }

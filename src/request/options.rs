@@ -369,11 +369,6 @@ impl Options {
             blur: self.blur,
             sharpen: self.sharpen,
             quality: self.quality,
-            // An opaque background flattens transparency in every format.
-            flatten_onto: self
-                .background
-                .filter(|c| c[3] == 255)
-                .map(|[r, g, b, _]| [r, g, b]),
             background: self.background,
             lossless: self.lossless,
             first_frame: self.first_frame,
