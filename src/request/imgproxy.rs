@@ -28,12 +28,7 @@ pub struct ApiUrl {
     pub expires: Option<u64>,
 }
 
-fn err(param: &str, message: impl Into<String>) -> OptionError {
-    OptionError {
-        param: param.to_string(),
-        message: message.into(),
-    }
-}
+use super::args::err;
 
 fn format_of(ext: &str) -> Result<FormatReq, OptionError> {
     let mut o = Options::default();
@@ -47,11 +42,7 @@ fn format_of(ext: &str) -> Result<FormatReq, OptionError> {
 }
 
 fn truthy(name: &str, v: &str) -> Result<bool, OptionError> {
-    match v {
-        "1" | "t" | "true" => Ok(true),
-        "0" | "f" | "false" | "" => Ok(false),
-        _ => Err(err(name, format!("`{v}` must be 1/0, t/f or true/false"))),
-    }
+    super::args::flag(name, v, true)
 }
 
 /// `0` or empty means "not set" for imgproxy's sizes.

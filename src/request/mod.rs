@@ -1,6 +1,7 @@
 //! What the client asked for: the Accept header and the output format it allows.
 
 pub mod accept;
+mod args;
 pub mod client;
 pub mod config;
 pub mod hints;

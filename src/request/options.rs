@@ -89,40 +89,14 @@ impl fmt::Display for OptionError {
 /// Largest width/height a URL may ask for, before the configured output limit applies.
 const MAX_SIDE: u32 = 65_535;
 
-fn err(param: &str, message: impl Into<String>) -> OptionError {
-    OptionError {
-        param: param.to_string(),
-        message: message.into(),
-    }
-}
+use super::args::{err, float};
 
 fn int(param: &str, v: &str, lo: u32, hi: u32) -> Result<u32, OptionError> {
-    match v.parse::<u32>() {
-        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
-        _ => Err(err(
-            param,
-            format!("`{v}` must be a whole number from {lo} to {hi}"),
-        )),
-    }
+    super::args::int(param, v, i64::from(lo), i64::from(hi)).map(|n| n as u32)
 }
 
-fn float(param: &str, v: &str, lo: f32, hi: f32) -> Result<f32, OptionError> {
-    match v.parse::<f32>() {
-        Ok(n) if n.is_finite() && (lo..=hi).contains(&n) => Ok(n),
-        _ => Err(err(
-            param,
-            format!("`{v}` must be a number from {lo} to {hi}"),
-        )),
-    }
-}
-
-/// Parses `1`/`true`/`t` or `0`/`false`/`f`.
 fn flag(param: &str, v: &str) -> Result<bool, OptionError> {
-    match v {
-        "1" | "true" | "t" => Ok(true),
-        "0" | "false" | "f" => Ok(false),
-        _ => Err(err(param, format!("`{v}` must be 1/0 or true/false"))),
-    }
+    super::args::flag(param, v, false)
 }
 
 /// Parses `RRGGBB`, `RRGGBBAA` or `transparent`.

@@ -74,39 +74,10 @@ fn long_name(name: &str) -> Option<&'static str> {
     })
 }
 
-fn err(param: &str, message: impl Into<String>) -> OptionError {
-    OptionError {
-        param: param.to_string(),
-        message: message.into(),
-    }
-}
-
-fn int(param: &str, v: &str, lo: i64, hi: i64) -> Result<i64, OptionError> {
-    match v.parse::<i64>() {
-        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
-        _ => Err(err(
-            param,
-            format!("`{v}` must be a whole number from {lo} to {hi}"),
-        )),
-    }
-}
-
-fn float(param: &str, v: &str, lo: f32, hi: f32) -> Result<f32, OptionError> {
-    match v.parse::<f32>() {
-        Ok(n) if n.is_finite() && (lo..=hi).contains(&n) => Ok(n),
-        _ => Err(err(
-            param,
-            format!("`{v}` must be a number from {lo} to {hi}"),
-        )),
-    }
-}
+use super::args::{err, float, int};
 
 fn flag(param: &str, v: &str) -> Result<bool, OptionError> {
-    match v {
-        "1" | "t" | "true" => Ok(true),
-        "0" | "f" | "false" | "" => Ok(false),
-        _ => Err(err(param, format!("`{v}` must be 1/0, t/f or true/false"))),
-    }
+    super::args::flag(param, v, true)
 }
 
 /// Sets the step option `name` (a long or short name) from its arguments. `None`: `name` is
