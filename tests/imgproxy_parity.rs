@@ -361,22 +361,35 @@ async fn watermarks_by_gravity_opacity_tiles_text_and_rule() {
     assert_eq!(rgb(&img, 5, 5), BLUE, "a URL cannot remove the rule's mark");
     let img = image_of(&px, "/white.png?fm=png").await;
     assert_eq!(rgb(&img, 5, 5), WHITE, "not elsewhere");
-    // ... and never sends an image it could not mark (an animation) as it is.
-    let (s, _, body) = fetch(&px, "/products/anim.gif", CHROME).await;
-    let (s2, _, body2) = fetch(&px, "/products/anim.gif", "image/gif,*/*").await;
-    for (s, body) in [(s, body), (s2, body2)] {
-        if s == 200 {
-            let img = decode(&body);
-            assert_eq!(
-                rgb(&img, 5, 5),
-                BLUE,
-                "an animation that comes back is marked"
-            );
-        } else {
-            assert_eq!(s, 422, "{}", String::from_utf8_lossy(&body));
-            assert!(!body.starts_with(b"GIF8"), "never the original");
-        }
+    // ... animations included: the mark is drawn on every frame (animated WebP for Chrome, a
+    // GIF for a client without WebP), never the original.
+    for accept in [CHROME, "image/gif,*/*"] {
+        let (s, ct, body) = fetch(&px, "/products/anim.gif", accept).await;
+        assert_eq!(s, 200, "{accept}: {}", String::from_utf8_lossy(&body));
+        assert_ne!(
+            body,
+            fixture("animated.gif"),
+            "{accept}: never the original"
+        );
+        let frames = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(&body))
+            .map(|d| image::AnimationDecoder::into_frames(d).count())
+            .unwrap_or_else(|_| {
+                image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&body))
+                    .map(|d| image::AnimationDecoder::into_frames(d).count())
+                    .unwrap()
+            });
+        assert_eq!(frames, 3, "{accept} ({ct}): every frame kept");
+        let img = decode(&body);
+        assert!(
+            near(rgb(&img, 5, 5), BLUE, 12),
+            "{accept}: {:?}",
+            rgb(&img, 5, 5)
+        );
     }
+    // What cannot be marked is withheld: here a source past the URL's own size limit.
+    let (s, _, body) = fetch(&px, "/products/white.png?max_src_file_size=10", CHROME).await;
+    assert_eq!(s, 422, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("watermark"));
     // An unknown mark is a bad request.
     let (s, _, body) = fetch(&px, "/white.png?watermark=1:ce:0:0:0:nosuch", CHROME).await;
     assert_eq!(s, 400);
@@ -670,6 +683,35 @@ async fn every_option_works_through_a_signed_url_and_unknown_ones_are_named() {
         decode(&r.bytes().await.unwrap()).width(),
         50,
         "another format is processed"
+    );
+    // filename and return_attachment: a Content-Disposition, part of the key.
+    let r = get(
+        &px.url(&signed(&format!("/fn:report/att:1/plain/{src}@webp"))),
+        Some(CHROME),
+    )
+    .await;
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"report.webp\"; filename*=UTF-8''report.webp"
+    );
+    let r = get(
+        &px.url(&signed(&format!("/att:0/plain/{src}@webp"))),
+        Some(CHROME),
+    )
+    .await;
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "inline; filename=\"q.webp\"; filename*=UTF-8''q.webp",
+        "the source's name by default"
+    );
+    let r = get(
+        &px.url(&signed(&format!("/plain/{src}@webp"))),
+        Some(CHROME),
+    )
+    .await;
+    assert!(
+        r.headers().get("content-disposition").is_none(),
+        "only when asked"
     );
     let fetched = o.hits("/q.png");
     for (opts, name) in [

@@ -173,6 +173,8 @@ pub struct AnimationJob<'a> {
     pub output: AnimatedOutput,
     /// Give up after this instant.
     pub deadline: Instant,
+    /// A watermark drawn on every frame, after the resize.
+    pub mark: Option<(&'a super::watermark::Mark, &'a super::watermark::Placement)>,
 }
 
 /// Transforms an animated GIF, WebP or APNG of `canvas` pixels: every frame resized like a
@@ -212,6 +214,9 @@ pub fn transform(
         let mut img = image::DynamicImage::ImageRgba8(frame.into_buffer());
         if let Some(spec) = job.resize {
             img = resize::apply(img, spec)?;
+        }
+        if let Some((mark, placement)) = job.mark {
+            img = super::watermark::apply(img, mark, placement);
         }
         out.push(Frame {
             image: img.into_rgba8(),

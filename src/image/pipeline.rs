@@ -232,7 +232,8 @@ pub enum Outcome {
 /// source that is resized; `None`, the original (`animated`).
 fn animated_output(job: &Job) -> Option<AnimatedOutput> {
     let t = &job.transform;
-    let only_resize = t.blur.is_none() && t.sharpen.is_none() && !t.steps.changes_pixels();
+    let only_resize =
+        t.blur.is_none() && t.sharpen.is_none() && !t.steps.changes_more_than_the_watermark();
     if !job.animation.enabled || !only_resize {
         return None;
     }
@@ -245,7 +246,10 @@ fn animated_output(job: &Job) -> Option<AnimatedOutput> {
     // frames against the source's changed rectangles): only a resize is worth it.
     match (webp, job.format) {
         (true, _) => Some(AnimatedOutput::Webp),
-        (false, SourceFormat::Gif) if t.resize.is_some() => Some(AnimatedOutput::Gif),
+        // A watermark too is worth it: the original is no answer then.
+        (false, SourceFormat::Gif) if t.resize.is_some() || t.steps.watermark.is_some() => {
+            Some(AnimatedOutput::Gif)
+        }
         _ => None,
     }
 }
@@ -261,6 +265,16 @@ fn animated(job: &Job) -> Result<Outcome, Reason> {
         None => job.settings,
     };
     settings.lossless = t.lossless;
+    let mark = match &t.steps.watermark {
+        Some(w) => Some((
+            job.marks
+                .as_ref()
+                .and_then(|m| m.get(w.mark))
+                .ok_or(Reason::WatermarkMissing)?,
+            w.placement,
+        )),
+        None => None,
+    };
     let a = super::animation::transform(
         &job.source,
         job.format,
@@ -271,13 +285,16 @@ fn animated(job: &Job) -> Result<Outcome, Reason> {
             cfg: job.animation,
             output,
             deadline: job.deadline,
+            mark: mark.as_ref().map(|(m, p)| (&**m, p)),
         },
     )?;
     // Never larger unless the pixels changed; and a GIF never, even resized: its frames are
     // whole-canvas, and a source of changed rectangles can be tens of times smaller (a
     // 544 KB screen recording re-encoded whole came to 38.9 MB). The original is the better
     // answer for the few clients without WebP.
-    if a.bytes.len() >= job.source.len() && (!t.changes_pixels() || output == AnimatedOutput::Gif) {
+    // A watermarked GIF goes whatever its size: the original is no answer.
+    let gif_may_fall_back = output == AnimatedOutput::Gif && t.steps.watermark.is_none();
+    if a.bytes.len() >= job.source.len() && (!t.changes_pixels() || gif_may_fall_back) {
         return Err(Reason::NotSmaller);
     }
     Ok(Outcome::Transformed {

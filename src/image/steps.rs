@@ -332,6 +332,16 @@ impl Steps {
             || self.extend_aspect.is_some()
     }
 
+    /// Whether a step besides the watermark changes the pixels (an animation is transformed
+    /// frame by frame only with a resize and a watermark).
+    pub fn changes_more_than_the_watermark(&self) -> bool {
+        Steps {
+            watermark: None,
+            ..*self
+        }
+        .changes_pixels()
+    }
+
     /// Whether the steps before the resize leave the decoded image's size as it is, or only
     /// turn it (then a JPEG may be decoded reduced: the resize box still names it).
     pub fn keeps_source_region(&self) -> bool {

@@ -157,6 +157,7 @@ fn origin_request(
         applied,
         rule_site,
         ask,
+        disposition: None,
     })
 }
 
@@ -197,7 +198,10 @@ async fn api(st: &Arc<State>, session: &mut Session, rest: &str, rec: &mut Recor
         accept: accept_of(session),
         route: Route::Api { signed },
     };
-    let v = variant::decide(&ask, &applied, st.variant_settings())?;
+    let mut v = variant::decide(&ask, &applied, st.variant_settings())?;
+    if let Some(d) = &api.disposition {
+        v.key_options.push_str(&d.key_part());
+    }
     let req = Request {
         origin_req: session.req_header().clone(),
         host: source.host.clone(),
@@ -210,6 +214,7 @@ async fn api(st: &Arc<State>, session: &mut Session, rest: &str, rec: &mut Recor
         remote: Some(source),
         applied,
         ask,
+        disposition: api.disposition,
     };
     Ok(serve(st, session, &req, v, rec).await)
 }

@@ -49,6 +49,8 @@ pub(super) struct Parts {
     remote: bool,
     /// The variant draws a watermark: the original is never an answer.
     pub(super) watermarked: bool,
+    /// The URL API's `Content-Disposition`, with the source's path (its default name).
+    pub(super) disposition: Option<(crate::request::imgproxy::Disposition, String)>,
 }
 
 impl Parts {
@@ -75,6 +77,7 @@ impl Parts {
             ttl,
             remote: req.remote.is_some(),
             watermarked: false,
+            disposition: None,
         }
     }
 
@@ -124,7 +127,16 @@ impl Parts {
             return (self.withheld(*reason), false);
         }
         let n = self.body.len();
-        let (headers, body, etag, note, deterministic) = match res.outcome {
+        let ext = match &res.outcome {
+            Outcome::Transformed { format, .. } => format.name(),
+            Outcome::Original(_) => self.format.name(),
+            Outcome::Info(_) => "json",
+        };
+        let disposition = self.disposition.as_ref().map(|(d, path)| {
+            let ext = if ext == "jpeg" { "jpg" } else { ext };
+            d.header(ext, path)
+        });
+        let (mut headers, body, etag, note, deterministic) = match res.outcome {
             Outcome::Info(json) => {
                 let etag = headers::variant_etag(&json);
                 let h = respond::stored_headers(
@@ -163,6 +175,9 @@ impl Parts {
                 (h, self.body.clone(), etag, note, !transient)
             }
         };
+        if let Some(d) = disposition {
+            headers.push(("content-disposition".into(), d.into_bytes()));
+        }
         let hold = st.cfg.cache.hold_limit();
         let ttl = self.ttl.unwrap_or_default();
         // A source with a validator keeps its variants past freshness (never past retention):

@@ -55,6 +55,8 @@ pub(super) struct Request {
     pub(super) rule_site: (String, String),
     /// What the request asked for, to decide again once the source's format is known.
     pub(super) ask: Ask,
+    /// The URL API's `filename`/`return_attachment`: the answer's `Content-Disposition`.
+    pub(super) disposition: Option<crate::request::imgproxy::Disposition>,
 }
 
 impl Request {
@@ -375,6 +377,10 @@ pub(super) async fn prepare(
     };
     let mut parts = Parts::of(req, &src, ttl);
     parts.watermarked = v.transform.steps.watermark.is_some();
+    parts.disposition = req
+        .disposition
+        .clone()
+        .map(|d| (d, req.path_and_query.clone()));
     let shared = match (key, ttl) {
         (Some(key), Some(_)) => Some((key, lead)),
         // Not shareable: release any waiters now so they fetch for themselves.

@@ -26,6 +26,102 @@ pub struct ApiUrl {
     pub source: String,
     /// `exp:` — not valid after this Unix time.
     pub expires: Option<u64>,
+    /// `filename:`/`return_attachment:` — the answer's `Content-Disposition`.
+    pub disposition: Option<Disposition>,
+}
+
+/// What `filename` and `return_attachment` ask for: a `Content-Disposition` header (never
+/// logged: only the answer carries it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Disposition {
+    /// The name without its extension (the output format's is added); `None`: the source
+    /// URL's last path segment.
+    pub filename: Option<String>,
+    /// `attachment` (download) instead of `inline`.
+    pub attachment: bool,
+}
+
+impl Disposition {
+    /// The header value for an answer of extension `ext` from a source at `source_path`,
+    /// as RFC 6266: an ASCII `filename` and a UTF-8 `filename*`.
+    pub fn header(&self, ext: &str, source_path: &str) -> String {
+        let stem = match &self.filename {
+            Some(f) => f.clone(),
+            None => {
+                let last = source_path.split('?').next().unwrap_or("");
+                let last = last.rsplit('/').next().unwrap_or("");
+                let last = percent_decode(last);
+                match last.rsplit_once('.') {
+                    Some((stem, _)) if !stem.is_empty() => stem.to_string(),
+                    _ if !last.is_empty() => last,
+                    _ => "image".to_string(),
+                }
+            }
+        };
+        let name = format!("{stem}.{ext}");
+        let ascii: String = name
+            .chars()
+            .map(|c| match c {
+                ' '..='~' if c != '"' && c != '\\' => c,
+                _ => '_',
+            })
+            .collect();
+        let utf8: String = name
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let kind = if self.attachment {
+            "attachment"
+        } else {
+            "inline"
+        };
+        format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{utf8}")
+    }
+
+    /// What the cache key adds: the answer's headers differ.
+    pub fn key_part(&self) -> String {
+        format!(
+            ";cd={}:{}",
+            u8::from(self.attachment),
+            self.filename.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// What the options of one path set besides [`Options`].
+#[derive(Default)]
+struct Parsed {
+    /// `extend` (applied after every option).
+    extend: bool,
+    /// `background_alpha` (applied after every option).
+    bg_alpha: Option<u8>,
+    expires: Option<u64>,
+    disposition: Option<Disposition>,
+}
+
+/// `filename:%name:%encoded`: at most 255 bytes, no control characters or path separators.
+fn filename(name: &str, args: &[&str]) -> Result<String, OptionError> {
+    let raw = args.first().copied().unwrap_or("");
+    let f = if truthy(name, args.get(1).copied().unwrap_or(""))? {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw.trim_end_matches('='))
+            .map_err(|_| err(name, "the encoded filename is not base64url"))?;
+        String::from_utf8(bytes).map_err(|_| err(name, "the filename is not UTF-8"))?
+    } else {
+        percent_decode(raw)
+    };
+    if f.is_empty() || f.len() > 255 || f.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        return Err(err(
+            name,
+            "a filename is 1-255 bytes without control characters or slashes",
+        ));
+    }
+    Ok(f)
 }
 
 use super::args::err;
@@ -103,14 +199,7 @@ fn extend_with(
 pub type Presets<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Applies one `name:args` option.
-fn apply(
-    o: &mut Options,
-    extend: &mut bool,
-    bg_alpha: &mut Option<u8>,
-    expires: &mut Option<u64>,
-    seg: &str,
-    presets: Presets,
-) -> Result<(), OptionError> {
+fn apply(o: &mut Options, st: &mut Parsed, seg: &str, presets: Presets) -> Result<(), OptionError> {
     let mut parts = seg.split(':');
     let name = parts.next().unwrap_or_default();
     let args: Vec<&str> = parts.collect();
@@ -123,7 +212,7 @@ fn apply(
             o.enlarge = truthy(name, arg(3))? || o.enlarge;
             // Only when given: `rs:fit:300:150` keeps an earlier `ex:1`.
             if args.len() > 4 {
-                extend_with(o, extend, name, &args[4..])?;
+                extend_with(o, &mut st.extend, name, &args[4..])?;
             }
         }
         "size" | "s" => {
@@ -131,14 +220,14 @@ fn apply(
             size(o, name, "h", arg(1))?;
             o.enlarge = truthy(name, arg(2))? || o.enlarge;
             if args.len() > 3 {
-                extend_with(o, extend, name, &args[3..])?;
+                extend_with(o, &mut st.extend, name, &args[3..])?;
             }
         }
         "resizing_type" | "rt" => resizing_type(o, name, arg(0))?,
         "width" | "w" => size(o, name, "w", arg(0))?,
         "height" | "h" => size(o, name, "h", arg(0))?,
         "enlarge" | "el" => o.enlarge = truthy(name, arg(0))?,
-        "extend" | "ex" => extend_with(o, extend, name, &args)?,
+        "extend" | "ex" => extend_with(o, &mut st.extend, name, &args)?,
         "dpr" => o.set("dpr", arg(0)).map_err(|e| err(name, e.message))?,
         "quality" | "q" => {
             if arg(0) != "0" {
@@ -207,7 +296,7 @@ fn apply(
                 .ok()
                 .filter(|a| (0.0..=1.0).contains(a))
                 .ok_or_else(|| err(name, format!("`{}` must be a number from 0 to 1", arg(0))))?;
-            *bg_alpha = Some((a * 255.0).round() as u8);
+            st.bg_alpha = Some((a * 255.0).round() as u8);
         }
         // Always applied: EXIF orientation is part of decoding.
         "auto_rotate" | "ar" => {
@@ -220,8 +309,20 @@ fn apply(
         }
         "disable_animation" | "da" => o.first_frame = truthy(name, arg(0))?,
         "cachebuster" | "cb" => {}
+        "filename" | "fn" => {
+            let f = filename(name, &args)?;
+            st.disposition
+                .get_or_insert_with(Disposition::default)
+                .filename = Some(f);
+        }
+        "return_attachment" | "att" => {
+            let a = truthy(name, arg(0))?;
+            st.disposition
+                .get_or_insert_with(Disposition::default)
+                .attachment = a;
+        }
         "expires" | "exp" => {
-            *expires = Some(
+            st.expires = Some(
                 arg(0)
                     .parse()
                     .map_err(|_| err(name, "must be a Unix timestamp"))?,
@@ -262,9 +363,7 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
         .ok_or_else(|| err("path", "expected /{signature}/{options}/{source}"))?;
     let segs: Vec<&str> = after.split('/').collect();
     let mut o = Options::default();
-    let mut expires = None;
-    let mut extend = false;
-    let mut bg_alpha = None;
+    let mut st = Parsed::default();
     let mut source = None;
     for (i, seg) in segs.iter().enumerate() {
         if *seg == "plain" {
@@ -280,14 +379,7 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
             break;
         }
         if seg.contains(':') {
-            apply(
-                &mut o,
-                &mut extend,
-                &mut bg_alpha,
-                &mut expires,
-                seg,
-                presets,
-            )?;
+            apply(&mut o, &mut st, seg, presets)?;
             continue;
         }
         // The encoded source, possibly split by slashes, with an optional .ext.
@@ -314,11 +406,11 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
         )
     })?;
     o.info = info;
-    if extend {
+    if st.extend {
         o.fit = Fit::Contain;
     }
     // `bga` sets the alpha of `bg` (white when no `bg` is given), whatever the order.
-    if let Some(a) = bg_alpha {
+    if let Some(a) = st.bg_alpha {
         let [r, g, b, _] = o.background.unwrap_or([255; 4]);
         o.background = Some([r, g, b, a]);
     }
@@ -327,7 +419,8 @@ pub fn parse(path: &str, presets: Presets) -> Result<ApiUrl, OptionError> {
         signed: format!("/{after}"),
         options: o,
         source,
-        expires,
+        expires: st.expires,
+        disposition: st.disposition,
     })
 }
 

@@ -102,3 +102,45 @@ fn extend_is_a_flag_whatever_the_order() {
         .options;
     assert_eq!(c.fit, Fit::Inside, "a later rs with extend 0 turns it off");
 }
+
+#[test]
+fn filename_and_attachment_make_a_content_disposition() {
+    let a = parse("/s/fn:my%20photo/att:1/plain/http://x/a.jpg").unwrap();
+    let d = a.disposition.unwrap();
+    assert_eq!(d.filename.as_deref(), Some("my photo"));
+    assert_eq!(
+        d.header("webp", "/a.jpg"),
+        "attachment; filename=\"my photo.webp\"; filename*=UTF-8''my%20photo.webp"
+    );
+    // base64url-encoded, non-ASCII: an ASCII fallback and the exact UTF-8 name.
+    let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("Café \"1\"");
+    let d = parse(&format!("/s/fn:{enc}:1/plain/http://x/a.jpg"))
+        .unwrap()
+        .disposition
+        .unwrap();
+    assert_eq!(
+        d.header("jpg", "/a.jpg"),
+        "inline; filename=\"Caf_ _1_.jpg\"; filename*=UTF-8''Caf%C3%A9%20%221%22.jpg"
+    );
+    // Without a name: the source's, with the output's extension.
+    let d = parse("/s/att:1/plain/http://x/dir/cat%20pic.png")
+        .unwrap()
+        .disposition
+        .unwrap();
+    assert_eq!(
+        d.header("avif", "/dir/cat%20pic.png?v=2"),
+        "attachment; filename=\"cat pic.avif\"; filename*=UTF-8''cat%20pic.avif"
+    );
+    assert!(parse("/s/plain/http://x/a.jpg")
+        .unwrap()
+        .disposition
+        .is_none());
+    for bad in [
+        "/s/fn:a%2Fb/plain/http://x/a",
+        "/s/fn:%0a/plain/http://x/a",
+        "/s/fn:!!:1/plain/http://x/a",
+        "/s/att:maybe/plain/http://x/a",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}
