@@ -684,6 +684,52 @@ async fn every_option_works_through_a_signed_url_and_unknown_ones_are_named() {
         50,
         "another format is processed"
     );
+    // Gravity offsets: a fill crop 50 px in from the left edge (half red, half green), a crop
+    // region 100 px in (green), and extend's padding at 10/20 from the top left.
+    let img = decode(
+        &fetch(
+            &px,
+            &signed(&format!("/rs:fill:100:100/g:nowe:50:0/plain/{src}@png")),
+            CHROME,
+        )
+        .await
+        .2,
+    );
+    assert_eq!((rgb(&img, 10, 10), rgb(&img, 90, 10)), (RED, GREEN));
+    let img = decode(
+        &fetch(
+            &px,
+            &signed(&format!("/c:50:50:nowe:100:0/plain/{src}@png")),
+            CHROME,
+        )
+        .await
+        .2,
+    );
+    assert_eq!(
+        (img.dimensions(), rgb(&img, 5, 5), rgb(&img, 45, 45)),
+        ((50, 50), GREEN, GREEN)
+    );
+    let img = decode(
+        &fetch(
+            &px,
+            &signed(&format!(
+                "/rs:fit:300:300:0:1:nowe:10:20/bg:0:0:0/plain/{src}@png"
+            )),
+            CHROME,
+        )
+        .await
+        .2,
+    );
+    assert_eq!(
+        (rgb(&img, 5, 25), rgb(&img, 15, 15), rgb(&img, 15, 25)),
+        ([0, 0, 0], [0, 0, 0], RED)
+    );
+    let img = image_of(&px, "/q.png?fm=png&w=100&h=100&fit=cover&g=nowe:50:0").await;
+    assert_eq!(
+        (rgb(&img, 10, 10), rgb(&img, 90, 10)),
+        (RED, GREEN),
+        "the query's g takes offsets too"
+    );
     // filename and return_attachment: a Content-Disposition, part of the key.
     let r = get(
         &px.url(&signed(&format!("/fn:report/att:1/plain/{src}@webp"))),

@@ -25,6 +25,9 @@ pub struct ResizeSpec {
     pub enlarge: bool,
     /// Padding colour (RGBA) for `Contain`.
     pub background: [u8; 4],
+    /// Gravity offsets in output pixels (imgproxy's `g:%type:%x:%y`): inward from the edges
+    /// the gravity names, a shift right and down for the centre; none for `sm` and `fp`.
+    pub offset: (i32, i32),
 }
 
 impl ResizeSpec {
@@ -38,6 +41,7 @@ impl ResizeSpec {
             gravity: Gravity::Center,
             enlarge: false,
             background: [255, 255, 255, 255],
+            offset: (0, 0),
         }
     }
 }
@@ -173,6 +177,31 @@ pub(crate) fn position(g: Gravity, sw: f64, sh: f64, cw: f64, ch: f64) -> (f64, 
     ((sw - cw).max(0.0) * fx, (sh - ch).max(0.0) * fy)
 }
 
+/// [`position`] moved by gravity offsets `(ox, oy)` as imgproxy does: inward from the edges
+/// the gravity names (`ea`: `ox` from the right edge; `so`: `oy` from the bottom), a shift
+/// right and down otherwise; kept inside the area. `sm` and `fp` take no offsets.
+pub(crate) fn position_offset(
+    g: Gravity,
+    (sw, sh): (f64, f64),
+    (cw, ch): (f64, f64),
+    (ox, oy): (f64, f64),
+) -> (f64, f64) {
+    let (x, y) = position(g, sw, sh, cw, ch);
+    if matches!(g, Gravity::Smart | Gravity::Focus(..)) {
+        return (x, y);
+    }
+    let east = matches!(g, Gravity::East | Gravity::NorthEast | Gravity::SouthEast);
+    let south = matches!(g, Gravity::South | Gravity::SouthEast | Gravity::SouthWest);
+    let x = if east { x - ox } else { x + ox };
+    let y = if south { y - oy } else { y + oy };
+    // A region larger than the area (a `contain` canvas) may sit anywhere that shows it all.
+    let clamp = |v: f64, room: f64| match room >= 0.0 {
+        true => v.clamp(0.0, room),
+        false => v.clamp(room, 0.0),
+    };
+    (clamp(x, sw - cw), clamp(y, sh - ch))
+}
+
 /// The `cw`×`ch` region of `img` with the most edge energy (sum of |dx| + |dy| of luma),
 /// searched on a thumbnail of at most 128 pixels a side: the part of a photo with detail
 /// (a face, an object) rather than sky or wall.
@@ -229,9 +258,12 @@ pub fn apply(img: DynamicImage, spec: &ResizeSpec) -> Result<DynamicImage, Reaso
     let g = geometry(img.width(), img.height(), spec);
     let (sw, sh) = (f64::from(img.width()), f64::from(img.height()));
     let (cw, ch) = g.region;
+    // Offsets are output pixels: source pixels are that many over the scale.
+    let k = g.scale().max(1e-9);
+    let off = (f64::from(spec.offset.0) / k, f64::from(spec.offset.1) / k);
     let (x, y) = match spec.gravity {
         Gravity::Smart => smart_position(&img, cw, ch),
-        other => position(other, sw, sh, cw, ch),
+        other => position_offset(other, (sw, sh), (cw, ch), off),
     };
     let unchanged = g.size == (img.width(), img.height()) && cw >= sw && ch >= sh;
     let resized = if unchanged {
@@ -262,27 +294,31 @@ pub fn apply(img: DynamicImage, spec: &ResizeSpec) -> Result<DynamicImage, Reaso
         dst
     };
     Ok(match g.canvas {
-        Some((w, h)) if (w, h) != (resized.width(), resized.height()) => {
-            pad(resized, w, h, spec.gravity, spec.background)
-        }
+        Some((w, h)) if (w, h) != (resized.width(), resized.height()) => pad(resized, w, h, spec),
         _ => resized,
     })
 }
 
-/// Places `img` on a `w`×`h` canvas of `bg`, positioned by gravity.
-fn pad(img: DynamicImage, w: u32, h: u32, g: Gravity, bg: [u8; 4]) -> DynamicImage {
-    let (x, y) = position(
-        if g == Gravity::Smart {
-            Gravity::Center
-        } else {
-            g
-        },
-        f64::from(w),
-        f64::from(h),
-        f64::from(img.width()),
-        f64::from(img.height()),
+/// Places `img` on a `w`×`h` canvas of the spec's background, positioned by its gravity and
+/// offsets.
+fn pad(img: DynamicImage, w: u32, h: u32, spec: &ResizeSpec) -> DynamicImage {
+    let g = match spec.gravity {
+        Gravity::Smart => Gravity::Center,
+        g => g,
+    };
+    let (x, y) = position_offset(
+        g,
+        (f64::from(w), f64::from(h)),
+        (f64::from(img.width()), f64::from(img.height())),
+        (f64::from(spec.offset.0), f64::from(spec.offset.1)),
     );
-    canvas(img, w, h, (x.round() as i64, y.round() as i64), bg)
+    canvas(
+        img,
+        w,
+        h,
+        (x.round() as i64, y.round() as i64),
+        spec.background,
+    )
 }
 
 /// `img` at `at` on a `w`×`h` canvas of `bg` (opaque RGB when both are opaque).
@@ -332,7 +368,35 @@ mod tests {
             gravity: Gravity::Center,
             enlarge,
             background: [255, 255, 255, 255],
+            offset: (0, 0),
         }
+    }
+
+    #[test]
+    fn gravity_offsets_go_inward_and_stay_inside() {
+        let at = |g, off| position_offset(g, (400.0, 300.0), (100.0, 100.0), off);
+        assert_eq!(at(Gravity::NorthWest, (10.0, 20.0)), (10.0, 20.0));
+        assert_eq!(
+            at(Gravity::SouthEast, (10.0, 20.0)),
+            (290.0, 180.0),
+            "inward from the edges"
+        );
+        assert_eq!(at(Gravity::East, (10.0, 0.0)), (290.0, 100.0));
+        assert_eq!(
+            at(Gravity::Center, (-30.0, 15.0)),
+            (120.0, 115.0),
+            "a shift"
+        );
+        assert_eq!(
+            at(Gravity::NorthWest, (-50.0, 999.0)),
+            (0.0, 200.0),
+            "clamped"
+        );
+        assert_eq!(
+            at(Gravity::Smart, (10.0, 10.0)),
+            (150.0, 100.0),
+            "no offsets"
+        );
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub enum Crop {
         height: Len,
         /// Where the region sits.
         gravity: Option<Gravity>,
+        /// Gravity offsets in pixels of the image being cropped (inward from the edges the
+        /// gravity names).
+        offset: (i32, i32),
     },
     /// An exact region `[x, y, width, height]` in pixels, clipped to the image (the upload
     /// service's `crop`); an origin outside the image is refused (`crop_outside`).
@@ -438,7 +441,7 @@ fn crop(
     c: Crop,
     gravity: Gravity,
 ) -> Result<image::DynamicImage, super::Reason> {
-    use super::resize::{position, smart_position};
+    use super::resize::{position_offset, smart_position};
     let (iw, ih) = (img.width(), img.height());
     let [x, y, w, h] = match c {
         Crop::Region([x, y, w, h]) => {
@@ -451,12 +454,14 @@ fn crop(
             width,
             height,
             gravity: g,
+            offset,
         } => {
             let (w, h) = (width.on(iw), height.on(ih));
             let (fw, fh) = (f64::from(w), f64::from(h));
+            let off = (f64::from(offset.0), f64::from(offset.1));
             let (x, y) = match g.unwrap_or(gravity) {
                 Gravity::Smart => smart_position(&img, fw, fh),
-                other => position(other, f64::from(iw), f64::from(ih), fw, fh),
+                other => position_offset(other, (f64::from(iw), f64::from(ih)), (fw, fh), off),
             };
             let x = (x.round().max(0.0) as u32).min(iw - w);
             let y = (y.round().max(0.0) as u32).min(ih - h);

@@ -177,20 +177,14 @@ fn extend_with(
     let arg = |i: usize| args.get(i).copied().unwrap_or("");
     *extend = truthy(name, arg(0))?;
     if *extend && !arg(1).is_empty() {
-        if args.len() > 2 && args[2..].iter().any(|a| !a.is_empty() && *a != "0") {
-            return Err(err(name, "gravity offsets are not supported"));
+        let (g, off) = super::steps::gravity(name, &args[1..])?;
+        if matches!(g, Gravity::Smart | Gravity::Focus(..)) {
+            return Err(err(
+                name,
+                "the padding's gravity is one of ce, no, so, ea, we, noea, nowe, soea, sowe",
+            ));
         }
-        o.gravity = Gravity::parse(arg(1))
-            .filter(|g| *g != Gravity::Smart && !matches!(g, Gravity::Focus(..)))
-            .ok_or_else(|| {
-                err(
-                    name,
-                    format!(
-                        "`{}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe",
-                        arg(1)
-                    ),
-                )
-            })?;
+        (o.gravity, o.gravity_offset) = (g, off);
     }
     Ok(())
 }
@@ -245,19 +239,7 @@ fn apply(o: &mut Options, st: &mut Parsed, seg: &str, presets: Presets) -> Resul
                 o.set("sharpen", arg(0)).map_err(|e| err(name, e.message))?
             }
         }
-        "gravity" | "g" => {
-            let g = if arg(0) == "fp" {
-                Gravity::parse(&format!("fp:{}:{}", arg(1), arg(2)))
-            } else {
-                if args.len() > 1 && args[1..].iter().any(|a| !a.is_empty() && *a != "0") {
-                    return Err(err(name, "gravity offsets are not supported"));
-                }
-                Gravity::parse(arg(0))
-            };
-            o.gravity = g.ok_or_else(|| {
-                err(name, format!("`{}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe, sm, fp:X:Y", args.join(":")))
-            })?;
-        }
+        "gravity" | "g" => (o.gravity, o.gravity_offset) = super::steps::gravity(name, &args)?,
         "background" | "bg" => {
             let hex = if args.len() == 3 {
                 let c: Result<Vec<u8>, _> = args.iter().map(|a| a.parse::<u8>()).collect();

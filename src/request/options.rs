@@ -44,6 +44,8 @@ pub struct Options {
     pub fit: Fit,
     /// Where crops keep the image.
     pub gravity: Gravity,
+    /// Gravity offsets in CSS pixels (imgproxy's `g:%type:%x:%y`, query `g=ce:10:5`).
+    pub gravity_offset: (i32, i32),
     /// Encoder quality 1–100, overriding the format's default.
     pub quality: Option<u8>,
     /// Output format.
@@ -156,9 +158,8 @@ impl Options {
                 })?
             }
             "g" | "gravity" => {
-                self.gravity = Gravity::parse(v).ok_or_else(|| {
-                    err(name, format!("`{v}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe, sm, or fp:X:Y with X and Y from 0 to 1"))
-                })?
+                let args: Vec<&str> = v.split(':').collect();
+                (self.gravity, self.gravity_offset) = super::steps::gravity(name, &args)?;
             }
             "q" | "quality" if v == "auto" => {
                 self.quality = None;
@@ -238,8 +239,11 @@ impl Options {
         if self.fit != Fit::default() {
             p.push(format!("fit={}", self.fit.name()));
         }
-        if self.gravity != Gravity::default() {
-            p.push(format!("g={}", self.gravity.name()));
+        if self.gravity != Gravity::default() || self.gravity_offset != (0, 0) {
+            p.push(format!(
+                "g={}",
+                super::steps::gravity_name(self.gravity, self.gravity_offset)
+            ));
         }
         if let Some(q) = self.quality {
             p.push(format!("q={q}"));
@@ -339,6 +343,10 @@ impl Options {
                 gravity: self.gravity,
                 enlarge: self.enlarge,
                 background: bg,
+                offset: (
+                    (f64::from(self.gravity_offset.0) * dpr).round() as i32,
+                    (f64::from(self.gravity_offset.1) * dpr).round() as i32,
+                ),
             }),
             blur: self.blur,
             sharpen: self.sharpen,

@@ -80,6 +80,47 @@ fn flag(param: &str, v: &str) -> Result<bool, OptionError> {
     super::args::flag(param, v, true)
 }
 
+/// A gravity with optional offsets: `type[:x:y]` or `fp:X:Y` (imgproxy's arguments); `sm`
+/// and `fp` take no offsets.
+pub fn gravity(name: &str, args: &[&str]) -> Result<(Gravity, (i32, i32)), OptionError> {
+    let bad = |v: &str| {
+        err(
+            name,
+            format!("`{v}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe, sm, fp:X:Y (X and Y from 0 to 1), with optional offsets type:X:Y"),
+        )
+    };
+    let arg = |i: usize| args.get(i).copied().unwrap_or("");
+    if arg(0) == "fp" {
+        if args.len() > 3 {
+            return Err(err(name, "a focal point takes no offsets"));
+        }
+        let g = Gravity::parse(&format!("fp:{}:{}", arg(1), arg(2)))
+            .ok_or_else(|| bad(&args.join(":")))?;
+        return Ok((g, (0, 0)));
+    }
+    if args.len() > 3 {
+        return Err(err(name, "takes a gravity and at most two offsets"));
+    }
+    let g = Gravity::parse(arg(0)).ok_or_else(|| bad(arg(0)))?;
+    let offset = |i: usize| match arg(i) {
+        "" => Ok(0),
+        v => int(name, v, -65_535, 65_535).map(|n| n as i32),
+    };
+    let off = (offset(1)?, offset(2)?);
+    if g == Gravity::Smart && off != (0, 0) {
+        return Err(err(name, "smart gravity takes no offsets"));
+    }
+    Ok((g, off))
+}
+
+/// The canonical form of a gravity with offsets ([`gravity`] reads it back).
+pub fn gravity_name(g: Gravity, (x, y): (i32, i32)) -> String {
+    match (x, y) {
+        (0, 0) => g.name(),
+        _ => format!("{}:{x}:{y}", g.name()),
+    }
+}
+
 /// Sets the step option `name` (a long or short name) from its arguments. `None`: `name` is
 /// not a step option.
 pub fn set(s: &mut Steps, name: &str, args: &[&str]) -> Option<Result<(), OptionError>> {
@@ -160,20 +201,11 @@ fn apply(s: &mut Steps, name: &str, long: &str, args: &[&str]) -> Result<(), Opt
                 })
             };
             let (width, height) = (len(arg(0))?, len(arg(1))?);
-            let gravity = match arg(2) {
-                "" => None,
-                "fp" => Some(
-                    Gravity::parse(&format!("fp:{}:{}", arg(3), arg(4))).ok_or_else(|| {
-                        err(name, "a focal point is fp:X:Y with X and Y from 0 to 1")
-                    })?,
-                ),
-                g => {
-                    if args.iter().skip(3).any(|a| !a.is_empty() && *a != "0") {
-                        return Err(err(name, "gravity offsets are not supported"));
-                    }
-                    Some(Gravity::parse(g).ok_or_else(|| {
-                        err(name, format!("`{g}` is not a gravity: ce, no, so, ea, we, noea, nowe, soea, sowe, sm, fp:X:Y"))
-                    })?)
+            let (gravity, offset) = match arg(2) {
+                "" => (None, (0, 0)),
+                _ => {
+                    let (g, off) = gravity(name, &args[2..])?;
+                    (Some(g), off)
                 }
             };
             s.crop = match (width, height) {
@@ -182,6 +214,7 @@ fn apply(s: &mut Steps, name: &str, long: &str, args: &[&str]) -> Result<(), Opt
                     width,
                     height,
                     gravity,
+                    offset,
                 }),
             };
         }
@@ -448,9 +481,10 @@ pub fn canonical(s: &Steps, out: &mut Vec<String>) {
             width,
             height,
             gravity,
+            offset,
         }) => {
             let g = gravity
-                .map(|g| format!(":{}", g.name()))
+                .map(|g| format!(":{}", gravity_name(g, offset)))
                 .unwrap_or_default();
             out.push(format!("crop={}:{}{g}", width.name(), height.name()));
         }
@@ -613,6 +647,10 @@ pub(crate) mod arb {
                         width: w,
                         height: h,
                         gravity,
+                        offset: match gravity {
+                            Some(Gravity::NorthEast) => (7, -3),
+                            _ => (0, 0),
+                        },
                     })
                 }),
                 zoom: zoom

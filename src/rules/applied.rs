@@ -180,6 +180,7 @@ mod tests {
                 gravity: Gravity::Center,
                 enlarge: false,
                 background: [255; 4],
+                offset: (0, 0),
             }),
             ..Transform::default()
         }

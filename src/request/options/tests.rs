@@ -100,6 +100,10 @@ fn arb_options() -> impl proptest::strategy::Strategy<Value = Options> {
                 height: h,
                 fit,
                 gravity: g,
+                gravity_offset: match g {
+                    Gravity::SouthWest => (12, -4),
+                    _ => (0, 0),
+                },
                 quality: q,
                 format: fm,
                 dpr: dpr.map(|d| d as f32 / 10.0),

@@ -52,7 +52,8 @@ fn values_land_where_the_pipeline_reads_them() {
         Some(Crop::Sized {
             width: Len::Part(0.5),
             height: Len::Px(120),
-            gravity: Some(Gravity::North)
+            gravity: Some(Gravity::North),
+            offset: (0, 0),
         })
     );
     assert_eq!(s.rotate, 90);
@@ -82,7 +83,8 @@ fn bad_values_name_the_option() {
         ("rot:45", "rot"),
         ("rotate:x", "rotate"),
         ("c:-3:4", "c"),
-        ("c:10:10:ce:5:5", "c"),
+        ("c:10:10:sm:5:5", "c"),
+        ("c:10:10:fp:0.5:0.5:3", "c"),
         ("t:300", "t"),
         ("t:10:red", "t"),
         ("wm:2", "wm"),
