@@ -461,7 +461,7 @@ fn run_steps(job: &Job) -> Result<Outcome, Reason> {
         }),
     ) = (t.steps.extend_aspect, t.resize)
     {
-        image = steps::extend_to_aspect(image, (w, h), g, background);
+        image = steps::extend_to_aspect(image, (w, h), g, background, job.limits)?;
     }
     if let Some(p) = t.steps.padding {
         image = steps::pad(image, p, background, job.limits)?;

@@ -498,23 +498,29 @@ pub fn pad(
     ))
 }
 
-/// The image padded to the aspect ratio `w`:`h` (never cut), placed by `gravity` on `bg`.
+/// The image padded to the aspect ratio `w`:`h` (never cut), placed by `gravity` on `bg`;
+/// refused past the source limits (a 1×65535 box would ask for a canvas 65535 times taller).
 pub fn extend_to_aspect(
     img: image::DynamicImage,
     (w, h): (u32, u32),
     gravity: Gravity,
     bg: [u8; 4],
-) -> image::DynamicImage {
+    limits: super::probe::HeaderLimits,
+) -> Result<image::DynamicImage, super::Reason> {
     let (iw, ih) = (img.width(), img.height());
     let want = f64::from(w.max(1)) / f64::from(h.max(1));
     let (cw, ch) = if f64::from(iw) / f64::from(ih.max(1)) > want {
-        (iw, (f64::from(iw) / want).round() as u32)
+        (f64::from(iw), (f64::from(iw) / want).round())
     } else {
-        ((f64::from(ih) * want).round() as u32, ih)
+        ((f64::from(ih) * want).round(), f64::from(ih))
     };
-    let (cw, ch) = (cw.max(iw), ch.max(ih));
+    let side = f64::from(limits.max_dimension);
+    if cw > side || ch > side || cw * ch > limits.max_pixels as f64 {
+        return Err(super::Reason::TooManyPixels);
+    }
+    let (cw, ch) = ((cw as u32).max(iw), (ch as u32).max(ih));
     if (cw, ch) == (iw, ih) {
-        return img;
+        return Ok(img);
     }
     let g = match gravity {
         Gravity::Smart | Gravity::Focus(..) => Gravity::Center,
@@ -527,7 +533,13 @@ pub fn extend_to_aspect(
         f64::from(iw),
         f64::from(ih),
     );
-    super::resize::canvas(img, cw, ch, (x.round() as i64, y.round() as i64), bg)
+    Ok(super::resize::canvas(
+        img,
+        cw,
+        ch,
+        (x.round() as i64, y.round() as i64),
+        bg,
+    ))
 }
 
 /// Pixelate, then brightness, contrast and saturation.

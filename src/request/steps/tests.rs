@@ -255,3 +255,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn canvases_that_grow_are_held_to_the_source_limits() {
+    use crate::image::format::{OutputFormat, SourceFormat};
+    use crate::image::pipeline::{self, Job, Outcome};
+    use crate::image::Reason;
+    let images = crate::image::config::ImagesConfig::default();
+    let limits = crate::image::probe::HeaderLimits {
+        max_pixels: 4_000_000,
+        max_dimension: 4096,
+    };
+    let accept = crate::request::accept::Accept::parse(Some("image/webp,*/*"));
+    for q in [
+        "w=1&h=65535&extend_aspect_ratio=1&fm=png",
+        "padding=4096&fm=png",
+        "zoom=10&enlarge=1&fm=png",
+    ] {
+        let o = Options::from_query(q).unwrap().0;
+        let plan = o
+            .plan(&accept, &[OutputFormat::Webp, OutputFormat::Png])
+            .unwrap();
+        let job = Job::for_plan(small_png(), SourceFormat::Png, plan, &images, limits)
+            .with_transform(o.transform(65_535));
+        match pipeline::run(&job) {
+            Outcome::Original(Reason::TooManyPixels) => {}
+            Outcome::Transformed { width, height, .. } => {
+                assert!(
+                    u64::from(width) * u64::from(height) <= limits.max_pixels,
+                    "{q}: {width}x{height}"
+                )
+            }
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+}
