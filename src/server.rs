@@ -174,6 +174,19 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
             if cfg.upload.listen.is_none() {
                 cfg.upload.listen = Some(demo_upload_addr(&cfg));
             }
+            // A text mark, so `watermark=` works in the demo without a logo file.
+            if cfg.images.watermarks.is_empty() {
+                cfg.images.watermarks.insert(
+                    "default".into(),
+                    crate::image::marks::WatermarkSpec {
+                        file: None,
+                        text: Some("pixgate demo".into()),
+                        size: 28.0,
+                        color: "ffffffe0".into(),
+                        shadow: true,
+                    },
+                );
+            }
             print_demo_banner(&cfg, addr);
             Origin::resolve("127.0.0.1", addr.port(), false, &cfg.origin)
         }
@@ -390,6 +403,8 @@ fn print_demo_banner(cfg: &Config, origin: std::net::SocketAddr) {
     );
     println!("  curl -sD- -o out.webp -H 'Accept: image/webp,*/*' http://{l}/samples/{first}");
     println!("  curl -sD- -o out.jpg  http://{l}/samples/{first}");
+    println!("  curl -s -o out.webp -H 'Accept: image/webp' 'http://{l}/samples/{first}?w=400&crop=0.6:0.6:sm&rotate=90&watermark=0.8:soea:10:10'");
+    println!("  curl -s 'http://{l}/samples/{first}?info=1'");
     if let Some(u) = cfg.upload.listen {
         println!("pixgate: compression service on http://{u}/ (upload page), or:");
         println!("  curl -s -F file=@photo.jpg -F format=webp http://{u}/api/v1/images");
