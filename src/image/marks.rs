@@ -135,11 +135,19 @@ impl LiveMarks {
         specs: &BTreeMap<String, WatermarkSpec>,
     ) -> Result<LiveMarks, Vec<(String, String)>> {
         let marks = Marks::load(specs)?;
-        Ok(LiveMarks {
-            stamps: Mutex::new(stamps(specs)),
+        Ok(LiveMarks::of(specs, marks, stamps(specs)))
+    }
+
+    fn of(
+        specs: &BTreeMap<String, WatermarkSpec>,
+        marks: Marks,
+        seen: Vec<Option<SystemTime>>,
+    ) -> LiveMarks {
+        LiveMarks {
+            stamps: Mutex::new(seen),
             specs: specs.clone(),
             current: ArcSwap::from_pointee(marks),
-        })
+        }
     }
 
     /// The marks of a validated configuration: a file that has gone since the validation
@@ -153,11 +161,7 @@ impl LiveMarks {
                 (Marks::default(), Vec::new())
             }
         };
-        LiveMarks {
-            stamps: Mutex::new(seen),
-            specs: specs.clone(),
-            current: ArcSwap::from_pointee(marks),
-        }
+        LiveMarks::of(specs, marks, seen)
     }
 
     /// The marks now.

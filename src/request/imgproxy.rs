@@ -10,7 +10,7 @@
 //! supported subset maps onto [`Options`]; anything else is an error that names the option
 //! (docs/url-api.md has the table).
 
-use super::options::{Fit, FormatReq, Gravity, OptionError, Options};
+use super::options::{Fit, FormatReq, OptionError, Options};
 use base64::Engine;
 
 /// A parsed API path.
@@ -177,14 +177,7 @@ fn extend_with(
     let arg = |i: usize| args.get(i).copied().unwrap_or("");
     *extend = truthy(name, arg(0))?;
     if *extend && !arg(1).is_empty() {
-        let (g, off) = super::steps::gravity(name, &args[1..])?;
-        if matches!(g, Gravity::Smart | Gravity::Focus(..)) {
-            return Err(err(
-                name,
-                "the padding's gravity is one of ce, no, so, ea, we, noea, nowe, soea, sowe",
-            ));
-        }
-        (o.gravity, o.gravity_offset) = (g, off);
+        (o.gravity, o.gravity_offset) = super::steps::canvas_gravity(name, &args[1..])?;
     }
     Ok(())
 }

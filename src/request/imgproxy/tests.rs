@@ -1,5 +1,6 @@
 use super::*;
 use crate::image::format::OutputFormat;
+use crate::request::options::Gravity;
 use crate::security::signing::Signer;
 
 fn parse(p: &str) -> Result<ApiUrl, OptionError> {
