@@ -15,10 +15,13 @@
 #   exiftool      - reads the copyright pixgate writes (keep_copyright), independently
 #   chromium, chromium-driver - headless Chromium and chromedriver (WebDriver), which
 #                   tests/browser.rs drives to test the upload page in a real browser
+#   redis-server  - the Redis the shared cache tier's tests run against
+#   yamllint, haproxy - scripts/check-deploy.sh: lints deploy/'s YAML and checks the compose
+#                   stack's load-balancer config (`haproxy -c`; no service is started by it)
 # Usage: scripts/deps.sh [build|test]
 set -euo pipefail
 want=(cmake nasm python3 pkg-config)
-[ "${1:-build}" = test ] && want+=(avifdec avifenc heif-enc webpinfo img2webp promtool chromium chromedriver exiftool)
+[ "${1:-build}" = test ] && want+=(avifdec avifenc heif-enc webpinfo img2webp promtool chromium chromedriver exiftool redis-server yamllint haproxy)
 missing=()
 for bin in "${want[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")

@@ -8,6 +8,8 @@ scripts/deps.sh test
 cargo fmt --all -- --check
 # Dependencies between top-level modules point one way (docs/architecture.md).
 python3 scripts/module-deps.py
+# deploy/ (container image, compose, Kubernetes, dashboard, alerts) checked offline; seconds.
+scripts/check-deploy.sh
 # --features fuzzing: the fuzz targets' entry points (src/fuzz_entry.rs) and
 # tests/fuzz_regressions.rs, which replays their corpus and findings, are built and run too.
 # --release: shares build-script outputs (the C codecs) with the test build below.

@@ -209,7 +209,17 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
-    let cache = Arc::new(Cache::open(&cfg.cache).map_err(|e| anyhow!(e))?);
+    let shared = match &cfg.cache.shared {
+        Some(sh) => {
+            let tier = crate::cache::shared::SharedTier::new(sh, cfg.cache.memory_only_promise)
+                .map_err(|e| anyhow!(e))?;
+            tier.verify_at_start()
+                .map_err(|e| anyhow!("cache.shared: {e}"))?;
+            Some(tier)
+        }
+        None => None,
+    };
+    let cache = Arc::new(Cache::open_shared(&cfg.cache, shared.clone()).map_err(|e| anyhow!(e))?);
     let listen = cfg.listen.to_string();
     let admin = cfg.admin.listen;
     let token = cfg.admin.token.clone();
@@ -306,6 +316,11 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     };
     let mut stores = vec![("variants", cache.clone())];
     stores.extend(upload.as_ref().map(|u| ("uploads", u.store().clone())));
+    if let Some(tier) = shared {
+        // Other nodes' purges reach this node's tiers, uploads included.
+        let local = stores.iter().map(|(_, c)| c.clone()).collect();
+        crate::cache::shared::bus::start(tier, local);
+    }
     server.add_service(background_service(
         "cache sweeper",
         Sweeper {

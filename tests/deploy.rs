@@ -120,14 +120,55 @@ async fn dashboard_and_alerts_name_only_real_metrics_and_parse() {
 
     let prom = deploy("prometheus");
     let out = promtool(&["check", "rules", "pixgate-alerts.yml"], &prom);
-    assert!(out.contains("6 rules found"), "{out}");
+    assert!(out.contains("8 rules found"), "{out}");
     for alert in [
         "PixgateRetentionBreached",
         "PixgateHighErrorRate",
         "PixgateTransformQueueSaturated",
+        "PixgateSharedBreakerOpen",
+        "PixgateSharedErrors",
     ] {
         assert!(alerts.contains(&format!("alert: {alert}")));
     }
     let out = promtool(&["test", "rules", "pixgate-alerts.test.yml"], &prom);
     assert!(out.contains("SUCCESS"), "{out}");
+}
+
+/// The configs deploy/ ships load: the container's demo, the compose nodes' and the Kubernetes
+/// ConfigMap's (its admin-token placeholder replaced as the init container does).
+#[test]
+fn deploy_configs_load() {
+    let bin = env!("CARGO_BIN_EXE_pixgate");
+    let dir = tempfile::tempdir().unwrap();
+    let cm = std::fs::read_to_string(deploy("k8s/configmap.yaml")).unwrap();
+    let body: String = cm
+        .split_once("pixgate.yaml: |\n")
+        .expect("configmap.yaml holds pixgate.yaml")
+        .1
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let k8s = dir.path().join("k8s.yaml");
+    std::fs::write(
+        &k8s,
+        body.replace("@ADMIN_TOKEN@", "0123456789abcdef0123456789abcdef"),
+    )
+    .unwrap();
+    for file in [
+        deploy("docker/demo.yaml"),
+        deploy("compose/pixgate.yaml"),
+        k8s,
+    ] {
+        let out = Command::new(bin)
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

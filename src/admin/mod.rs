@@ -279,10 +279,31 @@ impl Admin {
                 let caches: Vec<_> = std::iter::once(self.cache.clone())
                     .chain(self.uploads.clone())
                     .collect();
-                let purge = move || caches.iter().map(|c| c.purge(&sel)).sum::<u64>();
-                match tokio::task::spawn_blocking(purge).await {
-                    Ok(n) => json(StatusCode::OK, format!("{{\"purged\":{n}}}")),
-                    Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "purge failed"),
+                let local = sel.clone();
+                let purge = move || caches.iter().map(|c| c.purge(&local)).sum::<u64>();
+                let n = match tokio::task::spawn_blocking(purge).await {
+                    Ok(n) => n,
+                    Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "purge failed"),
+                };
+                // With a shared tier: Redis and, through the purge bus, every other node.
+                let Some(shared) = self.cache.shared() else {
+                    return json(StatusCode::OK, format!("{{\"purged\":{n}}}"));
+                };
+                match shared.purge(&sel).await {
+                    Ok(r) => json(
+                        StatusCode::OK,
+                        format!("{{\"purged\":{n},\"shared_purged\":{r},\"cluster\":true}}"),
+                    ),
+                    // Erasure must reach every node: say it did not, so it is retried.
+                    Err(e) => json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "{{\"purged\":{n},\"cluster\":false,\"error\":{}}}",
+                            serde_json::Value::String(format!(
+                                "purged on this node only; the shared tier failed ({e}): retry"
+                            ))
+                        ),
+                    ),
                 }
             }
             (

@@ -86,6 +86,13 @@ pub struct CacheConfig {
     /// Send the origin's `Surrogate-Key` / `Cache-Tag` (what `POST /cache/purge?tag=` selects
     /// on) to clients too. Default `false`: stored, not forwarded.
     pub expose_tags: bool,
+    /// The shared tier in Redis for a cluster of nodes (docs/caching.md, "Shared tier");
+    /// `null`: off. Default `null`.
+    pub shared: Option<super::shared::config::SharedConfig>,
+    /// The promise that no image byte is ever written to disk, enforced: the start is refused
+    /// when `cache.disk` or `upload.disk` is on, or when the shared tier's Redis persists
+    /// (RDB or AOF); a Redis that starts persisting later is left alone. Default `false`.
+    pub memory_only_promise: bool,
 }
 
 /// What the cache stores (`cache.scope`).
@@ -147,6 +154,8 @@ impl Default for CacheConfig {
             stale_while_revalidate: Dur::secs(0),
             max_variants: 32,
             expose_tags: false,
+            shared: None,
+            memory_only_promise: false,
         }
     }
 }
@@ -341,6 +350,15 @@ impl CacheConfig {
             p.push((
                 "cache.max_background".into(),
                 format!("must be between 0 and 64, got {}", self.max_background),
+            ));
+        }
+        if let Some(sh) = &self.shared {
+            p.extend(sh.validate());
+        }
+        if self.memory_only_promise && matches!(self.disk, DiskSetting::On(_)) {
+            p.push((
+                "cache.disk".into(),
+                "must be `off` under cache.memory_only_promise".into(),
             ));
         }
         if let DiskSetting::On(d) = &self.disk {

@@ -43,6 +43,8 @@ pub struct Leader {
     tx: watch::Sender<Option<Option<Arc<Entry>>>>,
     map: Arc<Mutex<HashMap<Key, Slot>>>,
     done: bool,
+    /// The cluster-wide claim (shared tier), released after the flight ends.
+    claim: Option<super::shared::Lock>,
 }
 
 /// A request waiting for a leader.
@@ -100,6 +102,7 @@ impl Flights {
             tx,
             map: self.map.clone(),
             done: false,
+            claim: None,
         })
     }
 
@@ -121,6 +124,11 @@ impl Flights {
 }
 
 impl Leader {
+    /// Holds the cluster-wide claim until the flight ends (so other nodes wait for this one).
+    pub fn hold(&mut self, claim: Option<super::shared::Lock>) {
+        self.claim = claim;
+    }
+
     /// Publishes the result (`None`: not shareable) and ends the flight.
     pub fn finish(mut self, result: Option<Arc<Entry>>) {
         self.end(result);
@@ -137,6 +145,9 @@ impl Leader {
             m.remove(&self.key);
         }
         let _ = self.tx.send(Some(result));
+        // Other nodes stop waiting once the claim is gone: they find the entry in Redis (it was
+        // stored before `finish`) or, without one, make it themselves.
+        self.claim = None;
     }
 }
 

@@ -17,6 +17,7 @@ pub mod key;
 pub mod memory;
 pub mod policy;
 pub mod seal;
+pub mod shared;
 
 pub use entry::Entry;
 pub use key::{Key, KeyParts, Source};
@@ -25,6 +26,7 @@ use config::CacheConfig;
 use disk::DiskTier;
 use flight::Flights;
 use memory::MemoryTier;
+use shared::{Claim, SharedTier};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -37,6 +39,8 @@ pub enum Tier {
     Memory,
     /// Disk (the entry is promoted to memory).
     Disk,
+    /// The shared tier in Redis (the entry is promoted to memory).
+    Shared,
 }
 
 impl Tier {
@@ -45,6 +49,7 @@ impl Tier {
         match self {
             Tier::Memory => "memory",
             Tier::Disk => "disk",
+            Tier::Shared => "shared",
         }
     }
 }
@@ -83,6 +88,14 @@ impl Selector {
             Selector::All => true,
         }
     }
+}
+
+/// The outcome of [`Cache::claim`].
+pub enum Claimed {
+    /// Another node made it: here it is.
+    Filled(Arc<Entry>),
+    /// Make it; hold the claim (if any) until the entry is stored.
+    Lead(Option<shared::Lock>),
 }
 
 /// Usage figures for `/cache/stats` and gauges.
@@ -134,6 +147,8 @@ pub struct Cache {
     cfg: CacheConfig,
     memory: MemoryTier,
     disk: Option<Arc<DiskTier>>,
+    /// Redis, shared by the nodes of a cluster (`cache.shared`).
+    shared: Option<Arc<SharedTier>>,
     /// Bumped by every purge; a write that started before a purge is undone after it.
     epoch: AtomicU64,
     /// Misses being filled right now.
@@ -145,6 +160,14 @@ pub struct Cache {
 impl Cache {
     /// Builds the tiers. With a disk tier, cleans its directory first (see [`DiskTier::open`]).
     pub fn open(cfg: &CacheConfig) -> Result<Cache, String> {
+        Self::open_shared(cfg, None)
+    }
+
+    /// [`Cache::open`] with a shared tier after the local ones.
+    pub fn open_shared(
+        cfg: &CacheConfig,
+        shared: Option<Arc<SharedTier>>,
+    ) -> Result<Cache, String> {
         let idle = cfg.idle_limit();
         let disk = match cfg.disk.on() {
             Some(d) if cfg.enabled => {
@@ -157,6 +180,7 @@ impl Cache {
         Ok(Cache {
             memory: MemoryTier::new(cfg.memory.max_bytes.get(), idle),
             disk,
+            shared,
             epoch: AtomicU64::new(0),
             flights: Flights::new(cfg.uncacheable_window.get()),
             background: Arc::new(Semaphore::new(cfg.max_background)),
@@ -202,7 +226,18 @@ impl Cache {
         self.epoch.load(Ordering::SeqCst)
     }
 
-    /// A fresh entry for `key`: in memory, then on disk (promoting a disk hit to memory).
+    /// The shared tier, when configured.
+    pub fn shared(&self) -> Option<&Arc<SharedTier>> {
+        self.shared.as_ref()
+    }
+
+    /// Whether any local tier holds an entry.
+    pub fn holds_entries(&self) -> bool {
+        self.memory.usage().0 > 0 || self.disk.as_ref().is_some_and(|d| d.usage().0 > 0)
+    }
+
+    /// A fresh entry for `key`: in memory, then on disk, then in the shared tier (promoting a
+    /// disk or shared hit to memory).
     pub async fn get(&self, key: &Key) -> Option<(Arc<Entry>, Tier)> {
         let now = SystemTime::now();
         self.lookup(key, now).await.filter(|(e, _)| e.fresh(now))
@@ -224,16 +259,51 @@ impl Cache {
             }
             return Some((e, Tier::Memory));
         }
-        let disk = self.disk.clone()?;
         let epoch = self.epoch();
-        let k = *key;
-        let e = tokio::task::spawn_blocking(move || disk.get(&k, now))
-            .await
-            .ok()
-            .flatten()?;
-        let e = Arc::new(e);
+        if let Some(disk) = self.disk.clone() {
+            let k = *key;
+            let found = tokio::task::spawn_blocking(move || disk.get(&k, now))
+                .await
+                .ok()
+                .flatten();
+            if let Some(e) = found {
+                let e = Arc::new(e);
+                self.insert_memory(*key, e.clone(), epoch);
+                return Some((e, Tier::Disk));
+            }
+        }
+        let e = Arc::new(self.shared.as_ref()?.get(key).await?);
         self.insert_memory(*key, e.clone(), epoch);
-        Some((e, Tier::Disk))
+        Some((e, Tier::Shared))
+    }
+
+    /// Cluster-wide coalescing, for the one local leader of a miss: claims the making of
+    /// `key`'s entry in the shared tier, or waits up to `wait` (and `cache.shared.lock_wait`)
+    /// for the node that holds the claim. Without a shared tier: `Lead(None)` at once.
+    pub async fn claim(&self, key: &Key, wait: std::time::Duration) -> Claimed {
+        let Some(shared) = &self.shared else {
+            return Claimed::Lead(None);
+        };
+        let (result, claimed) = match shared.claim(key).await {
+            Claim::Mine(lock) => ("won", Claimed::Lead(Some(lock))),
+            Claim::Unavailable => return Claimed::Lead(None),
+            Claim::Busy => {
+                let epoch = self.epoch();
+                let limit = wait.min(shared.config().lock_wait.get());
+                match shared.wait(key, limit).await {
+                    Some(e) => {
+                        let e = Arc::new(e);
+                        self.insert_memory(*key, e.clone(), epoch);
+                        ("waited", Claimed::Filled(e))
+                    }
+                    None => ("gave_up", Claimed::Lead(None)),
+                }
+            }
+        };
+        crate::telemetry::metrics::SHARED_COALESCE
+            .with_label_values(&[result])
+            .inc();
+        claimed
     }
 
     fn insert_memory(&self, key: Key, e: Arc<Entry>, epoch: u64) {
@@ -259,25 +329,35 @@ impl Cache {
         epoch: u64,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let e = self.within_retention(e);
-        let disk = if !self.cfg.enabled {
-            None
+        let store = if !self.cfg.enabled {
+            false
         } else if SystemTime::now() >= e.expires {
             // A transform that outlasted the retention limit produced something already expired.
             crate::telemetry::metrics::CACHE_NOT_STORED
                 .with_label_values(&["expired"])
                 .inc();
-            None
+            false
         } else {
             self.insert_memory(key, e.clone(), epoch);
-            self.disk.clone()
+            true
         };
+        let disk = self.disk.clone().filter(|_| store);
+        let shared = self.shared.clone().filter(|_| store);
         let me = self.clone();
         async move {
             if let Some(disk) = disk {
+                let e = e.clone();
+                let me = me.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     disk.put(&key, &e, &|| me.epoch() == epoch);
                 })
                 .await;
+            }
+            if let Some(shared) = shared {
+                // A purge that began meanwhile may have scanned Redis already: undo.
+                if me.epoch() == epoch && shared.put(&key, &e).await && me.epoch() != epoch {
+                    shared.delete(&key).await;
+                }
             }
         }
     }
@@ -311,7 +391,13 @@ impl Cache {
             let k = *key;
             let _ = tokio::task::spawn_blocking(move || d.delete(&k)).await;
         }
-        found.and(taken)
+        let remote = match &self.shared {
+            Some(s) => s.take(key).await,
+            None => None,
+        };
+        found
+            .and(taken)
+            .or_else(|| remote.filter(|e| e.fresh(SystemTime::now())).map(Arc::new))
     }
 
     /// Removes every variant the selector matches, in memory and on disk; returns how many

@@ -152,6 +152,44 @@ impl Sealer {
         }
     }
 
+    /// A key given as 32 raw bytes or 64 hex digits (the shared tier's cluster key); `None`
+    /// for anything else. Never creates one: every node must hold the same.
+    pub fn from_secret(b: &[u8]) -> Option<Sealer> {
+        parse_key(b).map(|k| Self::from_key(&k.into()))
+    }
+
+    /// Seals a message that is not a cache entry (the purge bus): nonce, ciphertext and tag;
+    /// `context` is bound as associated data, so a message sealed for one use does not open
+    /// for another.
+    pub fn seal_message(&self, context: &[u8], msg: &[u8]) -> Option<Vec<u8>> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let ct = self
+            .cipher
+            .encrypt(&nonce, Payload { msg, aad: context })
+            .ok()?;
+        let mut out = Vec::with_capacity(NONCE + ct.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        Some(out)
+    }
+
+    /// Opens what [`Sealer::seal_message`] sealed with the same key and `context`.
+    pub fn open_message(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE + TAG {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(NONCE);
+        self.cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: context,
+                },
+            )
+            .ok()
+    }
+
     fn from_key(key: &chacha20poly1305::Key) -> Sealer {
         let mut h = Sha256::new();
         h.update(b"pixgate-key-id");

@@ -171,6 +171,14 @@ impl Config {
             p.extend(t.validate());
         }
         p.extend(self.cache.validate());
+        if self.cache.memory_only_promise
+            && matches!(self.upload.disk, crate::cache::config::DiskSetting::On(_))
+        {
+            p.push((
+                "upload.disk".into(),
+                "must be `off` under cache.memory_only_promise".into(),
+            ));
+        }
         p.extend(self.log.validate());
         p.extend(self.metrics.validate());
         p.extend(self.rate_limit.validate());

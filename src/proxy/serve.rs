@@ -19,7 +19,7 @@ use super::source::{self, Fetched, SourceImage};
 use super::state::State;
 use crate::cache::flight::{Join, Leader, Waited};
 use crate::cache::policy;
-use crate::cache::{Entry, Key, KeyParts};
+use crate::cache::{Claimed, Entry, Key, KeyParts};
 use crate::image::pipeline::Outcome;
 use crate::image::Reason;
 use crate::rules::Applied;
@@ -165,12 +165,23 @@ pub(super) async fn find(st: &State, key: Key, wait: Duration) -> Found {
         // previous leader stored the entry, and joined after that leader's flight ended, finds
         // it here (without this, 50 concurrent misses could cost the origin two fetches). A
         // found entry is published to anyone who joined this flight meanwhile.
-        Join::Leader(lead) => match cached(st, &key).await {
+        Join::Leader(mut lead) => match cached(st, &key).await {
             Some(e) => {
                 lead.finish(Some(e.clone()));
                 Found::Entry(e, CacheStatus::Hit)
             }
-            None => Found::Lead(Some(lead)),
+            // Across the cluster (shared tier): one node makes it, the others wait for it.
+            None => match st.cache.claim(&key, wait).await {
+                Claimed::Filled(e) => {
+                    metrics::CACHE_HITS.with_label_values(&["shared"]).inc();
+                    lead.finish(Some(e.clone()));
+                    Found::Entry(e, CacheStatus::Hit)
+                }
+                Claimed::Lead(claim) => {
+                    lead.hold(claim);
+                    Found::Lead(Some(lead))
+                }
+            },
         },
     }
 }

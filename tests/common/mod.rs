@@ -4,6 +4,7 @@
 
 pub mod faulty;
 pub mod origin;
+pub mod redis_server;
 pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -30,6 +30,7 @@ mod cache;
 mod process;
 mod requests;
 mod screening;
+mod shared;
 mod tenants;
 mod transforms;
 mod upload;
@@ -38,6 +39,7 @@ pub(crate) use cache::*;
 pub(crate) use process::*;
 pub(crate) use requests::*;
 pub(crate) use screening::*;
+pub(crate) use shared::*;
 pub(crate) use tenants::*;
 pub(crate) use transforms::*;
 pub(crate) use upload::*;
@@ -51,6 +53,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static dyn Collector> {
         tenants::all,
         process::all,
         screening::all,
+        shared::all,
         upload::all,
     ]
     .into_iter()
@@ -183,6 +186,8 @@ pub(crate) fn init() {
     for limit in ["total", "per_ip"] {
         CONNECTIONS_REFUSED.with_label_values(&[limit]);
     }
+    shared::init();
+    CACHE_HITS.with_label_values(&["shared"]);
     for tier in ["memory", "disk"] {
         CACHE_HITS.with_label_values(&[tier]);
         CACHE_BYTES.with_label_values(&["variants", tier]);

@@ -1,0 +1,850 @@
+//! The shared tier: variants and shield responses kept in Redis for every node of a cluster
+//! (docs/caching.md, "Shared tier"). After a node's memory and disk, before the origin.
+//!
+//! - **Sealed.** A value is the same sealed form as a disk file ([`Sealer::seal`]) under the
+//!   cluster key; its name is `{prefix}e:` and a keyed MAC of the variant key, so Redis holds no
+//!   readable path, header or pixel.
+//! - **Retention.** Every value is SET with `PX` = the entry's remaining life, which the cache
+//!   has already capped at its retention limit: Redis itself stops serving it then.
+//! - **Coalescing.** A node about to make a variant first takes `{prefix}l:{name}` with
+//!   `SET NX PX lock_ttl`; the others poll for the value until the lock is gone or `lock_wait`
+//!   has passed, then make it themselves.
+//! - **Purge.** [`SharedTier::purge`] scans the value names, opens each one's sealed metadata,
+//!   deletes those the selector matches, moves the purge epoch and publishes the selector
+//!   (sealed) for the other nodes' local tiers ([`bus`]).
+//! - **Trouble loses nothing.** Every command has `timeout`; a circuit breaker skips Redis after
+//!   `breaker.failures` failures in a row. A skipped or failed lookup is a miss, a failed store
+//!   keeps the entry local.
+//!
+//! Commands run on a runtime of their own (one thread, `pixgate-redis`), so connection tasks
+//! never depend on a request's runtime; sealing and opening run on the caller's.
+
+pub mod breaker;
+pub mod bus;
+pub mod config;
+
+use super::entry::Entry;
+use super::key::Key;
+use super::seal::{FileName, Header, Sealer, HEADER_LEN};
+use super::Selector;
+use crate::telemetry::metrics;
+use breaker::{Breaker, Pass};
+use config::{redact, SharedConfig};
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, RedisError, RedisResult};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::OnceCell;
+
+/// How long a whole purge may take (it scans every value name).
+const PURGE_LIMIT: Duration = Duration::from_secs(30);
+/// Bytes read of a value to open its metadata during a purge (more when it is longer).
+const META_PROBE: usize = 4096;
+
+/// One connection: a single instance's (reconnecting) or a cluster's.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn cmd<T: redis::FromRedisValue>(mut self, c: Cmd) -> RedisResult<T> {
+        match &mut self {
+            Conn::Single(m) => c.query_async(m).await,
+            Conn::Cluster(m) => c.query_async(m).await,
+        }
+    }
+
+    async fn pipe<T: redis::FromRedisValue>(mut self, p: redis::Pipeline) -> RedisResult<T> {
+        match &mut self {
+            Conn::Single(m) => p.query_async(m).await,
+            Conn::Cluster(m) => p.query_async(m).await,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Clients {
+    Single(Box<redis::Client>),
+    Cluster(Box<redis::cluster::ClusterClient>, Vec<String>),
+}
+
+/// What Redis does with its data on disk (`CONFIG GET save` / `appendonly`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persistence {
+    /// Neither RDB snapshots nor an append-only file.
+    Off,
+    /// It writes to disk; what (e.g. `save "3600 1"`).
+    On(String),
+    /// It could not be asked (ACL, renamed CONFIG, unreachable).
+    Unknown(String),
+}
+
+/// A failed or skipped command.
+#[derive(Debug)]
+enum Failed {
+    Skipped,
+    Timeout,
+    Error(RedisError),
+}
+
+/// The outcome of [`SharedTier::claim`].
+pub enum Claim {
+    /// This node makes the variant; dropping the lock releases it.
+    Mine(Lock),
+    /// Another node is making it.
+    Busy,
+    /// Redis could not be asked: go on alone.
+    Unavailable,
+}
+
+/// A held claim on a variant; released (only if still ours) when dropped.
+pub struct Lock {
+    tier: Arc<SharedTier>,
+    name: String,
+    token: String,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let tier = self.tier.clone();
+        let (name, token) = (
+            std::mem::take(&mut self.name),
+            std::mem::take(&mut self.token),
+        );
+        self.tier
+            .handle
+            .spawn(async move { tier.release(name, token).await });
+    }
+}
+
+/// The shared tier.
+pub struct SharedTier {
+    cfg: SharedConfig,
+    sealer: Sealer,
+    /// This process's id in purge messages and lock tokens.
+    node: [u8; 16],
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    clients: Clients,
+    pool: Vec<OnceCell<Conn>>,
+    next: AtomicUsize,
+    locks: AtomicU64,
+    breaker: Breaker,
+    /// Set when Redis persists to disk under `memory_only_promise`: nothing goes to Redis.
+    disabled: AtomicBool,
+    /// `cache.memory_only_promise`.
+    promise: bool,
+    /// The purge epoch this node's local tiers are known to be consistent with.
+    epoch: Mutex<Option<String>>,
+}
+
+impl Drop for SharedTier {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl SharedTier {
+    /// Reads the cluster key and builds the clients; connects on first use. `promise`:
+    /// `cache.memory_only_promise`.
+    pub fn new(cfg: &SharedConfig, promise: bool) -> Result<Arc<SharedTier>, String> {
+        let sealer = cluster_key(cfg)?;
+        let urls = cfg.redis.list();
+        let clients = if cfg.cluster {
+            let c = redis::cluster::ClusterClient::builder(urls.clone())
+                .connection_timeout(cfg.timeout.get())
+                .response_timeout(cfg.timeout.get())
+                .build()
+                .map_err(|e| format!("cache.shared.redis: {e}"))?;
+            Clients::Cluster(Box::new(c), urls)
+        } else {
+            let url = urls.first().ok_or("cache.shared.redis: no URL")?;
+            let c = redis::Client::open(url.as_str())
+                .map_err(|e| format!("cache.shared.redis: `{}`: {e}", redact(url)))?;
+            Clients::Single(Box::new(c))
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("pixgate-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cache.shared: cannot start its runtime: {e}"))?;
+        let mut node = [0u8; 16];
+        getrandom::fill(&mut node).map_err(|e| format!("the OS random source failed: {e}"))?;
+        Ok(Arc::new(SharedTier {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            sealer,
+            node,
+            clients,
+            pool: (0..cfg.pool.max(1)).map(|_| OnceCell::new()).collect(),
+            next: AtomicUsize::new(0),
+            locks: AtomicU64::new(0),
+            breaker: Breaker::new(cfg.breaker.failures, cfg.breaker.open_for.get()),
+            disabled: AtomicBool::new(false),
+            promise,
+            epoch: Mutex::new(None),
+            cfg: cfg.clone(),
+        }))
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SharedConfig {
+        &self.cfg
+    }
+
+    fn entry_name(&self, key: &Key) -> (FileName, String) {
+        let n = self.sealer.name(key);
+        let s = format!("{}e:{}", self.cfg.prefix, n.hex());
+        (n, s)
+    }
+
+    fn epoch_name(&self) -> String {
+        format!("{}epoch", self.cfg.prefix)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}purge", self.cfg.prefix)
+    }
+
+    /// A pooled connection, connected on first use (on the tier's runtime, where its driver
+    /// task then lives).
+    async fn conn(&self) -> RedisResult<Conn> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
+        let c = self.pool[i]
+            .get_or_try_init(|| {
+                let clients = self.clients.clone();
+                let t = self.cfg.timeout.get();
+                let task = self.handle.spawn(async move { connect(clients, t).await });
+                async move { task.await.map_err(|e| io_error(&e.to_string()))? }
+            })
+            .await?;
+        Ok(c.clone())
+    }
+
+    /// Runs one Redis operation with the timeout, the breaker and the metrics.
+    async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, Failed>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.disabled.load(Ordering::Relaxed) {
+            count(op, "skipped");
+            return Err(Failed::Skipped);
+        }
+        let pass = self.breaker.pass(Instant::now());
+        if pass == Pass::Skip {
+            count(op, "skipped");
+            return Err(Failed::Skipped);
+        }
+        let started = Instant::now();
+        let work = async {
+            let conn = self.conn().await?;
+            self.handle
+                .spawn(f(conn))
+                .await
+                .map_err(|e| io_error(&e.to_string()))?
+        };
+        let res = match tokio::time::timeout(self.cfg.timeout.get(), work).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if e.is_timeout() => Err(Failed::Timeout),
+            Ok(Err(e)) => Err(Failed::Error(e)),
+            Err(_) => Err(Failed::Timeout),
+        };
+        metrics::SHARED_SECONDS
+            .with_label_values(&[op])
+            .observe(started.elapsed().as_secs_f64());
+        let was_open = self.breaker.is_open();
+        let open = self.breaker.report(pass, res.is_ok(), Instant::now());
+        metrics::SHARED_BREAKER_OPEN.set(i64::from(open));
+        match &res {
+            Err(Failed::Timeout) => count(op, "timeout"),
+            Err(Failed::Error(e)) => {
+                count(op, "error");
+                tracing::debug!(op, error = %e, "shared tier: redis error");
+            }
+            _ => {}
+        }
+        if open && !was_open {
+            tracing::warn!(
+                open_for = %self.cfg.breaker.open_for,
+                "shared tier: redis failing, skipped for a while (requests go on without it)"
+            );
+        } else if was_open && !open {
+            tracing::info!("shared tier: redis answers again");
+        }
+        res
+    }
+
+    /// The fresh or stale entry for `key`, if Redis has it and it opens under the cluster key.
+    pub async fn get(&self, key: &Key) -> Option<Entry> {
+        let (name, rk) = self.entry_name(key);
+        let got: Option<Vec<u8>> = self
+            .run("get", move |c| c.cmd(redis::cmd("GET").arg(rk).clone()))
+            .await
+            .ok()?;
+        self.opened("get", key, &name, got)
+    }
+
+    /// Opens a value read from Redis; counts the result.
+    fn opened(
+        &self,
+        op: &'static str,
+        key: &Key,
+        name: &FileName,
+        got: Option<Vec<u8>>,
+    ) -> Option<Entry> {
+        let Some(b) = got else {
+            count(op, "miss");
+            return None;
+        };
+        metrics::SHARED_BYTES
+            .with_label_values(&["read"])
+            .inc_by(b.len() as u64);
+        match self.sealer.open(name, &b) {
+            Some((k, e)) if k == *key && SystemTime::now() < e.expires => {
+                count(op, "hit");
+                Some(e)
+            }
+            _ => {
+                count(op, "miss");
+                None
+            }
+        }
+    }
+
+    /// Stores `e` under `key` until `e.expires` (Redis drops it then). `false` when it was not
+    /// stored (expired, too large, Redis trouble).
+    pub async fn put(&self, key: &Key, e: &Entry) -> bool {
+        let Some(px) = e
+            .expires
+            .duration_since(SystemTime::now())
+            .ok()
+            .map(|d| d.as_millis())
+            .filter(|ms| *ms > 0)
+        else {
+            return false;
+        };
+        let Some((_, sealed)) = self.sealer.seal(key, e) else {
+            return false;
+        };
+        if sealed.len() as u64 > self.cfg.max_entry_bytes.get() {
+            count("put", "too_large");
+            return false;
+        }
+        let n = sealed.len() as u64;
+        let (_, rk) = self.entry_name(key);
+        let px = u64::try_from(px).unwrap_or(u64::MAX);
+        let res = self
+            .run("put", move |c| {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(rk).arg(sealed).arg("PX").arg(px);
+                c.cmd::<()>(cmd)
+            })
+            .await;
+        if res.is_ok() {
+            count("put", "ok");
+            metrics::SHARED_BYTES
+                .with_label_values(&["written"])
+                .inc_by(n);
+        }
+        res.is_ok()
+    }
+
+    /// Deletes `key`'s value.
+    pub async fn delete(&self, key: &Key) -> bool {
+        let (_, rk) = self.entry_name(key);
+        let res = self
+            .run("delete", move |c| {
+                c.cmd::<i64>(redis::cmd("UNLINK").arg(rk).clone())
+            })
+            .await;
+        if res.is_ok() {
+            count("delete", "ok");
+        }
+        res.is_ok()
+    }
+
+    /// Reads and deletes `key`'s value in one command (`GETDEL`).
+    pub async fn take(&self, key: &Key) -> Option<Entry> {
+        let (name, rk) = self.entry_name(key);
+        let got: Option<Vec<u8>> = self
+            .run("delete", move |c| {
+                c.cmd(redis::cmd("GETDEL").arg(rk).clone())
+            })
+            .await
+            .ok()?;
+        count("delete", "ok");
+        self.opened("get", key, &name, got)
+    }
+
+    /// Claims the making of `key`'s variant for this node (`SET NX PX lock_ttl`).
+    pub async fn claim(self: &Arc<Self>, key: &Key) -> Claim {
+        let (_, rk) = self.entry_name(key);
+        let name = format!("{}l:{}", self.cfg.prefix, &rk[self.cfg.prefix.len() + 2..]);
+        let n = self.locks.fetch_add(1, Ordering::Relaxed);
+        let token = format!("{}-{n}", hex(&self.node));
+        let ttl = u64::try_from(self.cfg.lock_ttl.get().as_millis()).unwrap_or(u64::MAX);
+        let (nm, tk) = (name.clone(), token.clone());
+        let res = self
+            .run("lock", move |c| {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(nm).arg(tk).arg("NX").arg("PX").arg(ttl);
+                c.cmd::<Option<String>>(cmd)
+            })
+            .await;
+        match res {
+            Ok(Some(_)) => {
+                count("lock", "ok");
+                Claim::Mine(Lock {
+                    tier: self.clone(),
+                    name,
+                    token,
+                })
+            }
+            Ok(None) => {
+                count("lock", "busy");
+                Claim::Busy
+            }
+            Err(_) => Claim::Unavailable,
+        }
+    }
+
+    /// Waits up to `limit` for another node's value of `key`: `None` when that node gave up
+    /// (its lock is gone and no value came), the wait ended, or Redis failed.
+    pub async fn wait(&self, key: &Key, limit: Duration) -> Option<Entry> {
+        let (name, rk) = self.entry_name(key);
+        let lock = format!("{}l:{}", self.cfg.prefix, &rk[self.cfg.prefix.len() + 2..]);
+        let end = Instant::now() + limit;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let (k, l) = (rk.clone(), lock.clone());
+            let (got, held): (Option<Vec<u8>>, bool) = self
+                .run("get", move |c| {
+                    let mut p = redis::pipe();
+                    p.cmd("GET").arg(k).cmd("EXISTS").arg(l);
+                    c.pipe(p)
+                })
+                .await
+                .ok()?;
+            if got.is_some() || !held {
+                return self.opened("get", key, &name, got);
+            }
+            let now = Instant::now();
+            if now >= end {
+                return None;
+            }
+            tokio::time::sleep(pause.min(end - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Releases a lock if this node still holds it.
+    async fn release(&self, name: String, token: String) {
+        const SCRIPT: &str =
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+        let _ = self
+            .run("lock", move |c| {
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(SCRIPT).arg(1).arg(name).arg(token);
+                c.cmd::<i64>(cmd)
+            })
+            .await;
+    }
+
+    /// The clients of every master (one for a single instance).
+    async fn masters(&self) -> Result<Vec<redis::Client>, String> {
+        match &self.clients {
+            Clients::Single(c) => Ok(vec![(**c).clone()]),
+            Clients::Cluster(_, seeds) => {
+                let nodes: String = self
+                    .run("purge", |c| {
+                        c.cmd(redis::cmd("CLUSTER").arg("NODES").clone())
+                    })
+                    .await
+                    .map_err(describe)?;
+                let seed = seeds.first().ok_or("no seed URL")?;
+                master_urls(&nodes, seed)
+                    .iter()
+                    .map(|u| redis::Client::open(u.as_str()).map_err(|e| e.to_string()))
+                    .collect()
+            }
+        }
+    }
+
+    /// Deletes every value the selector matches from Redis, moves the purge epoch and tells the
+    /// other nodes. Returns how many values were deleted; `Err` when Redis could not be
+    /// reached (the other nodes were not told).
+    pub async fn purge(&self, sel: &Selector) -> Result<u64, String> {
+        if self.disabled.load(Ordering::Relaxed) {
+            return Err("the shared tier is off (Redis persists to disk)".into());
+        }
+        let started = Instant::now();
+        let work = async {
+            let mut n = 0;
+            for m in self.masters().await? {
+                n += self.purge_one(m, sel).await?;
+            }
+            let epoch = new_epoch()?;
+            let msg = bus::Message {
+                node: self.node,
+                epoch: epoch.clone(),
+                selector: sel.clone(),
+            };
+            let sealed = self
+                .sealer
+                .seal_message(bus::CONTEXT, &msg.encode())
+                .ok_or("cannot seal the purge message")?;
+            let (e, ch) = (self.epoch_name(), self.channel());
+            let ep = epoch.clone();
+            self.run("publish", move |c| {
+                let mut p = redis::pipe();
+                p.cmd("SET").arg(e).arg(ep).ignore();
+                p.cmd("PUBLISH").arg(ch).arg(sealed).ignore();
+                c.pipe::<()>(p)
+            })
+            .await
+            .map_err(describe)?;
+            count("publish", "ok");
+            self.set_epoch(epoch);
+            Ok::<u64, String>(n)
+        };
+        let res = tokio::time::timeout(PURGE_LIMIT, work)
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()));
+        metrics::SHARED_SECONDS
+            .with_label_values(&["purge"])
+            .observe(started.elapsed().as_secs_f64());
+        count("purge", if res.is_ok() { "ok" } else { "error" });
+        res
+    }
+
+    /// Scans one master's value names and deletes the selected.
+    async fn purge_one(&self, client: redis::Client, sel: &Selector) -> Result<u64, String> {
+        let t = self.cfg.timeout.get().max(Duration::from_secs(1));
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(t))
+            .set_response_timeout(Some(t));
+        let con = self
+            .handle
+            .spawn(async move {
+                client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let pattern = format!("{}e:*", self.cfg.prefix);
+        let strip = self.cfg.prefix.len() + 2;
+        let mut cursor: u64 = 0;
+        let mut n = 0u64;
+        loop {
+            let mut c = con.clone();
+            let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            let doomed = if *sel == Selector::All {
+                names
+            } else {
+                self.selected(&con, names, strip, sel).await?
+            };
+            if !doomed.is_empty() {
+                let mut p = redis::pipe();
+                for d in &doomed {
+                    p.cmd("UNLINK").arg(d).ignore();
+                }
+                let mut c = con.clone();
+                p.query_async::<()>(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                n += doomed.len() as u64;
+            }
+            if next == 0 {
+                return Ok(n);
+            }
+            cursor = next;
+        }
+    }
+
+    /// The names among `names` whose sealed source the selector matches.
+    async fn selected(
+        &self,
+        con: &redis::aio::MultiplexedConnection,
+        names: Vec<String>,
+        strip: usize,
+        sel: &Selector,
+    ) -> Result<Vec<String>, String> {
+        let mut p = redis::pipe();
+        for k in &names {
+            p.cmd("GETRANGE").arg(k).arg(0).arg(META_PROBE - 1);
+        }
+        let mut c = con.clone();
+        let heads: Vec<Vec<u8>> = p.query_async(&mut c).await.map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for (k, mut head) in names.into_iter().zip(heads) {
+            let Some(fname) = k.get(strip..).and_then(FileName::parse) else {
+                continue;
+            };
+            let Some(h) = Header::parse(&head) else {
+                continue;
+            };
+            let end = usize::try_from(h.meta_end()).unwrap_or(usize::MAX);
+            if head.len() < end && end > HEADER_LEN {
+                let mut c = con.clone();
+                head = redis::cmd("GETRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(end - 1)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            if let Some((_, _, e)) = self.sealer.open_meta(&fname, &head) {
+                if sel.matches(&e.source) {
+                    out.push(k);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// What Redis (every master) does with its data on disk.
+    pub async fn persistence(&self) -> Persistence {
+        let masters = match self.masters().await {
+            Ok(m) => m,
+            Err(e) => return Persistence::Unknown(e),
+        };
+        let t = self.cfg.timeout.get().max(Duration::from_secs(1));
+        for m in masters {
+            let task = self.handle.spawn(async move {
+                let cfg = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(t))
+                    .set_response_timeout(Some(t));
+                let mut c = m.get_multiplexed_async_connection_with_config(&cfg).await?;
+                let save: Vec<String> = redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("save")
+                    .query_async(&mut c)
+                    .await?;
+                let aof: Vec<String> = redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("appendonly")
+                    .query_async(&mut c)
+                    .await?;
+                Ok::<_, RedisError>((save, aof))
+            });
+            match task.await {
+                Ok(Ok((save, aof))) => {
+                    let save = save.get(1).cloned().unwrap_or_default();
+                    let aof = aof.get(1).cloned().unwrap_or_default();
+                    if !save.trim().is_empty() {
+                        return Persistence::On(format!("save \"{save}\""));
+                    }
+                    if aof.eq_ignore_ascii_case("yes") {
+                        return Persistence::On("appendonly yes".into());
+                    }
+                }
+                Ok(Err(e)) => return Persistence::Unknown(e.to_string()),
+                Err(e) => return Persistence::Unknown(e.to_string()),
+            }
+        }
+        Persistence::Off
+    }
+
+    /// Checks Redis' persistence and turns the tier off while it would break the promise.
+    /// `Err` when it persists (or cannot be asked) and `memory_only_promise` is set.
+    pub async fn verify(&self) -> Result<(), String> {
+        let p = self.persistence().await;
+        let problem = match &p {
+            Persistence::Off => None,
+            Persistence::On(what) => Some(format!("Redis writes its data to disk ({what})")),
+            Persistence::Unknown(e) => {
+                Some(format!("Redis' persistence could not be checked ({e})"))
+            }
+        };
+        let Some(problem) = problem else {
+            self.disabled.store(false, Ordering::Relaxed);
+            return Ok(());
+        };
+        if self.promise {
+            self.disabled.store(true, Ordering::Relaxed);
+            return Err(format!(
+                "{problem}: cache.memory_only_promise forbids the shared tier there; set `save \"\"` and `appendonly no` (docs/deployment.md)"
+            ));
+        }
+        if matches!(p, Persistence::On(_)) {
+            tracing::warn!(
+                "shared tier: {problem}: cached images reach Redis' disk; set `save \"\"` and `appendonly no` to keep them in memory only (docs/deployment.md)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The start-up check, from outside any runtime: refuses under the promise when Redis
+    /// persists; Redis unreachable is only a warning (the purge bus checks again on connect).
+    pub fn verify_at_start(&self) -> Result<(), String> {
+        match self.handle.block_on(self.persistence()) {
+            Persistence::Unknown(e) if !self.promise => {
+                tracing::warn!(error = %e, "shared tier: redis not reachable at start; going on without it until it is");
+                Ok(())
+            }
+            _ => self.handle.block_on(self.verify()),
+        }
+    }
+
+    /// Reads the cluster's purge epoch (creating one when Redis has none, e.g. after a restart).
+    async fn current_epoch(&self) -> Result<String, String> {
+        let fresh = new_epoch()?;
+        let e = self.epoch_name();
+        self.run("get", move |c| {
+            let mut p = redis::pipe();
+            p.cmd("SET").arg(&e).arg(fresh).arg("NX").ignore();
+            p.cmd("GET").arg(&e);
+            c.pipe::<(String,)>(p)
+        })
+        .await
+        .map(|(s,)| s)
+        .map_err(describe)
+    }
+
+    fn set_epoch(&self, e: String) -> Option<String> {
+        self.epoch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(e)
+    }
+
+    /// Whether the breaker is open (Redis is being skipped).
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// Whether the tier is off because Redis persists under `memory_only_promise`.
+    pub fn disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
+    }
+}
+
+/// Opens a connection of the configured kind.
+async fn connect(clients: Clients, timeout: Duration) -> RedisResult<Conn> {
+    match clients {
+        Clients::Single(c) => {
+            let c = *c;
+            let cfg = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(500));
+            ConnectionManager::new_with_config(c, cfg)
+                .await
+                .map(Conn::Single)
+        }
+        Clients::Cluster(c, _) => c.get_async_connection().await.map(Conn::Cluster),
+    }
+}
+
+/// The cluster key, from `key_file` or `key_env`.
+fn cluster_key(cfg: &SharedConfig) -> Result<Sealer, String> {
+    let bad = "a cluster key is 32 raw bytes or 64 hex digits";
+    if let Some(p) = &cfg.key_file {
+        let b =
+            std::fs::read(p).map_err(|e| format!("cache.shared.key_file: {}: {e}", p.display()))?;
+        return Sealer::from_secret(&b)
+            .ok_or_else(|| format!("cache.shared.key_file: {}: {bad}", p.display()));
+    }
+    if let Some(v) = &cfg.key_env {
+        let s = std::env::var(v)
+            .map_err(|_| format!("cache.shared.key_env: the variable {v} is not set"))?;
+        return Sealer::from_secret(s.trim().as_bytes())
+            .ok_or_else(|| format!("cache.shared.key_env: {v}: {bad}"));
+    }
+    Err("cache.shared: a cluster key is required (key_file or key_env)".into())
+}
+
+/// The URLs of the masters in `CLUSTER NODES` output, with `seed`'s scheme and credentials.
+fn master_urls(nodes: &str, seed: &str) -> Vec<String> {
+    let (scheme, rest) = seed.split_once("://").unwrap_or(("redis", seed));
+    let auth = rest
+        .split('/')
+        .next()
+        .and_then(|h| h.rfind('@').map(|i| &h[..=i]))
+        .unwrap_or("");
+    nodes
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let flags = f.get(2)?;
+            let ok = flags.split(',').any(|x| x == "master")
+                && !flags.split(',').any(|x| x == "fail" || x == "noaddr");
+            let addr = f.get(1)?.split('@').next()?;
+            ok.then(|| format!("{scheme}://{auth}{addr}"))
+        })
+        .collect()
+}
+
+fn new_epoch() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| format!("the OS random source failed: {e}"))?;
+    Ok(hex(&b))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn io_error(m: &str) -> RedisError {
+    RedisError::from(std::io::Error::other(m.to_string()))
+}
+
+fn describe(f: Failed) -> String {
+    match f {
+        Failed::Skipped => "redis is being skipped (breaker open)".into(),
+        Failed::Timeout => "redis timed out".into(),
+        Failed::Error(e) => e.to_string(),
+    }
+}
+
+fn count(op: &str, result: &str) {
+    metrics::SHARED_OPS.with_label_values(&[op, result]).inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masters_are_read_from_cluster_nodes_with_the_seeds_credentials() {
+        let nodes = "\
+07c3 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+67ed 127.0.0.1:30002@40002 master - 0 1 2 connected 5461-10922
+292f 127.0.0.1:30003@40003 master,fail - 0 1 3 connected 10923-16383
+6ec2 127.0.0.1:30004@40004 slave 07c3 0 1 1 connected
+";
+        assert_eq!(
+            master_urls(nodes, "redis://u:pw@127.0.0.1:30001/0"),
+            [
+                "redis://u:pw@127.0.0.1:30001",
+                "redis://u:pw@127.0.0.1:30002"
+            ]
+        );
+        assert_eq!(
+            master_urls(nodes, "redis://h:1")[0],
+            "redis://127.0.0.1:30001"
+        );
+    }
+}
