@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::redis_server::Redis;
+use common::redis_server::{Redis, RedisCluster};
 use common::{metric, photo, Busy, Pixgate, Route, TestOrigin, CHROME};
 use pixgate::cache::shared::config::{BreakerConfig, SharedConfig, Urls};
 use pixgate::config::{Config, Dur};
@@ -31,6 +31,17 @@ fn nodes(
     key: &std::path::Path,
     tweak: impl Fn(&mut Config),
 ) -> Vec<Pixgate> {
+    nodes_on(origin, Urls::One(redis.url()), false, key, tweak)
+}
+
+/// Three nodes on the Redis at `urls` (a cluster's seeds with `cluster`).
+fn nodes_on(
+    origin: &TestOrigin,
+    urls: Urls,
+    cluster: bool,
+    key: &std::path::Path,
+    tweak: impl Fn(&mut Config),
+) -> Vec<Pixgate> {
     (0..3)
         .map(|_| {
             Pixgate::start_with(origin, |c| {
@@ -38,7 +49,8 @@ fn nodes(
                 // One encode per variant (no WebP stand-in racing an AVIF encode).
                 c.cache.avif_budget = None;
                 c.cache.shared = Some(SharedConfig {
-                    redis: Urls::One(redis.url()),
+                    redis: urls.clone(),
+                    cluster,
                     key_file: Some(key.to_path_buf()),
                     timeout: Dur::millis(200),
                     breaker: BreakerConfig {
@@ -452,4 +464,82 @@ fn memory_only_promise_refuses_a_redis_that_persists() {
         status.is_none(),
         "starts on a Redis without persistence: {stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_cluster_shares_variants_claims_and_purges_across_its_masters() {
+    let rc = RedisCluster::start();
+    let paths: Vec<String> = (0..12).map(|i| format!("/c/{i}.jpg")).collect();
+    let refs: Vec<&str> = paths.iter().map(|s| s.as_str()).collect();
+    let origin = origin_with(&refs);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key_file(dir.path());
+    let n = nodes_on(&origin, Urls::Many(rc.urls()), true, &key, |_| {});
+    for p in &paths {
+        assert_eq!(fetch(&n[0], &format!("{p}?w=90")).await.1, "MISS");
+    }
+    // Twelve values, spread over the masters by their slots.
+    let names = rc.keys("pg:e:*");
+    assert_eq!(names.len(), 12, "{names:?}");
+    let holding = rc
+        .nodes
+        .iter()
+        .filter(|r| {
+            let k: Vec<String> = redis::cmd("KEYS")
+                .arg("pg:e:*")
+                .query(&mut r.conn())
+                .expect("KEYS");
+            !k.is_empty()
+        })
+        .count();
+    assert!(holding >= 2, "values on {holding} master(s) only");
+    for p in &paths {
+        assert_eq!(fetch(&n[1], &format!("{p}?w=90")).await.1, "HIT");
+    }
+    assert_eq!(shared_hits(&n[1]).await, 12.0);
+    assert_eq!(transforms(&n[1]).await, 0.0);
+    // Concurrent misses on the three nodes: one transform (the claim lives on one master).
+    let tasks: Vec<_> = (0..15)
+        .map(|i| {
+            let u = n[i % 3].url("/c/0.jpg?w=333");
+            tokio::spawn(async move { site_get(&u).await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("task").expect("response"), 200);
+    }
+    let mut total = 0.0;
+    for px in &n {
+        total += transforms(px).await;
+    }
+    let mut seen = String::new();
+    for px in &n {
+        let m = px.metrics().await;
+        for l in m.lines() {
+            if l.starts_with("pixgate_shared_") && !l.ends_with(" 0") && !l.contains("_bucket") {
+                seen.push_str(l);
+                seen.push('\n');
+            }
+        }
+    }
+    assert_eq!(
+        total, 13.0,
+        "12 variants on A, then one for the 15 concurrent misses: {seen}"
+    );
+    // A prefix purge on C scans every master.
+    let (code, body) = n[2].purge("prefix=/c/1", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    // /c/1.jpg, /c/10.jpg, /c/11.jpg
+    assert!(body.contains("\"shared_purged\":3"), "{body}");
+    assert_eq!(rc.keys("pg:e:*").len(), 13 - 3);
+    let reached = common::wait_until_async(Duration::from_secs(1), || async {
+        metric(
+            &n[1].metrics().await,
+            "pixgate_shared_purges_received_total",
+            &[],
+        ) >= 1.0
+    })
+    .await;
+    assert!(reached, "the purge bus works through the cluster");
+    assert_ne!(fetch(&n[1], "/c/10.jpg?w=90").await.1, "HIT");
 }

@@ -98,3 +98,79 @@ impl Drop for Redis {
         self.kill();
     }
 }
+
+/// A Redis Cluster of three masters (no replicas) on loopback, persistence off.
+pub struct RedisCluster {
+    /// The masters.
+    pub nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-enabled servers, joins them (`redis-cli --cluster create`) and waits
+    /// for `cluster_state:ok`.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| {
+                Redis::start_with(&[
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|r| format!("127.0.0.1:{}", r.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = nodes.iter().all(|r| {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut r.conn())
+                    .unwrap_or_default();
+                info.contains("cluster_state:ok")
+            });
+            if ok {
+                return RedisCluster { nodes };
+            }
+            assert!(Instant::now() < deadline, "the cluster did not form");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The seed URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|r| r.url()).collect()
+    }
+
+    /// Value names (`pg:e:*`) on every master.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut all = Vec::new();
+        for r in &self.nodes {
+            let k: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query(&mut r.conn())
+                .expect("KEYS");
+            all.extend(k);
+        }
+        all
+    }
+}

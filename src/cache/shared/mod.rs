@@ -200,10 +200,27 @@ impl SharedTier {
         &self.cfg
     }
 
+    /// The value's name, `{prefix}e:{<mac>}`. The braces are a Redis Cluster hash tag: the
+    /// value and its claim ([`SharedTier::lock_name`]) live in one slot, so one pipeline reads
+    /// both.
     fn entry_name(&self, key: &Key) -> (FileName, String) {
         let n = self.sealer.name(key);
-        let s = format!("{}e:{}", self.cfg.prefix, n.hex());
+        let s = format!("{}e:{{{}}}", self.cfg.prefix, n.hex());
         (n, s)
+    }
+
+    /// The claim's name, `{prefix}l:{<mac>}`.
+    fn lock_name(&self, name: &FileName) -> String {
+        format!("{}l:{{{}}}", self.cfg.prefix, name.hex())
+    }
+
+    /// The MAC in a value's name.
+    fn parse_name(&self, name: &str) -> Option<FileName> {
+        let inner = name
+            .strip_prefix(self.cfg.prefix.as_str())?
+            .strip_prefix("e:{")?
+            .strip_suffix('}')?;
+        FileName::parse(inner)
     }
 
     fn epoch_name(&self) -> String {
@@ -388,8 +405,7 @@ impl SharedTier {
 
     /// Claims the making of `key`'s variant for this node (`SET NX PX lock_ttl`).
     pub async fn claim(self: &Arc<Self>, key: &Key) -> Claim {
-        let (_, rk) = self.entry_name(key);
-        let name = format!("{}l:{}", self.cfg.prefix, &rk[self.cfg.prefix.len() + 2..]);
+        let name = self.lock_name(&self.entry_name(key).0);
         let n = self.locks.fetch_add(1, Ordering::Relaxed);
         let token = format!("{}-{n}", hex(&self.node));
         let ttl = u64::try_from(self.cfg.lock_ttl.get().as_millis()).unwrap_or(u64::MAX);
@@ -422,7 +438,7 @@ impl SharedTier {
     /// (its lock is gone and no value came), the wait ended, or Redis failed.
     pub async fn wait(&self, key: &Key, limit: Duration) -> Option<Entry> {
         let (name, rk) = self.entry_name(key);
-        let lock = format!("{}l:{}", self.cfg.prefix, &rk[self.cfg.prefix.len() + 2..]);
+        let lock = self.lock_name(&name);
         let end = Instant::now() + limit;
         let mut pause = Duration::from_millis(5);
         loop {
@@ -505,11 +521,13 @@ impl SharedTier {
                 .ok_or("cannot seal the purge message")?;
             let (e, ch) = (self.epoch_name(), self.channel());
             let ep = epoch.clone();
-            self.run("publish", move |c| {
-                let mut p = redis::pipe();
-                p.cmd("SET").arg(e).arg(ep).ignore();
-                p.cmd("PUBLISH").arg(ch).arg(sealed).ignore();
-                c.pipe::<()>(p)
+            // Two commands, not a pipeline: a cluster refuses a pipeline across slots.
+            self.run("publish", move |c| async move {
+                c.clone()
+                    .cmd::<()>(redis::cmd("SET").arg(e).arg(ep).clone())
+                    .await?;
+                c.cmd::<i64>(redis::cmd("PUBLISH").arg(ch).arg(sealed).clone())
+                    .await
             })
             .await
             .map_err(describe)?;
@@ -544,7 +562,6 @@ impl SharedTier {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let pattern = format!("{}e:*", self.cfg.prefix);
-        let strip = self.cfg.prefix.len() + 2;
         let mut cursor: u64 = 0;
         let mut n = 0u64;
         loop {
@@ -561,7 +578,7 @@ impl SharedTier {
             let doomed = if *sel == Selector::All {
                 names
             } else {
-                self.selected(&con, names, strip, sel).await?
+                self.selected(&con, names, sel).await?
             };
             if !doomed.is_empty() {
                 let mut p = redis::pipe();
@@ -586,7 +603,6 @@ impl SharedTier {
         &self,
         con: &redis::aio::MultiplexedConnection,
         names: Vec<String>,
-        strip: usize,
         sel: &Selector,
     ) -> Result<Vec<String>, String> {
         let mut p = redis::pipe();
@@ -597,7 +613,7 @@ impl SharedTier {
         let heads: Vec<Vec<u8>> = p.query_async(&mut c).await.map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for (k, mut head) in names.into_iter().zip(heads) {
-            let Some(fname) = k.get(strip..).and_then(FileName::parse) else {
+            let Some(fname) = self.parse_name(&k) else {
                 continue;
             };
             let Some(h) = Header::parse(&head) else {
