@@ -396,6 +396,8 @@ async fn redis_killed_mid_load_fails_no_request_and_shared_hits_resume() {
     assert_eq!(failed, 0, "no request failed while Redis was down");
     assert!(ok > 50, "the load ran: {ok}");
     assert_eq!(open, 1.0, "the breaker opened while Redis was down");
+    let (code, body) = n[0].admin_get("/readyz").await;
+    assert_eq!(code, 200, "ready throughout: {body}");
     // The restarted Redis lost the purge epoch: every node dropped its local tiers.
     for px in &n {
         let dropped = common::wait_until_async(Duration::from_secs(5), || async {
@@ -542,4 +544,143 @@ async fn a_redis_cluster_shares_variants_claims_and_purges_across_its_masters() 
     .await;
     assert!(reached, "the purge bus works through the cluster");
     assert_ne!(fetch(&n[1], "/c/10.jpg?w=90").await.1, "HIT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shield_responses_are_shared_too() {
+    let redis = Redis::start();
+    let origin = TestOrigin::start(vec![(
+        "/page.html",
+        Route::ok("text/html", "<p>hello</p>").header("cache-control", "max-age=600"),
+    )]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key_file(dir.path());
+    let n = nodes(&origin, &redis, &key, |_| {});
+    let shield_hits = |t: &str| metric(t, "pixgate_shield_requests_total", &[("status", "hit")]);
+    let page = |px: &Pixgate| {
+        let u = px.url("/page.html");
+        async move {
+            let r = common::client()
+                .get(u)
+                .header("host", HOST)
+                .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+                .send()
+                .await
+                .expect("response");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
+    assert_eq!(page(&n[0]).await, (200, "<p>hello</p>".to_string()));
+    // The shield stores once the body has passed (in the background).
+    let stored =
+        common::wait_until(Duration::from_secs(2), || !value_names(&redis).is_empty()).await;
+    assert!(stored, "the shield response reached Redis");
+    assert_eq!(page(&n[1]).await, (200, "<p>hello</p>".to_string()));
+    assert_eq!(origin.hits("/page.html"), 1, "the origin saw one request");
+    let m = n[1].metrics().await;
+    assert_eq!(shield_hits(&m), 1.0, "node B answered from the shield");
+    assert!(
+        metric(
+            &m,
+            "pixgate_shared_ops_total",
+            &[("op", "get"), ("result", "hit")]
+        ) >= 1.0,
+        "with an entry from Redis"
+    );
+}
+
+/// A TCP listener that accepts and never answers: a Redis that hangs.
+fn black_hole() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let t = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().take(64) {
+            held.push(s);
+        }
+    });
+    (addr, t)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hanging_redis_costs_at_most_its_timeout_then_nothing_and_readyz_stays_ready() {
+    let (addr, _t) = black_hole();
+    let paths: Vec<String> = (0..12).map(|i| format!("/h/{i}.jpg")).collect();
+    let refs: Vec<&str> = paths.iter().map(|s| s.as_str()).collect();
+    let origin = origin_with(&refs);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key_file(dir.path());
+    let px = Pixgate::start_with(&origin, |c| {
+        c.cache.avif_budget = None;
+        c.cache.shared = Some(SharedConfig {
+            redis: Urls::One(format!("redis://{addr}")),
+            key_file: Some(key.clone()),
+            timeout: Dur::millis(150),
+            breaker: BreakerConfig {
+                failures: 3,
+                open_for: Dur::secs(60),
+            },
+            ..SharedConfig::default()
+        });
+    });
+    // Warm the codecs and the origin connection: later times compare like with like.
+    let t0 = Instant::now();
+    assert_eq!(fetch(&px, "/h/0.jpg?w=64").await.0, 200);
+    let first = t0.elapsed();
+    let mut times = Vec::new();
+    for p in &paths[1..] {
+        let t = Instant::now();
+        let (s, cache, _) = fetch(&px, &format!("{p}?w=64")).await;
+        assert_eq!((s, cache.as_str()), (200, "MISS"));
+        times.push(t.elapsed());
+    }
+    let m = px.metrics().await;
+    assert_eq!(metric(&m, "pixgate_shared_breaker_open", &[]), 1.0);
+    let skipped = metric(&m, "pixgate_shared_ops_total", &[("result", "skipped")]);
+    let timeouts = metric(&m, "pixgate_shared_ops_total", &[("result", "timeout")]);
+    assert!(timeouts <= 3.0, "3 failures open the breaker: {timeouts}");
+    assert!(skipped >= 8.0, "then Redis is skipped: {skipped}");
+    // With the breaker open, a miss costs no Redis wait: the last requests are far below one
+    // timeout each (a generous bound on a busy 2-core machine; they take milliseconds).
+    let tail = &times[times.len() - 5..];
+    eprintln!("first {first:?}; misses {times:?}");
+    assert!(
+        tail.iter().all(|t| *t < Duration::from_millis(150)),
+        "{tail:?}"
+    );
+    let (code, body) = px.admin_get("/readyz").await;
+    assert_eq!(code, 200, "Redis is an optimisation: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_redis_keeps_entries_local_and_loses_no_request() {
+    // noeviction at a tiny maxmemory: every SET is refused with OOM.
+    let redis = Redis::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory",
+        "1",
+        "--maxmemory-policy",
+        "noeviction",
+    ]);
+    let origin = origin_with(&["/f.jpg"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key_file(dir.path());
+    let n = nodes(&origin, &redis, &key, |_| {});
+    assert_eq!(fetch(&n[0], "/f.jpg?w=120").await.0, 200);
+    assert_eq!(fetch(&n[0], "/f.jpg?w=120").await.1, "HIT", "kept locally");
+    let m = n[0].metrics().await;
+    assert!(
+        metric(
+            &m,
+            "pixgate_shared_ops_total",
+            &[("op", "put"), ("result", "error")]
+        ) >= 1.0,
+        "the refused SET is counted"
+    );
+    assert!(value_names(&redis).is_empty());
+    // Another node makes its own.
+    assert_eq!(fetch(&n[1], "/f.jpg?w=120").await.1, "MISS");
 }
