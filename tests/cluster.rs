@@ -684,3 +684,47 @@ async fn a_full_redis_keeps_entries_local_and_loses_no_request() {
     // Another node makes its own.
     assert_eq!(fetch(&n[1], "/f.jpg?w=120").await.1, "MISS");
 }
+
+/// The ACL docs/deployment.md gives pixgate's Redis user (keep the two the same).
+const ACL: &str = "pixgate on >acl-test-password ~pg:* &pg:* -@all +get +set +getdel +getrange +exists +unlink +scan +eval +publish +subscribe +ping +config|get +cluster|nodes";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_documented_acl_is_enough() {
+    // `default` stays on for the test's own inspection; each rule is an argument of its own.
+    let mut args = vec!["--save", "", "--appendonly", "no"];
+    args.extend([
+        "--user", "default", "on", "nopass", "~*", "&*", "+@all", "--user",
+    ]);
+    args.extend(ACL.split(' '));
+    let redis = Redis::start_with(&args);
+    let origin = origin_with(&["/acl.jpg"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key_file(dir.path());
+    let url = format!("redis://pixgate:acl-test-password@127.0.0.1:{}", redis.port);
+    let n = nodes_on(&origin, Urls::One(url), false, &key, |c| {
+        c.cache.memory_only_promise = true; // CONFIG GET must be allowed
+    });
+    assert_eq!(fetch(&n[0], "/acl.jpg?w=50").await.1, "MISS");
+    assert_eq!(fetch(&n[1], "/acl.jpg?w=50").await.1, "HIT");
+    let (code, body) = n[1].purge("url=/acl.jpg", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"shared_purged\":1"), "{body}");
+    let reached = common::wait_until_async(Duration::from_secs(1), || async {
+        metric(
+            &n[0].metrics().await,
+            "pixgate_shared_purges_received_total",
+            &[],
+        ) >= 1.0
+    })
+    .await;
+    assert!(reached, "SUBSCRIBE and PUBLISH are allowed");
+    for px in &n {
+        let m = px.metrics().await;
+        let errors = metric(&m, "pixgate_shared_ops_total", &[("result", "error")]);
+        let which: Vec<&str> = m
+            .lines()
+            .filter(|l| l.contains("result=\"error\"") && !l.ends_with(" 0"))
+            .collect();
+        assert_eq!(errors, 0.0, "no command refused: {which:?}");
+    }
+}

@@ -235,7 +235,10 @@ pub fn install(cfg: &LogConfig) -> std::io::Result<Flush> {
         FilterFn::new(move |m| pingora_asked || !is_pingora_verbose(m))
             .with_max_level_hint(tracing::level_filters::LevelFilter::TRACE),
     );
+    // Colours only on a terminal: `docker logs`, journald and files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let diagnostic = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_filter(filter);
     let (access, guard) = if cfg.access.enabled {

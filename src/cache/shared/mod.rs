@@ -466,7 +466,7 @@ impl SharedTier {
     /// Releases a lock if this node still holds it.
     async fn release(&self, name: String, token: String) {
         const SCRIPT: &str =
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('UNLINK', KEYS[1]) else return 0 end";
         let _ = self
             .run("lock", move |c| {
                 let mut cmd = redis::cmd("EVAL");
@@ -703,24 +703,17 @@ impl SharedTier {
                 "{problem}: cache.memory_only_promise forbids the shared tier there; set `save \"\"` and `appendonly no` (docs/deployment.md)"
             ));
         }
-        if matches!(p, Persistence::On(_)) {
-            tracing::warn!(
-                "shared tier: {problem}: cached images reach Redis' disk; set `save \"\"` and `appendonly no` to keep them in memory only (docs/deployment.md)"
-            );
-        }
+        tracing::warn!(
+            "shared tier: {problem}: sealed cached images may reach Redis' disk; set `save \"\"` and `appendonly no` to keep them in memory only (docs/deployment.md)"
+        );
         Ok(())
     }
 
     /// The start-up check, from outside any runtime: refuses under the promise when Redis
-    /// persists; Redis unreachable is only a warning (the purge bus checks again on connect).
+    /// persists or cannot be asked; without it, a warning (the purge bus checks again on every
+    /// connect).
     pub fn verify_at_start(&self) -> Result<(), String> {
-        match self.handle.block_on(self.persistence()) {
-            Persistence::Unknown(e) if !self.promise => {
-                tracing::warn!(error = %e, "shared tier: redis not reachable at start; going on without it until it is");
-                Ok(())
-            }
-            _ => self.handle.block_on(self.verify()),
-        }
+        self.handle.block_on(self.verify())
     }
 
     /// Reads the cluster's purge epoch (creating one when Redis has none, e.g. after a restart).
