@@ -96,6 +96,9 @@ pub enum Claimed {
     Filled(Arc<Entry>),
     /// Make it; hold the claim (if any) until the entry is stored.
     Lead(Option<shared::Lock>),
+    /// The node holding the claim took longer than the wait: as a local follower that timed
+    /// out (the AVIF budget's stand-in, or a fill of its own).
+    TimedOut,
 }
 
 /// Usage figures for `/cache/stats` and gauges.
@@ -291,12 +294,13 @@ impl Cache {
                 let epoch = self.epoch();
                 let limit = wait.min(shared.config().lock_wait.get());
                 match shared.wait(key, limit).await {
-                    Some(e) => {
-                        let e = Arc::new(e);
+                    shared::Waited::Entry(e) => {
+                        let e = Arc::new(*e);
                         self.insert_memory(*key, e.clone(), epoch);
                         ("waited", Claimed::Filled(e))
                     }
-                    None => ("gave_up", Claimed::Lead(None)),
+                    shared::Waited::Released => ("released", Claimed::Lead(None)),
+                    shared::Waited::TimedOut => ("gave_up", Claimed::TimedOut),
                 }
             }
         };

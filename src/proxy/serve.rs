@@ -181,6 +181,8 @@ pub(super) async fn find(st: &State, key: Key, wait: Duration) -> Found {
                     lead.hold(claim);
                     Found::Lead(Some(lead))
                 }
+                // Releases this node's followers too: they had the same wait.
+                Claimed::TimedOut => Found::TimedOut,
             },
         },
     }

@@ -102,6 +102,17 @@ pub enum Claim {
     Unavailable,
 }
 
+/// What [`SharedTier::wait`] saw.
+pub enum Waited {
+    /// The other node's entry.
+    Entry(Box<Entry>),
+    /// The claim is gone without a value (that node's response could not be stored, or it
+    /// failed), or Redis failed: make it here.
+    Released,
+    /// The wait's limit passed with the claim still held.
+    TimedOut,
+}
+
 /// A held claim on a variant; released (only if still ours) when dropped.
 pub struct Lock {
     tier: Arc<SharedTier>,
@@ -434,29 +445,33 @@ impl SharedTier {
         }
     }
 
-    /// Waits up to `limit` for another node's value of `key`: `None` when that node gave up
-    /// (its lock is gone and no value came), the wait ended, or Redis failed.
-    pub async fn wait(&self, key: &Key, limit: Duration) -> Option<Entry> {
+    /// Waits up to `limit` for another node's value of `key`.
+    pub async fn wait(&self, key: &Key, limit: Duration) -> Waited {
         let (name, rk) = self.entry_name(key);
         let lock = self.lock_name(&name);
         let end = Instant::now() + limit;
         let mut pause = Duration::from_millis(5);
         loop {
             let (k, l) = (rk.clone(), lock.clone());
-            let (got, held): (Option<Vec<u8>>, bool) = self
+            let polled: Result<(Option<Vec<u8>>, bool), _> = self
                 .run("get", move |c| {
                     let mut p = redis::pipe();
                     p.cmd("GET").arg(k).cmd("EXISTS").arg(l);
                     c.pipe(p)
                 })
-                .await
-                .ok()?;
+                .await;
+            let Ok((got, held)) = polled else {
+                return Waited::Released;
+            };
             if got.is_some() || !held {
-                return self.opened("get", key, &name, got);
+                return match self.opened("get", key, &name, got) {
+                    Some(e) => Waited::Entry(Box::new(e)),
+                    None => Waited::Released,
+                };
             }
             let now = Instant::now();
             if now >= end {
-                return None;
+                return Waited::TimedOut;
             }
             tokio::time::sleep(pause.min(end - now)).await;
             pause = (pause * 2).min(Duration::from_millis(50));

@@ -47,7 +47,8 @@ metrics! {
     );
 
     /// Cluster-wide coalescing of misses: `won` (this node makes the variant), `waited` (another
-    /// node's variant came from Redis), `gave_up` (the wait ended and this node made it).
+    /// node's variant came from Redis), `released` (the other node's claim ended without a
+    /// value: this node makes it), `gave_up` (the wait's limit passed).
     SHARED_COALESCE: IntCounterVec = register_int_counter_vec!(
         "pixgate_shared_coalesce_total",
         "Cluster-wide coalescing of misses, by result",
@@ -79,7 +80,7 @@ pub(super) fn init() {
     for r in ["reconnect", "epoch"] {
         SHARED_LOCAL_DROPS.with_label_values(&[r]);
     }
-    for r in ["won", "waited", "gave_up"] {
+    for r in ["won", "waited", "released", "gave_up"] {
         SHARED_COALESCE.with_label_values(&[r]);
     }
 }
