@@ -222,7 +222,7 @@ pub fn run(cfg: Config, upgrade: bool) -> anyhow::Result<()> {
     let cache = Arc::new(Cache::open_shared(&cfg.cache, shared.clone()).map_err(|e| anyhow!(e))?);
     let listen = cfg.listen.to_string();
     let admin = cfg.admin.listen;
-    let token = cfg.admin.token.clone();
+    let token = cfg.admin.purge_token().map_err(|e| anyhow!(e))?;
     let keepalive = cfg.limits.keepalive_secs();
     let paths = crate::path::Form::request(cfg.server.encoded_slashes);
     let sweep = cfg.cache.sweep_interval.get();

@@ -429,11 +429,8 @@ fn memory_only_promise_refuses_a_redis_that_persists() {
     let origin = origin_with(&["/x.jpg"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let key = key_file(dir.path());
-    for args in [
-        &["--save", "3600 1", "--appendonly", "no"][..],
-        &["--save", "", "--appendonly", "yes"][..],
-    ] {
-        let redis = Redis::start_with(args);
+    // A config under the promise, on `redis`.
+    let promised = |redis: &Redis| {
         let mut cfg = Config::default();
         cfg.origin.url = format!("http://{}", origin.addr);
         cfg.cache.memory_only_promise = true;
@@ -442,7 +439,14 @@ fn memory_only_promise_refuses_a_redis_that_persists() {
             key_file: Some(key.clone()),
             ..SharedConfig::default()
         });
-        let (status, stderr) = Pixgate::run_to_exit(cfg, Duration::from_secs(20));
+        cfg
+    };
+    for args in [
+        &["--save", "3600 1", "--appendonly", "no"][..],
+        &["--save", "", "--appendonly", "yes"][..],
+    ] {
+        let redis = Redis::start_with(args);
+        let (status, stderr) = Pixgate::run_to_exit(promised(&redis), Duration::from_secs(20));
         let status = status.expect("pixgate refuses to start");
         assert!(!status.success());
         assert!(
@@ -453,15 +457,7 @@ fn memory_only_promise_refuses_a_redis_that_persists() {
     }
     // Persistence off: it starts.
     let redis = Redis::start();
-    let mut cfg = Config::default();
-    cfg.origin.url = format!("http://{}", origin.addr);
-    cfg.cache.memory_only_promise = true;
-    cfg.cache.shared = Some(SharedConfig {
-        redis: Urls::One(redis.url()),
-        key_file: Some(key.clone()),
-        ..SharedConfig::default()
-    });
-    let (status, stderr) = Pixgate::run_to_exit(cfg, Duration::from_secs(3));
+    let (status, stderr) = Pixgate::run_to_exit(promised(&redis), Duration::from_secs(3));
     assert!(
         status.is_none(),
         "starts on a Redis without persistence: {stderr}"

@@ -200,6 +200,12 @@ impl Config {
                 ),
             ));
         }
+        if self.admin.token.is_some() && self.admin.token_file.is_some() {
+            p.push((
+                "admin.token_file".into(),
+                "give admin.token or admin.token_file, not both".into(),
+            ));
+        }
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
             p.push((
                 "admin.token".into(),
