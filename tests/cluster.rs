@@ -109,6 +109,12 @@ fn value_names(r: &Redis) -> Vec<String> {
     c.keys("pg:e:*").expect("KEYS")
 }
 
+/// Waits (up to 2 s) until `count()` is `n`: a node writes to Redis after it has answered.
+async fn until_stored(n: usize, count: impl Fn() -> usize) -> usize {
+    common::wait_until(Duration::from_secs(2), || count() == n).await;
+    count()
+}
+
 fn origin_with(paths: &[&str]) -> TestOrigin {
     let routes = paths
         .iter()
@@ -152,8 +158,8 @@ async fn a_variant_made_on_one_node_is_served_by_the_others_from_redis_sealed() 
     );
 
     // What Redis holds: one value, named by a keyed MAC, sealed, expiring with the entry.
+    assert_eq!(until_stored(1, || value_names(&redis).len()).await, 1);
     let names = value_names(&redis);
-    assert_eq!(names.len(), 1, "{names:?}");
     let mut c = redis.conn();
     let v: Vec<u8> = c.get(&names[0]).expect("GET");
     for needle in [
@@ -245,7 +251,7 @@ async fn a_purge_on_one_node_is_gone_from_the_others_within_a_second() {
             assert_eq!(fetch(px, p).await.1, "HIT");
         }
     }
-    assert_eq!(value_names(&redis).len(), 2);
+    assert_eq!(until_stored(2, || value_names(&redis).len()).await, 2);
 
     let (code, body) = n[2].purge("url=/a.jpg", Some(TOKEN)).await;
     let purged = Instant::now();
@@ -316,8 +322,8 @@ async fn redis_enforces_max_retention_and_every_node_misses_after_it() {
     });
     let start = Instant::now();
     assert_eq!(fetch(&n[0], "/r.jpg?w=64").await.1, "MISS");
+    assert_eq!(until_stored(1, || value_names(&redis).len()).await, 1);
     let names = value_names(&redis);
-    assert_eq!(names.len(), 1);
     let mut c = redis.conn();
     let pttl: i64 = c.pttl(&names[0]).expect("PTTL");
     assert!(pttl > 0 && pttl <= 3000, "PX within max_retention: {pttl}");
@@ -477,8 +483,7 @@ async fn a_redis_cluster_shares_variants_claims_and_purges_across_its_masters() 
         assert_eq!(fetch(&n[0], &format!("{p}?w=90")).await.1, "MISS");
     }
     // Twelve values, spread over the masters by their slots.
-    let names = rc.keys("pg:e:*");
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(until_stored(12, || rc.keys("pg:e:*").len()).await, 12);
     let holding = rc
         .nodes
         .iter()
@@ -524,6 +529,7 @@ async fn a_redis_cluster_shares_variants_claims_and_purges_across_its_masters() 
         total, 13.0,
         "12 variants on A, then one for the 15 concurrent misses: {seen}"
     );
+    assert_eq!(until_stored(13, || rc.keys("pg:e:*").len()).await, 13);
     // A prefix purge on C scans every master.
     let (code, body) = n[2].purge("prefix=/c/1", Some(TOKEN)).await;
     assert_eq!(code, 200, "{body}");
@@ -623,6 +629,22 @@ async fn a_hanging_redis_costs_at_most_its_timeout_then_nothing_and_readyz_stays
     let t0 = Instant::now();
     assert_eq!(fetch(&px, "/h/0.jpg?w=64").await.0, 200);
     let first = t0.elapsed();
+    // One timeout per request: its lookup's. The claim and the store that would follow are
+    // skipped after that failure.
+    let m = px.metrics().await;
+    assert_eq!(
+        metric(&m, "pixgate_shared_ops_total", &[("result", "timeout")]),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "pixgate_shared_ops_total",
+            &[("op", "lock"), ("result", "skipped")]
+        ),
+        1.0
+    );
+    assert!(first < Duration::from_millis(150 + 400), "{first:?}");
     let mut times = Vec::new();
     for p in &paths[1..] {
         let t = Instant::now();
@@ -667,15 +689,21 @@ async fn a_full_redis_keeps_entries_local_and_loses_no_request() {
     let n = nodes(&origin, &redis, &key, |_| {});
     assert_eq!(fetch(&n[0], "/f.jpg?w=120").await.0, 200);
     assert_eq!(fetch(&n[0], "/f.jpg?w=120").await.1, "HIT", "kept locally");
+    // A SET is refused (OOM: the purge bus's epoch or the claim, whichever comes first); the
+    // store after it is skipped.
     let m = n[0].metrics().await;
-    assert!(
+    let ops = |op: &str, result: &str| {
         metric(
             &m,
             "pixgate_shared_ops_total",
-            &[("op", "put"), ("result", "error")]
-        ) >= 1.0,
+            &[("op", op), ("result", result)],
+        )
+    };
+    assert!(
+        metric(&m, "pixgate_shared_ops_total", &[("result", "error")]) >= 1.0,
         "the refused SET is counted"
     );
+    assert_eq!(ops("put", "ok"), 0.0);
     assert!(value_names(&redis).is_empty());
     // Another node makes its own.
     assert_eq!(fetch(&n[1], "/f.jpg?w=120").await.1, "MISS");

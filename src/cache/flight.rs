@@ -129,6 +129,11 @@ impl Leader {
         self.claim = claim;
     }
 
+    /// Takes the cluster-wide claim out, to be released once the entry is in Redis.
+    pub fn take_claim(&mut self) -> Option<super::shared::Lock> {
+        self.claim.take()
+    }
+
     /// Publishes the result (`None`: not shareable) and ends the flight.
     pub fn finish(mut self, result: Option<Arc<Entry>>) {
         self.end(result);

@@ -243,19 +243,31 @@ impl Cache {
     /// disk or shared hit to memory).
     pub async fn get(&self, key: &Key) -> Option<(Arc<Entry>, Tier)> {
         let now = SystemTime::now();
-        self.lookup(key, now).await.filter(|(e, _)| e.fresh(now))
+        self.lookup(key, now, true)
+            .await
+            .filter(|(e, _)| e.fresh(now))
+    }
+
+    /// [`Cache::get`] in this node's tiers only: a second look within one request (the first
+    /// asked Redis already, and promoted what it found, fresh or stale, to memory).
+    pub async fn get_local(&self, key: &Key) -> Option<(Arc<Entry>, Tier)> {
+        let now = SystemTime::now();
+        self.lookup(key, now, false)
+            .await
+            .filter(|(e, _)| e.fresh(now))
     }
 
     /// An entry for `key` past its freshness but inside its `stale-if-error` window (and so
-    /// inside `max_retention`), to stand in for a failed origin.
+    /// inside `max_retention`), to stand in for a failed origin. Local tiers only: it follows a
+    /// [`Cache::get`] of the same request, which promoted a stale entry from Redis to memory.
     pub async fn get_stale(&self, key: &Key) -> Option<Arc<Entry>> {
         let now = SystemTime::now();
-        let (e, _) = self.lookup(key, now).await?;
+        let (e, _) = self.lookup(key, now, false).await?;
         (!e.fresh(now)).then_some(e)
     }
 
-    /// Any servable entry for `key`, fresh or stale.
-    async fn lookup(&self, key: &Key, now: SystemTime) -> Option<(Arc<Entry>, Tier)> {
+    /// Any servable entry for `key`, fresh or stale; with `shared`, Redis is asked last.
+    async fn lookup(&self, key: &Key, now: SystemTime, shared: bool) -> Option<(Arc<Entry>, Tier)> {
         if let Some(e) = self.memory.get(key, now) {
             if let Some(d) = &self.disk {
                 d.touch(key, now);
@@ -275,7 +287,8 @@ impl Cache {
                 return Some((e, Tier::Disk));
             }
         }
-        let e = Arc::new(self.shared.as_ref()?.get(key).await?);
+        let tier = self.shared.as_ref().filter(|_| shared)?;
+        let e = Arc::new(tier.get(key).await?);
         self.insert_memory(*key, e.clone(), epoch);
         Some((e, Tier::Shared))
     }
@@ -332,6 +345,42 @@ impl Cache {
         e: Arc<Entry>,
         epoch: u64,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.insert_claimed(key, e, epoch, None)
+    }
+
+    /// Stores the entry a flight's leader made and ends the flight: the claim (if any) goes
+    /// with the Redis write and is released after it, the local followers get the entry at
+    /// once. Not storable: nothing is stored, the followers and other nodes make their own.
+    pub async fn store_and_finish(
+        self: &Arc<Self>,
+        key: Key,
+        e: Arc<Entry>,
+        epoch: u64,
+        storable: bool,
+        lead: Option<flight::Leader>,
+    ) {
+        let mut lead = lead;
+        let claim = lead.as_mut().and_then(|l| l.take_claim());
+        if storable {
+            self.insert_claimed(key, e.clone(), epoch, claim).await;
+        }
+        // After the insert (memory and the sealed file): a request that joins once this flight
+        // has ended finds the entry in some tier, even when the memory tier did not keep it.
+        if let Some(l) = lead {
+            l.finish(storable.then_some(e));
+        }
+    }
+
+    /// [`Cache::insert`], holding `claim` until the Redis write is done. The Redis write runs
+    /// on the shared tier's runtime, not in the returned future: a request never waits for it
+    /// (nor for a Redis in trouble), and other nodes wait for the claim instead.
+    fn insert_claimed(
+        self: &Arc<Self>,
+        key: Key,
+        e: Arc<Entry>,
+        epoch: u64,
+        claim: Option<shared::Lock>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let e = self.within_retention(e);
         let store = if !self.cfg.enabled {
             false
@@ -358,10 +407,14 @@ impl Cache {
                 .await;
             }
             if let Some(shared) = shared {
-                // A purge that began meanwhile may have scanned Redis already: undo.
-                if me.epoch() == epoch && shared.put(&key, &e).await && me.epoch() != epoch {
-                    shared.delete(&key).await;
-                }
+                let tier = shared.clone();
+                shared.spawn(async move {
+                    // A purge that began meanwhile may have scanned Redis already: undo.
+                    if me.epoch() == epoch && tier.put(&key, &e).await && me.epoch() != epoch {
+                        tier.delete(&key).await;
+                    }
+                    drop(claim);
+                });
             }
         }
     }

@@ -69,14 +69,9 @@ fn spawn(
         let res = st2.pool.run(job).await;
         let times = (res.queued, res.ran);
         let (e, storable) = parts.entry(&st2, res);
-        if storable {
-            st2.cache.insert(key, e.clone(), parts.epoch).await;
-        }
-        // After the insert: a request that joins once this flight has ended finds the entry
-        // in some tier (see `serve::find`).
-        if let Some(l) = lead {
-            l.finish(storable.then(|| e.clone()));
-        }
+        st2.cache
+            .store_and_finish(key, e.clone(), parts.epoch, storable, lead)
+            .await;
         if let Err((_, (_, ran))) = tx.send((e, times)) {
             // The request already answered with WebP: this encode was background work,
             // still billed to the tenant that asked for it.

@@ -165,7 +165,7 @@ pub(super) async fn find(st: &State, key: Key, wait: Duration) -> Found {
         // previous leader stored the entry, and joined after that leader's flight ended, finds
         // it here (without this, 50 concurrent misses could cost the origin two fetches). A
         // found entry is published to anyone who joined this flight meanwhile.
-        Join::Leader(mut lead) => match cached(st, &key).await {
+        Join::Leader(mut lead) => match cached_local(st, &key).await {
             Some(e) => {
                 lead.finish(Some(e.clone()));
                 Found::Entry(e, CacheStatus::Hit)
@@ -190,7 +190,16 @@ pub(super) async fn find(st: &State, key: Key, wait: Duration) -> Found {
 
 /// A fresh entry for `key`, counted as a hit of its tier.
 async fn cached(st: &State, key: &Key) -> Option<Arc<Entry>> {
-    let (e, tier) = st.cache.get(key).await?;
+    counted(st.cache.get(key).await)
+}
+
+/// [`cached`] in this node's tiers only (Redis was asked by the first look).
+async fn cached_local(st: &State, key: &Key) -> Option<Arc<Entry>> {
+    counted(st.cache.get_local(key).await)
+}
+
+fn counted(found: Option<(Arc<Entry>, crate::cache::Tier)>) -> Option<Arc<Entry>> {
+    let (e, tier) = found?;
     metrics::CACHE_HITS.with_label_values(&[tier.label()]).inc();
     Some(e)
 }
@@ -427,18 +436,14 @@ pub(super) async fn finish(
     let Some((key, lead)) = p.shared else {
         return respond::entry(st, session, &e, CacheStatus::Bypass, p.fallback, rec).await;
     };
-    if storable {
-        st.cache.insert(key, e.clone(), p.src.epoch).await;
-    } else {
+    if !storable {
         metrics::CACHE_NOT_STORED
             .with_label_values(&["transient"])
             .inc();
     }
-    // After the insert (memory and the sealed file): a request that joins once this flight
-    // has ended finds the entry in some tier, even when the memory tier did not keep it.
-    if let Some(l) = lead {
-        l.finish(storable.then(|| e.clone()));
-    }
+    st.cache
+        .store_and_finish(key, e.clone(), p.src.epoch, storable, lead)
+        .await;
     let status = if storable {
         CacheStatus::Miss
     } else {

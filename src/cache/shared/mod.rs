@@ -148,6 +148,10 @@ pub struct SharedTier {
     breaker: Breaker,
     /// Set when Redis persists to disk under `memory_only_promise`: nothing goes to Redis.
     disabled: AtomicBool,
+    /// The last operation failed: claims and stores wait for a lookup to succeed, so a request
+    /// whose lookup just timed out does not wait again to claim and to store (one `timeout`
+    /// per request, not three, until the breaker opens).
+    failing: AtomicBool,
     /// `cache.memory_only_promise`.
     promise: bool,
     /// The purge epoch this node's local tiers are known to be consistent with.
@@ -200,10 +204,16 @@ impl SharedTier {
             locks: AtomicU64::new(0),
             breaker: Breaker::new(cfg.breaker.failures, cfg.breaker.open_for.get()),
             disabled: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             promise,
             epoch: Mutex::new(None),
             cfg: cfg.clone(),
         }))
+    }
+
+    /// Runs `work` on the tier's runtime, detached.
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(work);
     }
 
     /// The settings.
@@ -291,6 +301,7 @@ impl SharedTier {
             .with_label_values(&[op])
             .observe(started.elapsed().as_secs_f64());
         let was_open = self.breaker.is_open();
+        self.failing.store(res.is_err(), Ordering::Relaxed);
         let open = self.breaker.report(pass, res.is_ok(), Instant::now());
         metrics::SHARED_BREAKER_OPEN.set(i64::from(open));
         match &res {
@@ -310,6 +321,16 @@ impl SharedTier {
             tracing::info!("shared tier: redis answers again");
         }
         res
+    }
+
+    /// Whether a claim or store should be skipped: the last operation failed (a lookup, which
+    /// every request makes first, clears this when Redis answers again).
+    fn skip_after_failure(&self, op: &'static str) -> bool {
+        let skip = self.failing.load(Ordering::Relaxed);
+        if skip {
+            count(op, "skipped");
+        }
+        skip
     }
 
     /// The fresh or stale entry for `key`, if Redis has it and it opens under the cluster key.
@@ -368,6 +389,9 @@ impl SharedTier {
             count("put", "too_large");
             return false;
         }
+        if self.skip_after_failure("put") {
+            return false;
+        }
         let n = sealed.len() as u64;
         let (_, rk) = self.entry_name(key);
         let px = u64::try_from(px).unwrap_or(u64::MAX);
@@ -416,6 +440,9 @@ impl SharedTier {
 
     /// Claims the making of `key`'s variant for this node (`SET NX PX lock_ttl`).
     pub async fn claim(self: &Arc<Self>, key: &Key) -> Claim {
+        if self.skip_after_failure("lock") {
+            return Claim::Unavailable;
+        }
         let name = self.lock_name(&self.entry_name(key).0);
         let n = self.locks.fetch_add(1, Ordering::Relaxed);
         let token = format!("{}-{n}", hex(&self.node));
@@ -620,6 +647,10 @@ impl SharedTier {
         names: Vec<String>,
         sel: &Selector,
     ) -> Result<Vec<String>, String> {
+        // SCAN may return a batch without names (and an empty pipeline is an error).
+        if names.is_empty() {
+            return Ok(names);
+        }
         let mut p = redis::pipe();
         for k in &names {
             p.cmd("GETRANGE").arg(k).arg(0).arg(META_PROBE - 1);
