@@ -52,7 +52,8 @@ fn nodes_on(
                     redis: urls.clone(),
                     cluster,
                     key_file: Some(key.to_path_buf()),
-                    timeout: Dur::millis(200),
+                    // Generous for a loaded CI machine; a hanging Redis has its own test.
+                    timeout: Dur::millis(1000),
                     breaker: BreakerConfig {
                         failures: 3,
                         open_for: Dur::millis(500),

@@ -100,6 +100,7 @@ pub fn start(tier: Arc<SharedTier>, caches: Vec<Arc<Cache>>) {
 }
 
 async fn run(tier: Arc<SharedTier>, caches: Vec<Arc<Cache>>) {
+    tier.warm().await;
     let mut backoff = Duration::from_millis(100);
     let mut seed = 0usize;
     loop {
