@@ -147,7 +147,7 @@ async fn subscribe(tier: &SharedTier, seed: usize) -> Result<redis::aio::PubSub,
             redis::Client::open(u.as_str()).map_err(|e| e.to_string())?
         }
     };
-    let t = tier.cfg.timeout.get().max(Duration::from_secs(1));
+    let t = tier.background_limit();
     let mut ps = tokio::time::timeout(t, client.get_async_pubsub())
         .await
         .map_err(|_| "connect timed out".to_string())?
@@ -162,7 +162,7 @@ async fn subscribe(tier: &SharedTier, seed: usize) -> Result<redis::aio::PubSub,
 /// Applies messages until the subscription ends or stops answering pings.
 async fn listen(tier: &SharedTier, caches: &[Arc<Cache>], pubsub: redis::aio::PubSub) {
     let (mut sink, mut stream) = pubsub.split();
-    let t = tier.cfg.timeout.get().max(Duration::from_secs(1));
+    let t = tier.background_limit();
     let mut tick = tokio::time::interval(PING_EVERY);
     loop {
         tokio::select! {

@@ -21,10 +21,12 @@
 
 pub mod breaker;
 pub mod bus;
+mod claim;
 pub mod config;
 mod persistence;
 mod purge;
 
+pub use claim::{Claim, Lock, Waited};
 pub use persistence::Persistence;
 
 use super::entry::Entry;
@@ -77,47 +79,6 @@ enum Failed {
     Skipped,
     Timeout,
     Error(RedisError),
-}
-
-/// The outcome of [`SharedTier::claim`].
-pub enum Claim {
-    /// This node makes the variant; dropping the lock releases it.
-    Mine(Lock),
-    /// Another node is making it.
-    Busy,
-    /// Redis could not be asked: go on alone.
-    Unavailable,
-}
-
-/// What [`SharedTier::wait`] saw.
-pub enum Waited {
-    /// The other node's entry.
-    Entry(Box<Entry>),
-    /// The claim is gone without a value (that node's response could not be stored, or it
-    /// failed), or Redis failed: make it here.
-    Released,
-    /// The wait's limit passed with the claim still held.
-    TimedOut,
-}
-
-/// A held claim on a variant; released (only if still ours) when dropped.
-pub struct Lock {
-    tier: Arc<SharedTier>,
-    name: String,
-    token: String,
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let tier = self.tier.clone();
-        let (name, token) = (
-            std::mem::take(&mut self.name),
-            std::mem::take(&mut self.token),
-        );
-        self.tier
-            .handle
-            .spawn(async move { tier.release(name, token).await });
-    }
 }
 
 /// The shared tier.
@@ -268,6 +229,33 @@ impl SharedTier {
         for i in 0..self.pool.len() {
             let _ = self.slot(i, limit).await;
         }
+    }
+
+    /// The limit of work off any request's path (the purge bus, purges, the persistence
+    /// check): `timeout`, at least 1 s.
+    fn background_limit(&self) -> Duration {
+        self.cfg.timeout.get().max(Duration::from_secs(1))
+    }
+
+    /// A connection of its own to one server (a master, for a purge's scan or the persistence
+    /// check), opened on the tier's runtime within [`SharedTier::background_limit`].
+    async fn direct(
+        &self,
+        client: redis::Client,
+    ) -> Result<redis::aio::MultiplexedConnection, String> {
+        let t = self.background_limit();
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(t))
+            .set_response_timeout(Some(t));
+        self.handle
+            .spawn(async move {
+                client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     /// Runs one Redis operation with the timeout, the breaker and the metrics.
@@ -439,86 +427,6 @@ impl SharedTier {
             .ok()?;
         count("delete", "ok");
         self.opened("get", key, &name, got)
-    }
-
-    /// Claims the making of `key`'s variant for this node (`SET NX PX lock_ttl`).
-    pub async fn claim(self: &Arc<Self>, key: &Key) -> Claim {
-        if self.skip_after_failure("lock") {
-            return Claim::Unavailable;
-        }
-        let name = self.lock_name(&self.entry_name(key).0);
-        let n = self.locks.fetch_add(1, Ordering::Relaxed);
-        let token = format!("{}-{n}", hex(&self.node));
-        let ttl = u64::try_from(self.cfg.lock_ttl.get().as_millis()).unwrap_or(u64::MAX);
-        let (nm, tk) = (name.clone(), token.clone());
-        let res = self
-            .run("lock", move |c| {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(nm).arg(tk).arg("NX").arg("PX").arg(ttl);
-                c.cmd::<Option<String>>(cmd)
-            })
-            .await;
-        match res {
-            Ok(Some(_)) => {
-                count("lock", "ok");
-                Claim::Mine(Lock {
-                    tier: self.clone(),
-                    name,
-                    token,
-                })
-            }
-            Ok(None) => {
-                count("lock", "busy");
-                Claim::Busy
-            }
-            Err(_) => Claim::Unavailable,
-        }
-    }
-
-    /// Waits up to `limit` for another node's value of `key`.
-    pub async fn wait(&self, key: &Key, limit: Duration) -> Waited {
-        let (name, rk) = self.entry_name(key);
-        let lock = self.lock_name(&name);
-        let end = Instant::now() + limit;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            let (k, l) = (rk.clone(), lock.clone());
-            let polled: Result<(Option<Vec<u8>>, bool), _> = self
-                .run("get", move |c| {
-                    let mut p = redis::pipe();
-                    p.cmd("GET").arg(k).cmd("EXISTS").arg(l);
-                    c.pipe(p)
-                })
-                .await;
-            let Ok((got, held)) = polled else {
-                return Waited::Released;
-            };
-            if got.is_some() || !held {
-                return match self.opened("get", key, &name, got) {
-                    Some(e) => Waited::Entry(Box::new(e)),
-                    None => Waited::Released,
-                };
-            }
-            let now = Instant::now();
-            if now >= end {
-                return Waited::TimedOut;
-            }
-            tokio::time::sleep(pause.min(end - now)).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
-    }
-
-    /// Releases a lock if this node still holds it.
-    async fn release(&self, name: String, token: String) {
-        const SCRIPT: &str =
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('UNLINK', KEYS[1]) else return 0 end";
-        let _ = self
-            .run("lock", move |c| {
-                let mut cmd = redis::cmd("EVAL");
-                cmd.arg(SCRIPT).arg(1).arg(name).arg(token);
-                c.cmd::<i64>(cmd)
-            })
-            .await;
     }
 
     /// Reads the cluster's purge epoch (creating one when Redis has none, e.g. after a restart).

@@ -2,9 +2,7 @@
 //! shared tier does about it: a warning, or under `cache.memory_only_promise` a refusal.
 
 use super::SharedTier;
-use redis::RedisError;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 /// What Redis does with its data on disk (`CONFIG GET save` / `appendonly`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,27 +22,18 @@ impl SharedTier {
             Ok(m) => m,
             Err(e) => return Persistence::Unknown(e),
         };
-        let t = self.cfg.timeout.get().max(Duration::from_secs(1));
         for m in masters {
-            let task = self.handle.spawn(async move {
-                let cfg = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(t))
-                    .set_response_timeout(Some(t));
-                let mut c = m.get_multiplexed_async_connection_with_config(&cfg).await?;
-                let save: Vec<String> = redis::cmd("CONFIG")
-                    .arg("GET")
-                    .arg("save")
-                    .query_async(&mut c)
-                    .await?;
-                let aof: Vec<String> = redis::cmd("CONFIG")
-                    .arg("GET")
-                    .arg("appendonly")
-                    .query_async(&mut c)
-                    .await?;
-                Ok::<_, RedisError>((save, aof))
-            });
-            match task.await {
-                Ok(Ok((save, aof))) => {
+            let asked = async {
+                let mut c = self.direct(m).await?;
+                let mut p = redis::pipe();
+                p.cmd("CONFIG").arg("GET").arg("save");
+                p.cmd("CONFIG").arg("GET").arg("appendonly");
+                p.query_async::<(Vec<String>, Vec<String>)>(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match asked.await {
+                Ok((save, aof)) => {
                     let save = save.get(1).cloned().unwrap_or_default();
                     let aof = aof.get(1).cloned().unwrap_or_default();
                     if !save.trim().is_empty() {
@@ -54,8 +43,7 @@ impl SharedTier {
                         return Persistence::On("appendonly yes".into());
                     }
                 }
-                Ok(Err(e)) => return Persistence::Unknown(e.to_string()),
-                Err(e) => return Persistence::Unknown(e.to_string()),
+                Err(e) => return Persistence::Unknown(e),
             }
         }
         Persistence::Off

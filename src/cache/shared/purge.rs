@@ -86,20 +86,7 @@ impl SharedTier {
 
     /// Scans one master's value names and deletes the selected.
     async fn purge_one(&self, client: redis::Client, sel: &Selector) -> Result<u64, String> {
-        let t = self.cfg.timeout.get().max(Duration::from_secs(1));
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(t))
-            .set_response_timeout(Some(t));
-        let con = self
-            .handle
-            .spawn(async move {
-                client
-                    .get_multiplexed_async_connection_with_config(&cfg)
-                    .await
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let con = self.direct(client).await?;
         let pattern = format!("{}e:*", self.cfg.prefix);
         let mut cursor: u64 = 0;
         let mut n = 0u64;
